@@ -1,0 +1,21 @@
+//! Message header names shared by publishers, consumers and the dead-letter path.
+
+/// JetStream deduplication header; publishers set it to the event's `event_id`.
+pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+/// The event's type (equal to the subject), so routers need not parse the body.
+pub const EVENT_TYPE: &str = "Event-Type";
+/// The event's schema version.
+pub const EVENT_VERSION: &str = "Event-Version";
+
+/// On a dead letter: the machine-readable reason (see `ErrorKind::as_str`).
+pub const DLQ_REASON: &str = "Dlq-Reason";
+/// On a dead letter: the human-readable error, naming the JSON path at fault.
+pub const DLQ_ERROR: &str = "Dlq-Error";
+/// On a dead letter: the JSON pointer at fault, when there is one.
+pub const DLQ_PATH: &str = "Dlq-Path";
+/// On a dead letter: the subject the message was first published on.
+pub const DLQ_ORIGINAL_SUBJECT: &str = "Dlq-Original-Subject";
+/// On a dead letter: the message's sequence in the source stream.
+pub const DLQ_ORIGINAL_SEQUENCE: &str = "Dlq-Original-Sequence";
+/// On a dead letter: how many times the message had been delivered.
+pub const DLQ_DELIVERIES: &str = "Dlq-Deliveries";
