@@ -1,1 +1,10 @@
-//! placeholder
+//! The analytics service: owns clicks: consumes the shortener's events and serves statistics.
+//!
+//! A library with a thin binary (`main.rs`), so tests build the same
+//! [`Application`] the binary runs, on port 0.
+
+pub mod configuration;
+pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;

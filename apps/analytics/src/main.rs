@@ -1,1 +1,19 @@
-fn main() {}
+//! Thin binary: telemetry, configuration, then the application.
+
+use analytics::{Application, Settings};
+use tracing_subscriber::EnvFilter;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let settings = Settings::from_env()?;
+    let application = Application::build(&settings)?;
+    tracing::info!(port = application.port(), "analytics listening");
+    application.run_until_stopped().await?;
+    tracing::info!("analytics stopped");
+    Ok(())
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! The shortener service: owns links: creates them, redirects, and publishes their events.
+//!
+//! A library with a thin binary (`main.rs`), so tests build the same
+//! [`Application`] the binary runs, on port 0.
+
+pub mod configuration;
+pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;

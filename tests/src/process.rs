@@ -1,0 +1,290 @@
+//! Child processes that cannot outlive the test that started them.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not
+//! the process. Test threads come and go, so every child is forked by one
+//! dedicated spawner thread that never exits: a child then dies with the test
+//! process, however that process ends, and only then if no handle stopped it
+//! earlier.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{LazyLock, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Why a server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{server} is not installed ({hint})")]
+    NotInstalled { server: &'static str, hint: String },
+    #[error("{server} did not become ready within {waited:?}; last log lines:\n{log}")]
+    NotReady {
+        server: &'static str,
+        waited: Duration,
+        log: String,
+    },
+    #[error("{server} exited during start-up ({status}); last log lines:\n{log}")]
+    Exited {
+        server: &'static str,
+        status: String,
+        log: String,
+    },
+    #[error("failed to {action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl HarnessError {
+    /// True when the server's binary is missing (a skip outside CI).
+    pub fn is_not_installed(&self) -> bool {
+        matches!(self, HarnessError::NotInstalled { .. })
+    }
+
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(io::Error) -> HarnessError {
+        let action = action.into();
+        move |source| HarnessError::Io { action, source }
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+static SPAWNER: LazyLock<Mutex<mpsc::Sender<SpawnRequest>>> = LazyLock::new(|| {
+    let (tx, rx) = mpsc::channel::<SpawnRequest>();
+    thread::Builder::new()
+        .name("harness-spawner".into())
+        .spawn(move || {
+            for (mut command, reply) in rx {
+                // SAFETY: prctl is async-signal-safe and touches no memory of
+                // the parent; this runs between fork and exec.
+                unsafe {
+                    command.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(command.spawn());
+            }
+        })
+        .expect("spawn the harness spawner thread");
+    Mutex::new(tx)
+});
+
+fn spawn(command: Command) -> io::Result<Child> {
+    let (tx, rx) = mpsc::channel();
+    SPAWNER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, tx))
+        .map_err(|_| io::Error::other("harness spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("harness spawner thread is gone"))?
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; another process could still
+/// take it before the server binds, so servers retry start-up on a new port).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// Finds an executable: the override variable, then `PATH`, then the sbin
+/// directories Debian packages install servers into, then `extra`.
+pub fn find_executable(name: &str, override_var: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(override_var) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .chain(extra.iter().cloned())
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// A running server process whose output goes to a log file.
+pub struct Supervised {
+    server: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Supervised {
+    /// Starts `program args`, appending its stdout and stderr to `log_path`.
+    pub fn start(
+        server: &'static str,
+        program: &Path,
+        args: Vec<String>,
+        log_path: PathBuf,
+    ) -> Result<Self, HarnessError> {
+        let mut supervised = Supervised {
+            server,
+            program: program.to_owned(),
+            args,
+            log_path,
+            child: None,
+        };
+        supervised.spawn()?;
+        Ok(supervised)
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(HarnessError::io(format!(
+                "open {}",
+                self.log_path.display()
+            )))?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .map_err(HarnessError::io("clone a log handle"))?,
+            )
+            .stderr(log);
+        let child = spawn(command).map_err(HarnessError::io(format!(
+            "start {}",
+            self.program.display()
+        )))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Polls `ready` until it answers true; fails early if the process exits.
+    pub fn wait_until(
+        &mut self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), HarnessError> {
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(HarnessError::Exited {
+                        server: self.server,
+                        status: status.to_string(),
+                        log: self.log_tail(),
+                    });
+                }
+            }
+            if ready() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(HarnessError::NotReady {
+                    server: self.server,
+                    waited: timeout,
+                    log: self.log_tail(),
+                });
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it, killing it after
+    /// `grace` if it has not exited.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: plain kill(2) on a pid we own and have not reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same command again (same ports, same data directory).
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// The last lines the server logged, for error messages.
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log_path) {
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+            let _ = file.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1, for readiness probes: the status code
+/// and body, or `None` when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// True when something accepts TCP connections on the port.
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
