@@ -4,6 +4,7 @@
 //! [`Application`] the binary runs, on port 0.
 
 pub mod configuration;
+pub mod domain;
 pub mod startup;
 
 pub use configuration::Settings;

@@ -1,0 +1,13 @@
+//! Parsed domain values: once you hold one, it is valid.
+//!
+//! Each `parse` returns the reason on failure; the HTTP layer adds the name of
+//! the field it came from, so a problem response names the field at fault.
+
+mod expiry;
+mod short_code;
+mod target_url;
+
+pub use contracts::RedirectType;
+pub use expiry::ExpiresAt;
+pub use short_code::{Alias, CodeGenerator, ShortCode, RESERVED_WORDS};
+pub use target_url::{TargetUrl, MAX_URL_LENGTH};
