@@ -6,6 +6,7 @@
 pub mod configuration;
 pub mod domain;
 pub mod startup;
+pub mod store;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -1,0 +1,114 @@
+//! The shortener's store: one port, one adapter per database.
+//!
+//! The service talks to [`LinkStore`] only; `sqlite.rs` (embedded default,
+//! through sea-orm) and, with issue 3's next step, `mongo.rs` implement it. The
+//! choice is made once at start-up from configuration. Every write that other
+//! services must hear about takes its [`OutboxEvent`] and stores it in the
+//! same transaction as the link: that is the transactional outbox, and the
+//! reason a link answered with 201 always reaches analytics.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use contracts::{encode, ContractError, Envelope, Event, RedirectType};
+use uuid::Uuid;
+
+pub mod sqlite;
+
+/// A link as stored. Deleted links are kept (with `deleted_at`) so that their
+/// code answers 410 Gone and is never handed out again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// Time-ordered (UUID v7), so listing by id is listing by creation.
+    pub id: Uuid,
+    pub code: String,
+    /// Normalised target (see `domain::TargetUrl`).
+    pub url: String,
+    pub target_host: String,
+    pub redirect_type: RedirectType,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Served redirects, added in batches by the click publisher.
+    pub click_count: u64,
+    /// Bumped by every update; updates are compare-and-set on it, so two
+    /// concurrent PATCHes never silently overwrite each other.
+    pub version: u64,
+}
+
+/// An event waiting in the outbox, already encoded and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    pub event_id: Uuid,
+    pub subject: String,
+    pub event_version: u32,
+    /// The exact bytes to publish.
+    pub payload: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxEvent {
+    /// Encodes (and so validates) an event for the outbox.
+    pub fn new<T: Event>(envelope: &Envelope<T>) -> Result<Self, ContractError> {
+        Ok(Self {
+            event_id: envelope.event_id,
+            subject: envelope.subject().to_owned(),
+            event_version: envelope.event_version,
+            payload: encode(envelope)?,
+            created_at: envelope.occurred_at,
+        })
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The code is already used by another link (live or deleted).
+    #[error("short code {0:?} is taken")]
+    CodeTaken(String),
+    /// The link changed since it was read (its `version` moved on).
+    #[error("link {0:?} was changed concurrently")]
+    Conflict(String),
+    /// The database failed or is unreachable.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+/// The port every shortener store implements.
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    /// Inserts a new link and its created event atomically.
+    /// [`StoreError::CodeTaken`] when the code exists, deleted or not.
+    async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError>;
+
+    /// The link with this code, deleted ones included.
+    async fn find(&self, code: &str) -> Result<Option<Link>, StoreError>;
+
+    /// Live links, newest first, after the link with id `after` when given.
+    async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, StoreError>;
+
+    /// Replaces the mutable fields of `link` (url, host, redirect type,
+    /// expiry, deletion, updated_at) if its stored version is still
+    /// `link.version - 1`, and queues the event, atomically.
+    /// [`StoreError::Conflict`] when someone else updated it first.
+    async fn update(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError>;
+
+    /// Adds served redirects to the links' counters, in one transaction.
+    async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError>;
+
+    /// The oldest unsent outbox events, in the order they were written.
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Marks events as published (their JetStream ack was received).
+    async fn outbox_mark_sent(
+        &self,
+        event_ids: &[Uuid],
+        sent_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// How many events wait to be published.
+    async fn outbox_depth(&self) -> Result<u64, StoreError>;
+
+    /// Whether the database answers (for `/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

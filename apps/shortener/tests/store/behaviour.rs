@@ -1,0 +1,222 @@
+//! The behaviour every `LinkStore` adapter must have.
+
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
+use contracts::{Envelope, RedirectType, UrlCreated, UrlDeleted, UrlUpdated};
+use shortener::store::{Link, LinkStore, OutboxEvent, StoreError};
+use uuid::Uuid;
+
+/// A fresh link with this code. Times are whole milliseconds, the precision
+/// every store keeps.
+pub fn link(code: &str) -> Link {
+    let now = Utc::now().trunc_subsecs(3);
+    Link {
+        id: Uuid::now_v7(),
+        code: code.to_owned(),
+        url: format!("https://example.com/{code}"),
+        target_host: "example.com".into(),
+        redirect_type: RedirectType::Found,
+        created_at: now,
+        updated_at: now,
+        expires_at: Some(now + Duration::days(30)),
+        deleted_at: None,
+        click_count: 0,
+        version: 1,
+    }
+}
+
+pub fn created(link: &Link) -> OutboxEvent {
+    let data = UrlCreated {
+        url_id: link.id,
+        short_code: link.code.clone(),
+        original_url: link.url.clone(),
+        target_host: link.target_host.clone(),
+        created_at: link.created_at,
+        expires_at: link.expires_at,
+    };
+    OutboxEvent::new(&Envelope::new("shortener", link.created_at, data)).unwrap()
+}
+
+fn updated(link: &Link) -> OutboxEvent {
+    let data = UrlUpdated {
+        url_id: link.id,
+        short_code: link.code.clone(),
+        original_url: Some(link.url.clone()),
+        expires_at: None,
+        redirect_type: None,
+        updated_at: link.updated_at,
+    };
+    OutboxEvent::new(&Envelope::new("shortener", link.updated_at, data)).unwrap()
+}
+
+fn deleted(link: &Link) -> OutboxEvent {
+    let data = UrlDeleted {
+        url_id: link.id,
+        short_code: link.code.clone(),
+        deleted_at: link.deleted_at.unwrap(),
+    };
+    OutboxEvent::new(&Envelope::new("shortener", link.updated_at, data)).unwrap()
+}
+
+pub async fn inserted_links_are_found_by_code(store: &impl LinkStore) {
+    let link = link("found-me");
+    store.insert(&link, &created(&link)).await.unwrap();
+    assert_eq!(store.find("found-me").await.unwrap(), Some(link));
+    assert_eq!(
+        store.find("FOUND-ME").await.unwrap(),
+        None,
+        "codes are case-sensitive"
+    );
+    assert_eq!(store.find("missing").await.unwrap(), None);
+}
+
+pub async fn a_taken_code_is_refused_and_nothing_of_it_is_written(store: &impl LinkStore) {
+    let first = link("taken");
+    let first_event = created(&first);
+    store.insert(&first, &first_event).await.unwrap();
+    let second = link("taken");
+    let error = store.insert(&second, &created(&second)).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::CodeTaken(ref c) if c == "taken"),
+        "{error}"
+    );
+    let pending = store.outbox_pending(10).await.unwrap();
+    assert_eq!(
+        pending,
+        [first_event],
+        "the refused link's event must not be queued"
+    );
+    assert_eq!(store.find("taken").await.unwrap().unwrap().id, first.id);
+}
+
+pub async fn concurrent_claims_of_one_code_give_exactly_one_winner<S: LinkStore + Clone>(
+    store: &S,
+) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let claims = (0..20).map(|_| {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tokio::spawn(async move {
+            let candidate = link("contested");
+            barrier.wait().await;
+            store.insert(&candidate, &created(&candidate)).await
+        })
+    });
+    let results = futures_join(claims).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::CodeTaken(_))))
+        .count();
+    assert_eq!((won, taken), (1, 19), "{results:?}");
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
+}
+
+async fn futures_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) {
+    let original = link("versioned");
+    store.insert(&original, &created(&original)).await.unwrap();
+
+    let mut changed = original.clone();
+    changed.url = "https://example.org/moved".into();
+    changed.target_host = "example.org".into();
+    changed.redirect_type = RedirectType::PermanentRedirect;
+    changed.expires_at = None;
+    changed.updated_at = original.updated_at + Duration::seconds(1);
+    changed.version = 2;
+    store.update(&changed, &updated(&changed)).await.unwrap();
+    assert_eq!(
+        store.find("versioned").await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // A writer that read version 1 too loses, and queues nothing.
+    let mut stale = original.clone();
+    stale.url = "https://example.net/lost".into();
+    stale.version = 2;
+    let error = store.update(&stale, &updated(&stale)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+    assert_eq!(
+        store.find("versioned").await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(store.outbox_depth().await.unwrap(), 2);
+
+    let mut gone = changed.clone();
+    gone.deleted_at = Some(changed.updated_at + Duration::seconds(1));
+    gone.version = 3;
+    store.update(&gone, &deleted(&gone)).await.unwrap();
+    let found = store.find("versioned").await.unwrap().unwrap();
+    assert_eq!(
+        found.deleted_at, gone.deleted_at,
+        "deleted links stay findable (for 410)"
+    );
+}
+
+pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl LinkStore) {
+    let mut links = Vec::new();
+    for n in 0..7 {
+        let link = link(&format!("page{n}"));
+        store.insert(&link, &created(&link)).await.unwrap();
+        links.push(link);
+    }
+    let mut gone = links[3].clone();
+    gone.deleted_at = Some(Utc::now().trunc_subsecs(3));
+    gone.version = 2;
+    store.update(&gone, &deleted(&gone)).await.unwrap();
+
+    let first = store.list(None, 4).await.unwrap();
+    let codes: Vec<_> = first.iter().map(|l| l.code.as_str()).collect();
+    assert_eq!(codes, ["page6", "page5", "page4", "page2"]);
+    let rest = store.list(Some(first[3].id), 4).await.unwrap();
+    let codes: Vec<_> = rest.iter().map(|l| l.code.as_str()).collect();
+    assert_eq!(codes, ["page1", "page0"]);
+    assert!(store.list(Some(rest[1].id), 4).await.unwrap().is_empty());
+}
+
+pub async fn clicks_accumulate(store: &impl LinkStore) {
+    let (a, b) = (link("clicked-a"), link("clicked-b"));
+    store.insert(&a, &created(&a)).await.unwrap();
+    store.insert(&b, &created(&b)).await.unwrap();
+    store.add_clicks(&[(a.id, 3), (b.id, 1)]).await.unwrap();
+    store.add_clicks(&[(a.id, 997)]).await.unwrap();
+    store.add_clicks(&[]).await.unwrap();
+    assert_eq!(
+        store.find("clicked-a").await.unwrap().unwrap().click_count,
+        1000
+    );
+    assert_eq!(
+        store.find("clicked-b").await.unwrap().unwrap().click_count,
+        1
+    );
+}
+
+pub async fn the_outbox_hands_out_events_in_order_until_marked_sent(store: &impl LinkStore) {
+    let mut expected = Vec::new();
+    for n in 0..5 {
+        let link = link(&format!("outbox{n}"));
+        let event = created(&link);
+        store.insert(&link, &event).await.unwrap();
+        expected.push(event);
+    }
+    let pending = store.outbox_pending(3).await.unwrap();
+    assert_eq!(pending, expected[..3]);
+    assert_eq!(store.outbox_depth().await.unwrap(), 5);
+
+    let sent: Vec<Uuid> = pending.iter().map(|e| e.event_id).collect();
+    store.outbox_mark_sent(&sent, Utc::now()).await.unwrap();
+    store.outbox_mark_sent(&[], Utc::now()).await.unwrap();
+    assert_eq!(store.outbox_pending(10).await.unwrap(), expected[3..]);
+    assert_eq!(store.outbox_depth().await.unwrap(), 2);
+    let payload: serde_json::Value = serde_json::from_slice(&expected[4].payload).unwrap();
+    assert_eq!(payload["data"]["short_code"], "outbox4");
+}
