@@ -1,8 +1,8 @@
 //! The shortener's store: one port, one adapter per database.
 //!
 //! The service talks to [`LinkStore`] only; `sqlite.rs` (embedded default,
-//! through sea-orm) and, with issue 3's next step, `mongo.rs` implement it. The
-//! choice is made once at start-up from configuration. Every write that other
+//! through sea-orm) and `mongo.rs` (production) implement it, and the choice
+//! is made once at start-up from configuration. Every write that other
 //! services must hear about takes its [`OutboxEvent`] and stores it in the
 //! same transaction as the link: that is the transactional outbox, and the
 //! reason a link answered with 201 always reaches analytics.
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use contracts::{encode, ContractError, Envelope, Event, RedirectType};
 use uuid::Uuid;
 
+pub mod mongo;
 pub mod sqlite;
 
 /// A link as stored. Deleted links are kept (with `deleted_at`) so that their
@@ -72,6 +73,19 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
+}
+
+/// Reads a redirect status back from a store; anything but 301/302/307/308
+/// means the row was written by something else and is reported, not guessed.
+pub(crate) fn stored_redirect_type(code: &str, status: i32) -> Result<RedirectType, StoreError> {
+    u16::try_from(status)
+        .ok()
+        .and_then(|s| RedirectType::try_from(s).ok())
+        .ok_or_else(|| {
+            StoreError::Unavailable(anyhow::anyhow!(
+                "link {code:?} has an invalid stored redirect type {status}"
+            ))
+        })
 }
 
 /// The port every shortener store implements.

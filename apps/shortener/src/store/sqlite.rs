@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use contracts::RedirectType;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -22,7 +21,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use super::{Link, LinkStore, OutboxEvent, StoreError};
+use super::{stored_redirect_type, Link, LinkStore, OutboxEvent, StoreError};
 
 /// The SQLite adapter of [`LinkStore`].
 #[derive(Debug, Clone)]
@@ -63,16 +62,7 @@ fn unavailable(error: DbErr) -> StoreError {
 }
 
 fn to_link(model: links::Model) -> Result<Link, StoreError> {
-    let redirect_type = u16::try_from(model.redirect_type)
-        .ok()
-        .and_then(|s| RedirectType::try_from(s).ok())
-        .ok_or_else(|| {
-            StoreError::Unavailable(anyhow::anyhow!(
-                "link {} has an invalid redirect type {}",
-                model.code,
-                model.redirect_type
-            ))
-        })?;
+    let redirect_type = stored_redirect_type(&model.code, model.redirect_type)?;
     Ok(Link {
         id: model.id,
         code: model.code,

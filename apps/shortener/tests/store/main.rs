@@ -39,6 +39,14 @@ store_suite!(sqlite, {
     (store, dir)
 });
 
+store_suite!(mongo, {
+    let server = system_tests::require!(system_tests::MongoServer::start());
+    let store = shortener::store::mongo::MongoStore::connect(&server.uri(), "shortener")
+        .await
+        .unwrap();
+    (store, server)
+});
+
 #[tokio::test]
 async fn sqlite_keeps_links_and_pending_events_across_a_reopen() {
     use shortener::store::sqlite::SqliteStore;

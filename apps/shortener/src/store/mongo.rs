@@ -1,0 +1,443 @@
+//! Production store: MongoDB through the official driver.
+//!
+//! Links live in `links` (`_id` = the link's UUID, unique index on `code`);
+//! events wait in `outbox`, written in the same multi-document transaction as
+//! the link. MongoDB must run as a replica set (a one-node set is enough) for
+//! transactions. Transactions are retried on `TransientTransactionError`
+//! (e.g. a write conflict between two requests claiming one code) and a commit
+//! is retried on `UnknownTransactionCommitResult`, as the driver spec advises.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, doc, oid::ObjectId, spec::BinarySubtype, Binary};
+use mongodb::error::{
+    ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
+};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, ClientSession, Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{stored_redirect_type, Link, LinkStore, OutboxEvent, StoreError};
+
+/// Attempts of one transaction before giving up on transient errors.
+const TRANSACTION_ATTEMPTS: usize = 20;
+
+/// The MongoDB adapter of [`LinkStore`].
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    client: Client,
+    database: mongodb::Database,
+    links: Collection<LinkDocument>,
+    outbox: Collection<OutboxDocument>,
+}
+
+impl MongoStore {
+    /// Connects and makes sure the indexes exist (idempotent).
+    pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Self> {
+        let client = Client::with_uri_str(uri)
+            .await
+            .context("failed to parse the MongoDB connection string")?;
+        let database = client.database(database);
+        let links = database.collection::<LinkDocument>("links");
+        let outbox = database.collection::<OutboxDocument>("outbox");
+        links
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "code": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .name("code_unique".to_owned())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .context("failed to create the unique index on links.code")?;
+        outbox
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "event_id": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .name("event_id_unique".to_owned())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .context("failed to create the unique index on outbox.event_id")?;
+        outbox
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "sent_at": 1, "_id": 1 })
+                    .build(),
+            )
+            .await
+            .context("failed to create the outbox index")?;
+        // Collections must exist before a transaction writes to them on MongoDB < 4.4.
+        for name in ["links", "outbox"] {
+            let exists = database
+                .list_collection_names()
+                .await
+                .map_err(anyhow::Error::from)?;
+            if !exists.iter().any(|n| n == name) {
+                let _ = database.create_collection(name).await;
+            }
+        }
+        Ok(Self {
+            client,
+            database,
+            links,
+            outbox,
+        })
+    }
+
+    /// Runs `body` in a transaction, retrying it whole on transient errors.
+    async fn transaction<F>(&self, mut body: F) -> Result<(), StoreError>
+    where
+        F: FnMut(
+            &mut ClientSession,
+        ) -> Pin<Box<dyn Future<Output = Result<(), TxnError>> + Send + '_>>,
+    {
+        let mut session = self.client.start_session().await.map_err(unavailable)?;
+        let mut last = None;
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(2 * attempt as u64)).await;
+            }
+            session.start_transaction().await.map_err(unavailable)?;
+            match body(&mut session).await {
+                Ok(()) => {}
+                Err(error) => {
+                    let _ = session.abort_transaction().await;
+                    match error {
+                        TxnError::Mongo(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
+                            last = Some(e);
+                            continue;
+                        }
+                        TxnError::Mongo(e) => return Err(unavailable(e)),
+                        TxnError::Store(e) => return Err(e),
+                    }
+                }
+            }
+            loop {
+                match session.commit_transaction().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+                    Err(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
+                        last = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+        }
+        Err(unavailable(last.expect("a transient error made us retry")))
+    }
+}
+
+/// What a transaction body can fail with: a driver error (maybe transient)
+/// or a verdict about the data (never retried).
+enum TxnError {
+    Mongo(mongodb::error::Error),
+    Store(StoreError),
+}
+
+impl From<mongodb::error::Error> for TxnError {
+    fn from(error: mongodb::error::Error) -> Self {
+        TxnError::Mongo(error)
+    }
+}
+
+fn unavailable(error: mongodb::error::Error) -> StoreError {
+    StoreError::Unavailable(error.into())
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    match &*error.kind {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}
+
+fn uuid_to_bson(id: Uuid) -> bson::Uuid {
+    bson::Uuid::from_bytes(id.into_bytes())
+}
+
+fn time_to_bson(at: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(at.timestamp_millis())
+}
+
+fn time_from_bson(at: bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// A link as stored. Times have millisecond precision (BSON dates).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LinkDocument {
+    #[serde(rename = "_id")]
+    id: bson::Uuid,
+    code: String,
+    url: String,
+    target_host: String,
+    redirect_type: i32,
+    created_at: bson::DateTime,
+    updated_at: bson::DateTime,
+    expires_at: Option<bson::DateTime>,
+    deleted_at: Option<bson::DateTime>,
+    click_count: i64,
+    version: i64,
+}
+
+impl LinkDocument {
+    fn from_link(link: &Link) -> Self {
+        Self {
+            id: uuid_to_bson(link.id),
+            code: link.code.clone(),
+            url: link.url.clone(),
+            target_host: link.target_host.clone(),
+            redirect_type: i32::from(link.redirect_type.status()),
+            created_at: time_to_bson(link.created_at),
+            updated_at: time_to_bson(link.updated_at),
+            expires_at: link.expires_at.map(time_to_bson),
+            deleted_at: link.deleted_at.map(time_to_bson),
+            click_count: i64::try_from(link.click_count).unwrap_or(i64::MAX),
+            version: i64::try_from(link.version).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn into_link(self) -> Result<Link, StoreError> {
+        let redirect_type = stored_redirect_type(&self.code, self.redirect_type)?;
+        Ok(Link {
+            id: Uuid::from_bytes(self.id.bytes()),
+            code: self.code,
+            url: self.url,
+            target_host: self.target_host,
+            redirect_type,
+            created_at: time_from_bson(self.created_at),
+            updated_at: time_from_bson(self.updated_at),
+            expires_at: self.expires_at.map(time_from_bson),
+            deleted_at: self.deleted_at.map(time_from_bson),
+            click_count: u64::try_from(self.click_count).unwrap_or_default(),
+            version: u64::try_from(self.version).unwrap_or_default(),
+        })
+    }
+}
+
+/// An outbox entry. `_id` is an ObjectId made by this process at write time:
+/// increasing within a process, so sorting by it is write order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutboxDocument {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    event_id: bson::Uuid,
+    subject: String,
+    event_version: i32,
+    payload: Binary,
+    created_at: bson::DateTime,
+    sent_at: Option<bson::DateTime>,
+}
+
+impl OutboxDocument {
+    fn from_event(event: &OutboxEvent) -> Self {
+        Self {
+            id: ObjectId::new(),
+            event_id: uuid_to_bson(event.event_id),
+            subject: event.subject.clone(),
+            event_version: i32::try_from(event.event_version).unwrap_or(i32::MAX),
+            payload: Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: event.payload.clone(),
+            },
+            created_at: time_to_bson(event.created_at),
+            sent_at: None,
+        }
+    }
+}
+
+#[async_trait]
+impl LinkStore for MongoStore {
+    async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
+        let document = LinkDocument::from_link(link);
+        let entry = OutboxDocument::from_event(event);
+        let code = link.code.clone();
+        self.transaction(|session| {
+            let (links, outbox) = (self.links.clone(), self.outbox.clone());
+            let (document, entry, code) = (document.clone(), entry.clone(), code.clone());
+            Box::pin(async move {
+                if let Err(error) = links.insert_one(&document).session(&mut *session).await {
+                    return Err(if is_duplicate_key(&error) {
+                        TxnError::Store(StoreError::CodeTaken(code))
+                    } else {
+                        TxnError::Mongo(error)
+                    });
+                }
+                outbox.insert_one(&entry).session(&mut *session).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn find(&self, code: &str) -> Result<Option<Link>, StoreError> {
+        self.links
+            .find_one(doc! { "code": code })
+            .await
+            .map_err(unavailable)?
+            .map(LinkDocument::into_link)
+            .transpose()
+    }
+
+    async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, StoreError> {
+        let mut filter = doc! { "deleted_at": null };
+        if let Some(after) = after {
+            filter.insert("_id", doc! { "$lt": uuid_to_bson(after) });
+        }
+        let mut cursor = self
+            .links
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(i64::from(limit))
+            .await
+            .map_err(unavailable)?;
+        let mut links = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor
+                .deserialize_current()
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            links.push(document.into_link()?);
+        }
+        Ok(links)
+    }
+
+    async fn update(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
+        let document = LinkDocument::from_link(link);
+        let entry = OutboxDocument::from_event(event);
+        let expected_version = document.version - 1;
+        let code = link.code.clone();
+        self.transaction(|session| {
+            let (links, outbox) = (self.links.clone(), self.outbox.clone());
+            let (document, entry, code) = (document.clone(), entry.clone(), code.clone());
+            Box::pin(async move {
+                // Identity, creation time and the click counter are never
+                // rewritten by an update.
+                let set = doc! {
+                    "url": &document.url,
+                    "target_host": &document.target_host,
+                    "redirect_type": document.redirect_type,
+                    "updated_at": document.updated_at,
+                    "expires_at": document.expires_at,
+                    "deleted_at": document.deleted_at,
+                    "version": document.version,
+                };
+                let result = links
+                    .update_one(
+                        doc! { "_id": document.id, "version": expected_version },
+                        doc! { "$set": set },
+                    )
+                    .session(&mut *session)
+                    .await?;
+                if result.matched_count != 1 {
+                    return Err(TxnError::Store(StoreError::Conflict(code)));
+                }
+                outbox.insert_one(&entry).session(&mut *session).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        // All or nothing: a retried flush after a partial one would count twice.
+        let counts: Vec<(bson::Uuid, i64)> = counts
+            .iter()
+            .map(|&(id, n)| (uuid_to_bson(id), i64::try_from(n).unwrap_or(i64::MAX)))
+            .collect();
+        self.transaction(|session| {
+            let (links, counts) = (self.links.clone(), counts.clone());
+            Box::pin(async move {
+                for (id, clicks) in counts {
+                    links
+                        .update_one(
+                            doc! { "_id": id },
+                            doc! { "$inc": { "click_count": clicks } },
+                        )
+                        .session(&mut *session)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut cursor = self
+            .outbox
+            .find(doc! { "sent_at": null })
+            .sort(doc! { "_id": 1 })
+            .limit(i64::from(limit))
+            .await
+            .map_err(unavailable)?;
+        let mut events = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let row = cursor
+                .deserialize_current()
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            events.push(OutboxEvent {
+                event_id: Uuid::from_bytes(row.event_id.bytes()),
+                subject: row.subject,
+                event_version: u32::try_from(row.event_version).unwrap_or_default(),
+                payload: row.payload.bytes,
+                created_at: time_from_bson(row.created_at),
+            });
+        }
+        Ok(events)
+    }
+
+    async fn outbox_mark_sent(
+        &self,
+        event_ids: &[Uuid],
+        sent_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<bson::Uuid> = event_ids.iter().copied().map(uuid_to_bson).collect();
+        self.outbox
+            .update_many(
+                doc! { "event_id": { "$in": ids } },
+                doc! { "$set": { "sent_at": time_to_bson(sent_at) } },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        self.outbox
+            .count_documents(doc! { "sent_at": null })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.database
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+}
