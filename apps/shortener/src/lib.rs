@@ -5,6 +5,7 @@
 
 pub mod configuration;
 pub mod domain;
+pub mod outbox;
 pub mod startup;
 pub mod store;
 

@@ -1,6 +1,6 @@
 //! Behaviour of the store port, written once and run against every adapter.
 
-mod behaviour;
+pub mod behaviour;
 
 /// Runs every behaviour test against one adapter. `$open` evaluates to
 /// `(store, guard)`; the guard keeps the backing database alive.

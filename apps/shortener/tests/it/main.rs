@@ -1,0 +1,5 @@
+//! The shortener's integration tests: one binary, a module per feature
+//! (keeps link time down), real servers from the harness.
+
+mod outbox;
+mod store;
