@@ -30,6 +30,19 @@ pub fn backends_required() -> bool {
     set("CI") || set("REQUIRE_BACKENDS")
 }
 
+/// The server, or `None` when it is not installed and backends are not
+/// required (the caller skips); any other failure panics.
+pub fn started<S>(start: Result<S, HarnessError>) -> Option<S> {
+    match start {
+        Ok(server) => Some(server),
+        Err(error) if error.is_not_installed() && !backends_required() => {
+            eprintln!("SKIPPED: {error}");
+            None
+        }
+        Err(error) => panic!("{error}"),
+    }
+}
+
 /// Starts a server or, where it is not installed and backends are not
 /// required, skips the calling test (which must return `()`).
 ///
@@ -39,13 +52,9 @@ pub fn backends_required() -> bool {
 #[macro_export]
 macro_rules! require {
     ($start:expr) => {
-        match $start {
-            Ok(server) => server,
-            Err(error) if error.is_not_installed() && !$crate::backends_required() => {
-                eprintln!("SKIPPED {}: {error}", module_path!());
-                return;
-            }
-            Err(error) => panic!("{error}"),
+        match $crate::started($start) {
+            Some(server) => server,
+            None => return,
         }
     };
 }

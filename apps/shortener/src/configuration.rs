@@ -1,36 +1,138 @@
 //! Settings from the environment (`SHORTENER_*`), over defaults in code.
+//!
+//! A variable that is set but does not parse is an error naming it: a typo in
+//! production configuration must stop the service, not be silently ignored.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+
+use crate::domain::CodeGenerator;
+
+/// A secret that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where links are stored.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// Embedded default: a SQLite file.
+    Sqlite { path: PathBuf },
+    /// Production: MongoDB (a replica set, for transactions).
+    Mongo { uri: Secret, database: String },
+}
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the HTTP API listens (`SHORTENER_HTTP_ADDR`).
     pub http_addr: SocketAddr,
+    /// Base of every `short_url` (`SHORTENER_PUBLIC_URL`), without a trailing
+    /// slash. Defaults to `http://` + the listen address.
+    pub public_url: String,
+    /// JetStream server (`SHORTENER_NATS_URL`).
+    pub nats_url: String,
+    /// `SHORTENER_MONGODB_URI` (+ `SHORTENER_MONGODB_DATABASE`) selects
+    /// MongoDB; otherwise `SHORTENER_SQLITE_PATH`.
+    pub store: StoreSettings,
+    /// When set (`SHORTENER_API_KEY`), write endpoints require it in `X-Api-Key`.
+    pub api_key: Option<Secret>,
+    /// Length of generated codes (`SHORTENER_CODE_LENGTH`).
+    pub code_length: usize,
+    /// Link creations per client IP per minute (`SHORTENER_CREATE_RATE_PER_MINUTE`); 0 turns it off.
+    pub create_rate_per_minute: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let http_addr = SocketAddr::from(([127, 0, 0, 1], 8080));
         Self {
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_addr,
+            public_url: format!("http://{http_addr}"),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            store: StoreSettings::Sqlite {
+                path: PathBuf::from(".data/shortener/links.db"),
+            },
+            api_key: None,
+            code_length: CodeGenerator::DEFAULT_LENGTH,
+            create_rate_per_minute: 600,
         }
     }
 }
 
+fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| anyhow!("{name}={value:?} is invalid: {e}"))
+}
+
 impl Settings {
-    /// Defaults overridden by environment variables; a variable that is set
-    /// but does not parse is an error naming it, never silently ignored.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
     /// [`Settings::from_env`] over any source of variables, for tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut settings = Self::default();
-        if let Some(addr) = lookup("SHORTENER_HTTP_ADDR") {
-            settings.http_addr = addr.parse().map_err(|e| {
-                anyhow::anyhow!("SHORTENER_HTTP_ADDR={addr:?} is not a socket address: {e}")
-            })?;
+        if let Some(v) = lookup("SHORTENER_HTTP_ADDR") {
+            settings.http_addr = parsed("SHORTENER_HTTP_ADDR", &v)?;
+        }
+        settings.public_url = match lookup("SHORTENER_PUBLIC_URL") {
+            Some(v) => {
+                let url = url::Url::parse(&v)
+                    .with_context(|| format!("SHORTENER_PUBLIC_URL={v:?} is not a URL"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(anyhow!("SHORTENER_PUBLIC_URL={v:?} must be http or https"));
+                }
+                v.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{}", settings.http_addr),
+        };
+        if let Some(v) = lookup("SHORTENER_NATS_URL") {
+            settings.nats_url = v;
+        }
+        settings.store = match lookup("SHORTENER_MONGODB_URI") {
+            Some(uri) => StoreSettings::Mongo {
+                uri: Secret::new(uri),
+                database: lookup("SHORTENER_MONGODB_DATABASE")
+                    .unwrap_or_else(|| "shortener".into()),
+            },
+            None => StoreSettings::Sqlite {
+                path: lookup("SHORTENER_SQLITE_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".data/shortener/links.db")),
+            },
+        };
+        settings.api_key = lookup("SHORTENER_API_KEY").map(Secret::new);
+        if let Some(v) = lookup("SHORTENER_CODE_LENGTH") {
+            let length = parsed("SHORTENER_CODE_LENGTH", &v)?;
+            CodeGenerator::new(length).map_err(|e| anyhow!("SHORTENER_CODE_LENGTH={v:?}: {e}"))?;
+            settings.code_length = length;
+        }
+        if let Some(v) = lookup("SHORTENER_CREATE_RATE_PER_MINUTE") {
+            settings.create_rate_per_minute = parsed("SHORTENER_CREATE_RATE_PER_MINUTE", &v)?;
         }
         Ok(settings)
     }
@@ -38,17 +140,59 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
-    #[test]
-    fn defaults_listen_on_loopback_port_8080() {
-        let settings = Settings::from_lookup(|_| None).unwrap();
-        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
+    fn from(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
     }
 
     #[test]
-    fn a_malformed_address_names_the_variable() {
-        let error = Settings::from_lookup(|_| Some("not an address".into())).unwrap_err();
-        assert!(error.to_string().contains("SHORTENER_HTTP_ADDR"), "{error}");
+    fn defaults_are_a_local_embedded_setup() {
+        let settings = from(&[]).unwrap();
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert!(matches!(settings.store, StoreSettings::Sqlite { .. }));
+        assert!(settings.api_key.is_none());
+        assert_eq!(settings.create_rate_per_minute, 600);
+    }
+
+    #[test]
+    fn a_mongodb_uri_selects_mongodb_and_stays_secret() {
+        let settings = from(&[(
+            "SHORTENER_MONGODB_URI",
+            "mongodb://user:pw@db/?replicaSet=rs0",
+        )])
+        .unwrap();
+        let StoreSettings::Mongo { uri, database } = &settings.store else {
+            panic!("not mongo")
+        };
+        assert_eq!(database, "shortener");
+        assert_eq!(uri.expose(), "mongodb://user:pw@db/?replicaSet=rs0");
+        assert!(!format!("{settings:?}").contains("pw"));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (name, value) in [
+            ("SHORTENER_HTTP_ADDR", "not an address"),
+            ("SHORTENER_PUBLIC_URL", "ftp://example.com"),
+            ("SHORTENER_CODE_LENGTH", "3"),
+            ("SHORTENER_CREATE_RATE_PER_MINUTE", "-1"),
+        ] {
+            let error = from(&[(name, value)]).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_loses_its_trailing_slash() {
+        let settings = from(&[("SHORTENER_PUBLIC_URL", "https://sho.rt/")]).unwrap();
+        assert_eq!(settings.public_url, "https://sho.rt");
     }
 }

@@ -1,11 +1,15 @@
-//! The shortener service: owns links: creates them, redirects, and publishes their events.
+//! The shortener service: owns links, serves redirects, and publishes link
+//! events through a transactional outbox.
 //!
 //! A library with a thin binary (`main.rs`), so tests build the same
 //! [`Application`] the binary runs, on port 0.
 
+pub mod api;
 pub mod configuration;
 pub mod domain;
 pub mod outbox;
+pub mod problem;
+pub mod service;
 pub mod startup;
 pub mod store;
 

@@ -11,8 +11,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let settings = Settings::from_env()?;
-    let application = Application::build(&settings)?;
-    tracing::info!(port = application.port(), "shortener listening");
+    let application = Application::build(&settings).await?;
+    tracing::info!(port = application.port(), public_url = %settings.public_url, "shortener listening");
     application.run_until_stopped().await?;
     tracing::info!("shortener stopped");
     Ok(())

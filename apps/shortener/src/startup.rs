@@ -1,30 +1,94 @@
-//! Builds the HTTP server on a bound listener.
+//! Builds the service from its settings: store, NATS, outbox relay, HTTP.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
+use async_nats::jetstream;
+use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
+use crate::api::{self, ApiState, CreateRateLimit};
+use crate::configuration::{Settings, StoreSettings};
+use crate::domain::CodeGenerator;
+use crate::outbox::{OutboxRelay, RelaySettings};
+use crate::problem::{self, ApiError};
+use crate::service::LinkService;
+use crate::store::mongo::MongoStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::LinkStore;
 
-/// The running service: its HTTP server, bound and ready to be awaited.
+/// The running service: HTTP server and outbox relay.
 pub struct Application {
     port: u16,
     server: Server,
+    relay: OutboxRelay,
+    store: Arc<dyn LinkStore>,
+}
+
+/// Opens the store the settings choose.
+pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn LinkStore>> {
+    Ok(match settings {
+        StoreSettings::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+        StoreSettings::Mongo { uri, database } => Arc::new(
+            MongoStore::connect(uri.expose(), database)
+                .await
+                .context("failed to connect to MongoDB")?,
+        ),
+    })
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port) and builds the server.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+    /// Opens the store, connects to NATS and binds the listener (port 0
+    /// picks a free port). NATS may be down: the client keeps retrying in the
+    /// background and the outbox holds events until it is back.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings.store).await?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("shortener")
+            .retry_on_initial_connect()
+            .connect(&settings.nats_url)
+            .await
+            .with_context(|| format!("invalid NATS URL {:?}", settings.nats_url))?;
+        let relay = OutboxRelay::new(
+            store.clone(),
+            jetstream::new(nats),
+            RelaySettings::default(),
+        );
+        let service = LinkService::new(
+            store.clone(),
+            CodeGenerator::new(settings.code_length).map_err(anyhow::Error::msg)?,
+            relay.waker(),
+        );
+        let state = web::Data::new(ApiState {
+            service,
+            public_url: settings.public_url.clone(),
+            api_key: settings.api_key.clone(),
+            create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
+        });
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| App::new().route("/health", web::get().to(health)))
-            .listen(listener)
-            .context("failed to start the HTTP server")?
-            .run();
-        Ok(Self { port, server })
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(api::MAX_BODY_BYTES))
+                .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
+                .route("/health", web::get().to(health))
+                .configure(api::routes)
+                .configure(api::redirect_route)
+        })
+        .listen(listener)
+        .context("failed to start the HTTP server")?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            relay,
+            store,
+        })
     }
 
     /// The port actually bound.
@@ -32,43 +96,29 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains
-    /// in-flight requests before returning).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Stops the HTTP server (gracefully or not), which ends `run_until_stopped`.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn store(&self) -> Arc<dyn LinkStore> {
+        self.store.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop):
+    /// in-flight requests finish, then the relay drains the outbox.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; draining the outbox");
+        shutdown.cancel();
+        relay.await.context("the outbox relay panicked")?;
+        served.context("the HTTP server failed")
     }
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "shortener" }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_web::test]
-    async fn health_answers_ok_on_the_bound_port() {
-        let settings = Settings {
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let app = Application::build(&settings).unwrap();
-        let port = app.port();
-        assert_ne!(port, 0);
-        let server = actix_web::rt::spawn(app.run_until_stopped());
-        let response = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            write!(stream, "GET /health HTTP/1.0\r\n\r\n").unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            response
-        })
-        .await
-        .unwrap();
-        server.abort();
-        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
-        assert!(response.contains(r#""service":"shortener""#), "{response}");
-    }
+async fn health() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "shortener" })))
 }

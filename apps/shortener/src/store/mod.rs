@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use contracts::{encode, ContractError, Envelope, Event, RedirectType};
+use contracts::{encode, ContractError, Envelope, Event, RedirectType, UrlCreated};
 use uuid::Uuid;
 
 pub mod mongo;
@@ -35,6 +35,20 @@ pub struct Link {
     /// Bumped by every update; updates are compare-and-set on it, so two
     /// concurrent PATCHes never silently overwrite each other.
     pub version: u64,
+}
+
+impl Link {
+    /// The `shortener.url.created` payload describing this link.
+    pub fn created_event(&self) -> UrlCreated {
+        UrlCreated {
+            url_id: self.id,
+            short_code: self.code.clone(),
+            original_url: self.url.clone(),
+            target_host: self.target_host.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// An event waiting in the outbox, already encoded and validated.

@@ -1,5 +1,6 @@
 //! The shortener's integration tests: one binary, a module per feature
 //! (keeps link time down), real servers from the harness.
 
+mod api;
 mod outbox;
 mod store;

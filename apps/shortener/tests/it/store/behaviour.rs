@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
-use contracts::{Envelope, RedirectType, UrlCreated, UrlDeleted, UrlUpdated};
+use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
 use shortener::store::{Link, LinkStore, OutboxEvent, StoreError};
 use uuid::Uuid;
 
@@ -27,15 +27,12 @@ pub fn link(code: &str) -> Link {
 }
 
 pub fn created(link: &Link) -> OutboxEvent {
-    let data = UrlCreated {
-        url_id: link.id,
-        short_code: link.code.clone(),
-        original_url: link.url.clone(),
-        target_host: link.target_host.clone(),
-        created_at: link.created_at,
-        expires_at: link.expires_at,
-    };
-    OutboxEvent::new(&Envelope::new("shortener", link.created_at, data)).unwrap()
+    OutboxEvent::new(&Envelope::new(
+        "shortener",
+        link.created_at,
+        link.created_event(),
+    ))
+    .unwrap()
 }
 
 fn updated(link: &Link) -> OutboxEvent {

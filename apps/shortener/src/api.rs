@@ -1,0 +1,539 @@
+//! The HTTP API: links under `/api/v1/links`, redirects at `/{code}`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use contracts::RedirectType;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+use validator::{Validate, ValidationError, ValidationErrors};
+
+use crate::configuration::Secret;
+use crate::domain::{Alias, ExpiresAt, ShortCode, TargetUrl, MAX_URL_LENGTH};
+use crate::problem::{ApiError, InvalidParam};
+use crate::service::{LinkChanges, LinkService, NewLink};
+use crate::store::Link;
+
+/// Largest accepted request body; a link request is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+const DEFAULT_PAGE_SIZE: u32 = 20;
+const MAX_PAGE_SIZE: u32 = 100;
+/// `validator` wants its bounds as `u64`.
+const MAX_URL_CHARS: u64 = MAX_URL_LENGTH as u64;
+
+/// Shared state of the handlers.
+pub struct ApiState {
+    pub service: LinkService,
+    /// Base of `short_url`, without a trailing slash.
+    pub public_url: String,
+    pub api_key: Option<Secret>,
+    pub create_limit: Option<CreateRateLimit>,
+}
+
+/// Link creations per client IP per minute.
+pub struct CreateRateLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    checks: AtomicU64,
+}
+
+impl CreateRateLimit {
+    pub fn per_minute(rate: u32) -> Option<Self> {
+        NonZeroU32::new(rate).map(|rate| Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(rate)),
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        // Forget idle addresses now and then, so memory stays bounded.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/api/v1/links")
+                .route(web::post().to(create_link))
+                .route(web::get().to(list_links)),
+        )
+        .service(
+            web::resource("/api/v1/links/{code}")
+                .route(web::get().to(get_link))
+                .route(web::patch().to(update_link))
+                .route(web::delete().to(delete_link)),
+        );
+}
+
+/// The redirect route; registered last, so it never shadows the API.
+pub fn redirect_route(config: &mut web::ServiceConfig) {
+    config.route("/{code}", web::get().to(redirect));
+}
+
+/// A link as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct LinkResponse {
+    pub id: Uuid,
+    pub code: String,
+    pub short_url: String,
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub redirect_type: u16,
+    pub click_count: u64,
+}
+
+impl LinkResponse {
+    fn new(link: Link, public_url: &str) -> Self {
+        Self {
+            short_url: format!("{public_url}/{}", link.code),
+            id: link.id,
+            code: link.code,
+            url: link.url,
+            created_at: link.created_at,
+            updated_at: link.updated_at,
+            expires_at: link.expires_at,
+            redirect_type: link.redirect_type.status(),
+            click_count: link.click_count,
+        }
+    }
+}
+
+fn reason(field: &'static str, result: Result<impl Sized, String>) -> Result<(), ValidationError> {
+    result
+        .map(drop)
+        .map_err(|message| ValidationError::new(field).with_message(Cow::Owned(message)))
+}
+
+fn valid_url(url: &str) -> Result<(), ValidationError> {
+    reason("url", TargetUrl::parse(url))
+}
+
+fn valid_alias(alias: &str) -> Result<(), ValidationError> {
+    reason("alias", Alias::parse(alias))
+}
+
+fn valid_redirect_type(status: u16) -> Result<(), ValidationError> {
+    reason("redirect_type", RedirectType::try_from(status))
+}
+
+fn valid_expiry(at: &DateTime<Utc>) -> Result<(), ValidationError> {
+    reason("expires_at", ExpiresAt::parse(*at, Utc::now()))
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST /api/v1/links`.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct CreateLinkRequest {
+    #[validate(length(max = MAX_URL_CHARS), custom(function = "valid_url"))]
+    url: String,
+    #[validate(custom(function = "valid_alias"))]
+    alias: Option<String>,
+    #[validate(custom(function = "valid_expiry"))]
+    expires_at: Option<DateTime<Utc>>,
+    #[validate(custom(function = "valid_redirect_type"))]
+    redirect_type: Option<u16>,
+}
+
+impl CreateLinkRequest {
+    /// Every rule was checked by `validate`; this only builds the values.
+    fn into_new_link(self) -> Result<NewLink, ApiError> {
+        let now = Utc::now();
+        Ok(NewLink {
+            url: TargetUrl::parse(&self.url).map_err(|e| ApiError::invalid("url", e))?,
+            alias: self
+                .alias
+                .as_deref()
+                .map(Alias::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("alias", e))?,
+            expires_at: self
+                .expires_at
+                .map(|at| ExpiresAt::parse(at, now))
+                .transpose()
+                .map_err(|e| ApiError::invalid("expires_at", e))?,
+            redirect_type: self
+                .redirect_type
+                .map(RedirectType::try_from)
+                .transpose()
+                .map_err(|e| ApiError::invalid("redirect_type", e))?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// `PATCH /api/v1/links/{code}`: only the fields present change.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct UpdateLinkRequest {
+    #[serde(default, deserialize_with = "present")]
+    url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    redirect_type: Option<Option<u16>>,
+}
+
+impl UpdateLinkRequest {
+    fn into_changes(self) -> Result<LinkChanges, ApiError> {
+        let mut invalid = Vec::new();
+        let mut changes = LinkChanges::default();
+        match self.url {
+            Some(Some(url)) => match TargetUrl::parse(&url) {
+                Ok(url) => changes.url = Some(url),
+                Err(e) => invalid.push(InvalidParam::new("url", e)),
+            },
+            Some(None) => invalid.push(InvalidParam::new("url", "must not be null")),
+            None => {}
+        }
+        match self.expires_at {
+            Some(Some(at)) => match ExpiresAt::parse(at, Utc::now()) {
+                Ok(at) => changes.expires_at = Some(Some(at)),
+                Err(e) => invalid.push(InvalidParam::new("expires_at", e)),
+            },
+            Some(None) => changes.expires_at = Some(None),
+            None => {}
+        }
+        match self.redirect_type {
+            Some(Some(status)) => match RedirectType::try_from(status) {
+                Ok(t) => changes.redirect_type = Some(t),
+                Err(e) => invalid.push(InvalidParam::new("redirect_type", e)),
+            },
+            Some(None) => invalid.push(InvalidParam::new("redirect_type", "must not be null")),
+            None => {}
+        }
+        if !invalid.is_empty() {
+            return Err(ApiError::InvalidBody(invalid));
+        }
+        if changes.url.is_none() && changes.expires_at.is_none() && changes.redirect_type.is_none()
+        {
+            return Err(ApiError::invalid(
+                "body",
+                "must change at least one of url, expires_at, redirect_type",
+            ));
+        }
+        Ok(changes)
+    }
+}
+
+fn validation_errors(errors: ValidationErrors) -> ApiError {
+    let mut params: Vec<InvalidParam> = errors
+        .field_errors()
+        .into_iter()
+        .flat_map(|(field, errors)| {
+            errors.iter().map(move |e| {
+                let reason = e
+                    .message
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| match e.code.as_ref() {
+                        "length" => format!("must be at most {MAX_URL_LENGTH} characters"),
+                        other => format!("is invalid ({other})"),
+                    });
+                InvalidParam::new(field.to_string(), reason)
+            })
+        })
+        .collect();
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    ApiError::InvalidBody(params)
+}
+
+/// The field a serde error is about: its path, or the name quoted in
+/// "missing field `x`" / "unknown field `x`" errors, which are reported at
+/// the enclosing object.
+fn field_of(path: &str, message: &str) -> String {
+    if path != "." && !path.is_empty() {
+        return path.to_owned();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or("body")
+        .to_owned()
+}
+
+/// Parses and validates a JSON request body.
+fn json_body<T: DeserializeOwned + Validate>(
+    request: &HttpRequest,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<actix_web::mime::Mime>().ok())
+        .is_some_and(|m| {
+            use actix_web::mime;
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                ApiError::invalid(field_of(&path, &message), message)
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    value.validate().map_err(validation_errors)?;
+    Ok(value)
+}
+
+fn require_api_key(state: &ApiState, request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(expected) = &state.api_key else {
+        return Ok(());
+    };
+    let given = request
+        .headers()
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    // Constant time in the key's length, so timing does not leak a prefix.
+    let expected = expected.expose().as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn code_in_path(request: &HttpRequest) -> Result<ShortCode, ApiError> {
+    let raw = request.match_info().get("code").unwrap_or_default();
+    ShortCode::parse(raw).map_err(|_| ApiError::NotFound(raw.to_owned()))
+}
+
+async fn create_link(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_api_key(&state, &request)?;
+    if let (Some(limit), Some(peer)) = (&state.create_limit, request.peer_addr()) {
+        limit.check(peer.ip())?;
+    }
+    let new = json_body::<CreateLinkRequest>(&request, &body)?.into_new_link()?;
+    let link = state.service.create(new).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/links/{}", link.code)))
+        .json(LinkResponse::new(link, &state.public_url)))
+}
+
+async fn get_link(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let code = code_in_path(&request)?;
+    let link = state.service.get(code.as_str()).await?;
+    Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
+}
+
+#[derive(Serialize)]
+struct LinkPage {
+    items: Vec<LinkResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+async fn list_links(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut limit = DEFAULT_PAGE_SIZE;
+    let mut after = None;
+    let mut invalid = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+        match name.as_ref() {
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
+                _ => invalid.push(InvalidParam::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
+                )),
+            },
+            "cursor" => match Uuid::parse_str(&value) {
+                Ok(id) => after = Some(id),
+                Err(_) => invalid.push(InvalidParam::new(
+                    "cursor",
+                    "is not a cursor this API returned",
+                )),
+            },
+            other => invalid.push(InvalidParam::new(
+                other,
+                "is not a known parameter (limit, cursor)",
+            )),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::InvalidQuery(invalid));
+    }
+    let mut links = state.service.list(after, limit + 1).await?;
+    let next_cursor = (links.len() > limit as usize).then(|| {
+        links.truncate(limit as usize);
+        links.last().map(|l| l.id.to_string()).unwrap_or_default()
+    });
+    let items = links
+        .into_iter()
+        .map(|l| LinkResponse::new(l, &state.public_url))
+        .collect();
+    Ok(HttpResponse::Ok().json(LinkPage { items, next_cursor }))
+}
+
+async fn update_link(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_api_key(&state, &request)?;
+    let code = code_in_path(&request)?;
+    let changes = json_body::<UpdateLinkRequest>(&request, &body)?.into_changes()?;
+    let link = state.service.update(code.as_str(), &changes).await?;
+    Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
+}
+
+async fn delete_link(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    require_api_key(&state, &request)?;
+    let code = code_in_path(&request)?;
+    state.service.delete(code.as_str()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The target with the request's query string appended to its own (before
+/// any fragment), so campaign parameters survive the redirect.
+pub fn merge_query(target: &str, query: &str) -> String {
+    if query.is_empty() {
+        return target.to_owned();
+    }
+    let (base, fragment) = match target.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (target, None),
+    };
+    let separator = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    let mut merged = format!("{base}{separator}{query}");
+    if let Some(fragment) = fragment {
+        merged.push('#');
+        merged.push_str(fragment);
+    }
+    merged
+}
+
+async fn redirect(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let code = code_in_path(&request)?;
+    let link = state.service.resolve(code.as_str()).await?;
+    let status = actix_web::http::StatusCode::from_u16(link.redirect_type.status())
+        .unwrap_or(actix_web::http::StatusCode::FOUND);
+    // Permanent redirects may be cached briefly (so changes still propagate);
+    // temporary ones never, so every click reaches us and is counted.
+    let cache = match link.redirect_type {
+        RedirectType::MovedPermanently | RedirectType::PermanentRedirect => "public, max-age=300",
+        RedirectType::Found | RedirectType::TemporaryRedirect => "private, no-store",
+    };
+    Ok(HttpResponse::build(status)
+        .insert_header((
+            header::LOCATION,
+            merge_query(&link.url, request.query_string()),
+        ))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_query_is_merged_into_the_target() {
+        let cases = [
+            ("https://e.com/p", "", "https://e.com/p"),
+            ("https://e.com/p", "utm=1", "https://e.com/p?utm=1"),
+            ("https://e.com/p?a=1", "utm=1", "https://e.com/p?a=1&utm=1"),
+            ("https://e.com/p?", "utm=1", "https://e.com/p?utm=1"),
+            (
+                "https://e.com/p?a=1#top",
+                "utm=1&x=%20",
+                "https://e.com/p?a=1&utm=1&x=%20#top",
+            ),
+            ("https://e.com/#frag", "b=2", "https://e.com/?b=2#frag"),
+        ];
+        for (target, query, expected) in cases {
+            assert_eq!(merge_query(target, query), expected, "{target} + {query}");
+        }
+    }
+
+    #[test]
+    fn serde_errors_are_attributed_to_their_field() {
+        assert_eq!(
+            field_of("url", "invalid type: integer `5`, expected a string"),
+            "url"
+        );
+        assert_eq!(field_of(".", "missing field `url`"), "url");
+        assert_eq!(
+            field_of(".", "unknown field `target`, expected one of `url`"),
+            "target"
+        );
+        assert_eq!(
+            field_of(".", "invalid type: sequence, expected struct"),
+            "body"
+        );
+    }
+}

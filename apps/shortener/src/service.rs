@@ -1,0 +1,246 @@
+//! What the shortener does with links, independent of HTTP.
+//!
+//! Every change is written together with its event (the outbox), then the
+//! relay is woken so the event is published at once. Generated codes retry on
+//! the rare collision; aliases do not (a taken alias is the client's problem).
+//! Updates read, change and compare-and-set on the version, retrying when
+//! another writer got there first.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{Alias, CodeGenerator, ExpiresAt, TargetUrl};
+use crate::problem::ApiError;
+use crate::store::{Link, LinkStore, OutboxEvent, StoreError};
+
+/// Producer name on every event.
+pub const PRODUCER: &str = "shortener";
+/// Attempts at a fresh generated code before giving up (each collides with
+/// probability ~n/62^7; five in a row means something else is wrong).
+const CODE_ATTEMPTS: usize = 5;
+/// Attempts at a compare-and-set update under contention.
+const UPDATE_ATTEMPTS: usize = 10;
+
+/// A link to create, already validated.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub url: TargetUrl,
+    pub alias: Option<Alias>,
+    pub expires_at: Option<ExpiresAt>,
+    pub redirect_type: RedirectType,
+}
+
+/// Changes to a link, already validated; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct LinkChanges {
+    pub url: Option<TargetUrl>,
+    /// `Some(None)` removes the expiry.
+    pub expires_at: Option<Option<ExpiresAt>>,
+    pub redirect_type: Option<RedirectType>,
+}
+
+/// The shortener's use cases.
+#[derive(Clone)]
+pub struct LinkService {
+    store: Arc<dyn LinkStore>,
+    codes: CodeGenerator,
+    relay: Arc<Notify>,
+}
+
+/// Stored times are whole milliseconds (MongoDB's precision), so what a
+/// response shows is what a later read returns.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::CodeTaken(code) => ApiError::AliasTaken(code),
+        StoreError::Conflict(code) => ApiError::Conflict(code),
+        StoreError::Unavailable(e) => ApiError::Unavailable(e),
+    }
+}
+
+fn outbox<T: contracts::Event>(envelope: Envelope<T>) -> Result<OutboxEvent, ApiError> {
+    // Everything here was validated on the way in, so an event that breaks
+    // its schema is a bug in this service, not bad input.
+    OutboxEvent::new(&envelope)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("event does not match its contract: {e}")))
+}
+
+impl LinkService {
+    pub fn new(store: Arc<dyn LinkStore>, codes: CodeGenerator, relay: Arc<Notify>) -> Self {
+        Self {
+            store,
+            codes,
+            relay,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn LinkStore> {
+        &self.store
+    }
+
+    pub async fn create(&self, new: NewLink) -> Result<Link, ApiError> {
+        let attempts = if new.alias.is_some() {
+            1
+        } else {
+            CODE_ATTEMPTS
+        };
+        for _ in 0..attempts {
+            let code = match &new.alias {
+                Some(alias) => alias.clone().into_code(),
+                None => self.codes.generate(),
+            };
+            let at = now();
+            let link = Link {
+                id: Uuid::now_v7(),
+                code: code.to_string(),
+                url: new.url.as_str().to_owned(),
+                target_host: new.url.host().to_owned(),
+                redirect_type: new.redirect_type,
+                created_at: at,
+                updated_at: at,
+                expires_at: new.expires_at.map(ExpiresAt::get),
+                deleted_at: None,
+                click_count: 0,
+                version: 1,
+            };
+            let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
+            match self.store.insert(&link, &event).await {
+                Ok(()) => {
+                    self.relay.notify_one();
+                    return Ok(link);
+                }
+                Err(StoreError::CodeTaken(_)) if new.alias.is_none() => {
+                    tracing::warn!(code = %code, "generated code collided; drawing another");
+                }
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+        Err(ApiError::Internal(anyhow::anyhow!(
+            "{CODE_ATTEMPTS} generated codes in a row were taken; increase SHORTENER_CODE_LENGTH"
+        )))
+    }
+
+    /// The link with this code; deleted links are gone (410).
+    pub async fn get(&self, code: &str) -> Result<Link, ApiError> {
+        let link = self
+            .store
+            .find(code)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound(code.to_owned()))?;
+        if link.deleted_at.is_some() {
+            return Err(ApiError::Gone {
+                code: code.to_owned(),
+                reason: "was deleted",
+            });
+        }
+        Ok(link)
+    }
+
+    pub async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, ApiError> {
+        self.store.list(after, limit).await.map_err(store_error)
+    }
+
+    /// Applies `changes`; emits `shortener.url.updated` with exactly the
+    /// fields that changed (nothing is written when nothing changes).
+    pub async fn update(&self, code: &str, changes: &LinkChanges) -> Result<Link, ApiError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(code).await?;
+            let mut next = current.clone();
+            let mut event = UrlUpdated {
+                url_id: current.id,
+                short_code: current.code.clone(),
+                original_url: None,
+                expires_at: None,
+                redirect_type: None,
+                updated_at: current.updated_at,
+            };
+            if let Some(url) = changes.url.as_ref().filter(|u| u.as_str() != current.url) {
+                next.url = url.as_str().to_owned();
+                next.target_host = url.host().to_owned();
+                event.original_url = Some(next.url.clone());
+            }
+            if let Some(expiry) = changes.expires_at {
+                let expiry = expiry.map(ExpiresAt::get);
+                if expiry != current.expires_at {
+                    next.expires_at = expiry;
+                    event.expires_at = Some(expiry);
+                }
+            }
+            if let Some(redirect_type) = changes
+                .redirect_type
+                .filter(|t| *t != current.redirect_type)
+            {
+                next.redirect_type = redirect_type;
+                event.redirect_type = Some(redirect_type);
+            }
+            if next == current {
+                return Ok(current);
+            }
+            let at = now();
+            next.updated_at = at;
+            next.version = current.version + 1;
+            event.updated_at = at;
+            let event = outbox(Envelope::new(PRODUCER, at, event))?;
+            match self.store.update(&next, &event).await {
+                Ok(()) => {
+                    self.relay.notify_one();
+                    return Ok(next);
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+        Err(ApiError::Conflict(code.to_owned()))
+    }
+
+    /// Deletes the link: it stops redirecting (410) and its code is never
+    /// reused; `shortener.url.deleted` tells the others.
+    pub async fn delete(&self, code: &str) -> Result<(), ApiError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(code).await?;
+            let at = now();
+            let mut next = current.clone();
+            next.deleted_at = Some(at);
+            next.updated_at = at;
+            next.version = current.version + 1;
+            let event = outbox(Envelope::new(
+                PRODUCER,
+                at,
+                UrlDeleted {
+                    url_id: current.id,
+                    short_code: current.code.clone(),
+                    deleted_at: at,
+                },
+            ))?;
+            match self.store.update(&next, &event).await {
+                Ok(()) => {
+                    self.relay.notify_one();
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+        Err(ApiError::Conflict(code.to_owned()))
+    }
+
+    /// Where `code` redirects to now: 404 unknown, 410 deleted or expired.
+    pub async fn resolve(&self, code: &str) -> Result<Link, ApiError> {
+        let link = self.get(code).await?;
+        if link.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::Gone {
+                code: code.to_owned(),
+                reason: "has expired",
+            });
+        }
+        Ok(link)
+    }
+}

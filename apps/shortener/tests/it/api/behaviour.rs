@@ -1,0 +1,248 @@
+//! What a client of the shortener's API can rely on, on every store.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use chrono::{DateTime, Utc};
+use contracts::stream::STREAM_NAME;
+use contracts::{decode_any, AnyEvent};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::helpers::{problem, TestApp};
+
+pub async fn links_are_created_read_listed_patched_and_deleted(app: &TestApp) {
+    let expires = (Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let created = app
+        .create_ok(json!({ "url": "HTTPS://Example.COM/a b?x=1".replace(' ', "%20"), "alias": "my-link", "expires_at": expires, "redirect_type": 301 }))
+        .await;
+    assert_eq!(created["code"], "my-link");
+    assert_eq!(created["short_url"], "https://sho.rt/my-link");
+    assert_eq!(created["url"], "https://example.com/a%20b?x=1");
+    assert_eq!(created["redirect_type"], 301);
+    assert_eq!(created["click_count"], 0);
+    assert!(created["id"].is_string() && created["created_at"].is_string());
+    let expires_at: DateTime<Utc> = created["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (expires_at - expires.parse::<DateTime<Utc>>().unwrap())
+            .num_milliseconds()
+            .abs()
+            < 1
+    );
+
+    let generated = app
+        .create_ok(json!({ "url": "https://example.org/" }))
+        .await;
+    let code = generated["code"].as_str().unwrap();
+    assert_eq!(code.len(), 7);
+    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(generated["redirect_type"], 302);
+    assert_eq!(generated["expires_at"], Value::Null);
+
+    let read: Value = app.get("/api/v1/links/my-link").await.json().await.unwrap();
+    assert_eq!(read, created);
+
+    // Paging: newest first, a cursor until the last page.
+    for n in 0..3 {
+        app.create_ok(json!({ "url": format!("https://example.net/{n}") }))
+            .await;
+    }
+    let page: Value = app.get("/api/v1/links?limit=3").await.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    assert_eq!(page["items"][0]["url"], "https://example.net/2");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .get(&format!("/api/v1/links?limit=3&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let codes: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, [code, "my-link"]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let patched = app
+        .patch(
+            "my-link",
+            json!({ "url": "https://example.com/new", "expires_at": null, "redirect_type": 308 }),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(patched["url"], "https://example.com/new");
+    assert_eq!(patched["expires_at"], Value::Null);
+    assert_eq!(patched["redirect_type"], 308);
+    assert_eq!(patched["created_at"], created["created_at"]);
+
+    assert_eq!(app.delete("my-link").await.status(), 204);
+    problem(app.get("/api/v1/links/my-link").await, 410).await;
+    problem(app.delete("my-link").await, 410).await;
+    let page: Value = app
+        .get("/api/v1/links?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["code"] != "my-link"));
+}
+
+pub async fn twenty_concurrent_claims_of_an_alias_give_one_201_and_nineteen_409(app: &TestApp) {
+    let claims = (0..20).map(|n| {
+        app.create(json!({ "url": format!("https://example.com/{n}"), "alias": "contested" }))
+    });
+    let responses = futures::future::join_all(claims).await;
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        *statuses.entry(status).or_default() += 1;
+        if status == 409 {
+            let body = problem(response, 409).await;
+            assert_eq!(body["field"], "alias");
+        }
+    }
+    assert_eq!(statuses, HashMap::from([(201, 1), (409, 19)]));
+}
+
+pub async fn redirects_use_the_link_status_and_merge_the_query(app: &TestApp) {
+    for (status, alias) in [
+        (None, "plain"),
+        (Some(301), "moved"),
+        (Some(307), "temporary"),
+        (Some(308), "permanent"),
+    ] {
+        let mut body =
+            json!({ "url": "https://example.com/landing?ref=sho#section", "alias": alias });
+        if let Some(status) = status {
+            body["redirect_type"] = json!(status);
+        }
+        app.create_ok(body).await;
+        let response = app.get(&format!("/{alias}?utm_source=mail&q=a%20b")).await;
+        assert_eq!(response.status().as_u16(), status.unwrap_or(302), "{alias}");
+        assert_eq!(
+            response.headers()["location"],
+            "https://example.com/landing?ref=sho&utm_source=mail&q=a%20b#section"
+        );
+        let cache = response.headers()["cache-control"].to_str().unwrap();
+        assert!(
+            cache.contains(if status.unwrap_or(302) == 301 || status == Some(308) {
+                "max-age"
+            } else {
+                "no-store"
+            }),
+            "{cache}"
+        );
+        let plain = app.get(&format!("/{alias}")).await;
+        assert_eq!(
+            plain.headers()["location"],
+            "https://example.com/landing?ref=sho#section"
+        );
+    }
+}
+
+pub async fn unknown_codes_are_404_and_deleted_or_expired_links_are_410(app: &TestApp) {
+    problem(app.get("/nope123").await, 404).await;
+    problem(app.get("/bad%20code").await, 404).await;
+    problem(app.get("/api/v1/links/nope123").await, 404).await;
+
+    app.create_ok(json!({ "url": "https://example.com/", "alias": "deleted-one" }))
+        .await;
+    assert_eq!(app.delete("deleted-one").await.status(), 204);
+    problem(app.get("/deleted-one").await, 410).await;
+    // A deleted code is never handed out again.
+    problem(
+        app.create(json!({ "url": "https://example.com/", "alias": "deleted-one" }))
+            .await,
+        409,
+    )
+    .await;
+
+    let soon = (Utc::now() + chrono::Duration::milliseconds(1200)).to_rfc3339();
+    app.create_ok(
+        json!({ "url": "https://example.com/", "alias": "short-lived", "expires_at": soon }),
+    )
+    .await;
+    assert_eq!(app.get("/short-lived").await.status(), 302);
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    let gone = problem(app.get("/short-lived").await, 410).await;
+    assert!(gone["detail"].as_str().unwrap().contains("expired"));
+}
+
+pub async fn every_write_reaches_the_stream_as_a_valid_event(app: &TestApp) {
+    let link = app
+        .create_ok(json!({ "url": "https://example.com/", "alias": "evented" }))
+        .await;
+    assert_eq!(
+        app.patch("evented", json!({ "redirect_type": 307 }))
+            .await
+            .status(),
+        200
+    );
+    // A PATCH that changes nothing writes (and publishes) nothing.
+    assert_eq!(
+        app.patch("evented", json!({ "redirect_type": 307 }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.delete("evented").await.status(), 204);
+
+    let js = jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
+    let started = Instant::now();
+    let events = loop {
+        let events = read_all(&js).await;
+        if events.len() >= 3 || started.elapsed() > Duration::from_secs(15) {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = link["id"].as_str().unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e.url_id().to_string() == id));
+    match (&events[0], &events[1], &events[2]) {
+        (AnyEvent::Created(c), AnyEvent::Updated(u), AnyEvent::Deleted(_)) => {
+            assert_eq!(c.data.target_host, "example.com");
+            assert_eq!(u.data.redirect_type.map(u16::from), Some(307));
+            assert_eq!(u.data.original_url, None, "only changed fields are sent");
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+}
+
+async fn read_all(js: &jetstream::Context) -> Vec<AnyEvent> {
+    let Ok(stream) = js.get_stream(STREAM_NAME).await else {
+        return Vec::new();
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .batch()
+        .max_messages(100)
+        .expires(Duration::from_millis(300))
+        .messages()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(message) = batch.next().await {
+        events.push(decode_any(&message.unwrap().payload).expect("a valid event"));
+    }
+    events
+}
+
+pub async fn bad_inputs_get_problem_json_naming_the_field(app: &TestApp) {
+    super::bad_input::every_bad_input_is_refused(app).await;
+}
