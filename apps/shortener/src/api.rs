@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 use validator::{Validate, ValidationError, ValidationErrors};
 
+use crate::clicks::{ClickContext, ClickRecorder};
 use crate::configuration::Secret;
 use crate::domain::{Alias, ExpiresAt, ShortCode, TargetUrl, MAX_URL_LENGTH};
 use crate::problem::{ApiError, InvalidParam};
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub public_url: String,
     pub api_key: Option<Secret>,
     pub create_limit: Option<CreateRateLimit>,
+    pub clicks: ClickRecorder,
+    pub country_header: Option<header::HeaderName>,
 }
 
 /// Link creations per client IP per minute.
@@ -480,6 +483,15 @@ async fn redirect(
 ) -> Result<HttpResponse, ApiError> {
     let code = code_in_path(&request)?;
     let link = state.service.resolve(code.as_str()).await?;
+    let headers = request.headers();
+    let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let context = ClickContext {
+        ip: request.peer_addr().map(|a| a.ip()),
+        user_agent: text(&header::USER_AGENT),
+        referrer: text(&header::REFERER),
+        country: state.country_header.as_ref().and_then(text),
+    };
+    state.clicks.record(&link, context).await;
     let status = actix_web::http::StatusCode::from_u16(link.redirect_type.status())
         .unwrap_or(actix_web::http::StatusCode::FOUND);
     // Permanent redirects may be cached briefly (so changes still propagate);

@@ -59,6 +59,14 @@ pub struct Settings {
     pub code_length: usize,
     /// Link creations per client IP per minute (`SHORTENER_CREATE_RATE_PER_MINUTE`); 0 turns it off.
     pub create_rate_per_minute: u32,
+    /// Secret behind the daily visitor keys (`SHORTENER_VISITOR_KEY_SECRET`).
+    /// Set it to the same value on every instance; unset, each process draws
+    /// its own and unique visitors are only comparable within it.
+    pub visitor_key_secret: Option<Secret>,
+    /// Request header carrying the visitor's country as ISO 3166-1 alpha-2,
+    /// set by a trusted proxy or CDN (`SHORTENER_COUNTRY_HEADER`, e.g.
+    /// `CF-IPCountry`); unset, clicks carry no country.
+    pub country_header: Option<String>,
 }
 
 impl Default for Settings {
@@ -74,6 +82,8 @@ impl Default for Settings {
             api_key: None,
             code_length: CodeGenerator::DEFAULT_LENGTH,
             create_rate_per_minute: 600,
+            visitor_key_secret: None,
+            country_header: None,
         }
     }
 }
@@ -133,6 +143,12 @@ impl Settings {
         }
         if let Some(v) = lookup("SHORTENER_CREATE_RATE_PER_MINUTE") {
             settings.create_rate_per_minute = parsed("SHORTENER_CREATE_RATE_PER_MINUTE", &v)?;
+        }
+        settings.visitor_key_secret = lookup("SHORTENER_VISITOR_KEY_SECRET").map(Secret::new);
+        if let Some(v) = lookup("SHORTENER_COUNTRY_HEADER") {
+            actix_web::http::header::HeaderName::from_bytes(v.as_bytes())
+                .map_err(|e| anyhow!("SHORTENER_COUNTRY_HEADER={v:?} is not a header name: {e}"))?;
+            settings.country_header = Some(v);
         }
         Ok(settings)
     }

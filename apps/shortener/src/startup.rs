@@ -11,6 +11,7 @@ use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, CreateRateLimit};
+use crate::clicks::{click_pipeline, ClickPublisher, ClickSettings, VisitorKeys};
 use crate::configuration::{Settings, StoreSettings};
 use crate::domain::CodeGenerator;
 use crate::outbox::{OutboxRelay, RelaySettings};
@@ -25,6 +26,7 @@ pub struct Application {
     port: u16,
     server: Server,
     relay: OutboxRelay,
+    clicks: ClickPublisher,
     store: Arc<dyn LinkStore>,
 }
 
@@ -52,11 +54,20 @@ impl Application {
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("invalid NATS URL {:?}", settings.nats_url))?;
-        let relay = OutboxRelay::new(
+        let jetstream = jetstream::new(nats);
+        let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
+        let (recorder, clicks) = click_pipeline(
             store.clone(),
-            jetstream::new(nats),
-            RelaySettings::default(),
+            jetstream,
+            VisitorKeys::new(settings.visitor_key_secret.as_ref()),
+            ClickSettings::default(),
         );
+        let country_header = settings
+            .country_header
+            .as_deref()
+            .map(|name| actix_web::http::header::HeaderName::from_bytes(name.as_bytes()))
+            .transpose()
+            .context("SHORTENER_COUNTRY_HEADER is not a header name")?;
         let service = LinkService::new(
             store.clone(),
             CodeGenerator::new(settings.code_length).map_err(anyhow::Error::msg)?,
@@ -67,6 +78,8 @@ impl Application {
             public_url: settings.public_url.clone(),
             api_key: settings.api_key.clone(),
             create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
+            clicks: recorder,
+            country_header,
         });
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
@@ -87,6 +100,7 @@ impl Application {
             port,
             server,
             relay,
+            clicks,
             store,
         })
     }
@@ -106,13 +120,16 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop):
-    /// in-flight requests finish, then the relay drains the outbox.
+    /// in-flight requests finish, then the click publisher and the outbox
+    /// relay drain what is pending before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let clicks = tokio::spawn(self.clicks.run(shutdown.clone()));
         let served = self.server.await;
-        tracing::info!("HTTP server stopped; draining the outbox");
+        tracing::info!("HTTP server stopped; draining clicks and the outbox");
         shutdown.cancel();
+        clicks.await.context("the click publisher panicked")?;
         relay.await.context("the outbox relay panicked")?;
         served.context("the HTTP server failed")
     }

@@ -3,14 +3,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
-use contracts::stream::STREAM_NAME;
-use contracts::{decode_any, AnyEvent};
+use contracts::{subjects, AnyEvent};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::helpers::{problem, TestApp};
+use super::helpers::{events_on, problem, TestApp};
 
 pub async fn links_are_created_read_listed_patched_and_deleted(app: &TestApp) {
     let expires = (Utc::now() + chrono::Duration::days(7)).to_rfc3339();
@@ -196,10 +194,13 @@ pub async fn every_write_reaches_the_stream_as_a_valid_event(app: &TestApp) {
     );
     assert_eq!(app.delete("evented").await.status(), 204);
 
-    let js = jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
     let started = Instant::now();
     let events = loop {
-        let events = read_all(&js).await;
+        let events = app.events(None).await;
+        let events: Vec<AnyEvent> = events
+            .into_iter()
+            .filter(|e| !matches!(e, AnyEvent::Clicked(_)))
+            .collect();
         if events.len() >= 3 || started.elapsed() > Duration::from_secs(15) {
             break events;
         }
@@ -218,31 +219,110 @@ pub async fn every_write_reaches_the_stream_as_a_valid_event(app: &TestApp) {
     }
 }
 
-async fn read_all(js: &jetstream::Context) -> Vec<AnyEvent> {
-    let Ok(stream) = js.get_stream(STREAM_NAME).await else {
-        return Vec::new();
-    };
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .batch()
-        .max_messages(100)
-        .expires(Duration::from_millis(300))
-        .messages()
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    while let Some(message) = batch.next().await {
-        events.push(decode_any(&message.unwrap().payload).expect("a valid event"));
-    }
-    events
-}
-
 pub async fn bad_inputs_get_problem_json_naming_the_field(app: &TestApp) {
     super::bad_input::every_bad_input_is_refused(app).await;
+}
+
+/// Serves `n` redirects of `code`, 32 at a time, as a browser would.
+async fn redirect_many(app: &TestApp, code: &str, n: usize) {
+    let statuses: Vec<u16> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            app.client
+                .get(app.url(&format!("/{code}?n={i}")))
+                .header(
+                    "user-agent",
+                    format!("Mozilla/5.0 (X11; Linux x86_64) test/{}", i % 7),
+                )
+                .header("referer", "https://news.example.org/item?id=1")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 302), "{statuses:?}");
+}
+
+/// The clicked events of one link on the stream.
+fn clicks_of(
+    events: Vec<AnyEvent>,
+    url_id: &str,
+) -> Vec<contracts::Envelope<contracts::UrlClicked>> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            AnyEvent::Clicked(c) if c.data.url_id.to_string() == url_id => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+pub async fn a_thousand_redirects_give_a_thousand_click_events_and_count(app: &TestApp) {
+    let link = app
+        .create_ok(json!({ "url": "https://example.com/", "alias": "popular" }))
+        .await;
+    let id = link["id"].as_str().unwrap();
+    redirect_many(app, "popular", 1000).await;
+
+    let started = Instant::now();
+    loop {
+        let count = app
+            .get("/api/v1/links/popular")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["click_count"]
+            .clone();
+        if count == 1000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "click_count is {count} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let clicks = clicks_of(app.events(Some(subjects::URL_CLICKED)).await, id);
+    assert_eq!(clicks.len(), 1000);
+    let distinct: std::collections::HashSet<_> = clicks.iter().map(|c| c.event_id).collect();
+    assert_eq!(distinct.len(), 1000);
+    let click = &clicks[0];
+    assert_eq!(click.data.short_code, "popular");
+    assert_eq!(
+        click.data.referrer.as_deref(),
+        Some("https://news.example.org/item?id=1")
+    );
+    assert!(click
+        .data
+        .user_agent
+        .as_deref()
+        .unwrap()
+        .starts_with("Mozilla/5.0"));
+    let visitor = click.data.visitor_key.as_deref().unwrap();
+    assert!(!visitor.contains("127.0.0.1"));
+    // Seven user agents from one address: seven visitors.
+    let visitors: std::collections::HashSet<_> =
+        clicks.iter().map(|c| c.data.visitor_key.clone()).collect();
+    assert_eq!(visitors.len(), 7);
+}
+
+/// Called with an app of its own: it is stopped here.
+pub async fn stopping_with_clicks_pending_loses_none(app: TestApp) {
+    let link = app
+        .create_ok(json!({ "url": "https://example.com/", "alias": "last-orders" }))
+        .await;
+    let id = link["id"].as_str().unwrap().to_owned();
+    redirect_many(&app, "last-orders", 500).await;
+    // Stop at once: most clicks are still queued or counted only in memory.
+    let stopped = app.stop().await;
+    let clicks = clicks_of(
+        events_on(&stopped.nats, Some(subjects::URL_CLICKED)).await,
+        &id,
+    );
+    assert_eq!(clicks.len(), 500);
+    let stored = stopped.store.find("last-orders").await.unwrap().unwrap();
+    assert_eq!(stored.click_count, 500);
 }

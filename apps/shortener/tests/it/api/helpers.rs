@@ -1,6 +1,13 @@
 //! `spawn_app`: the shortener built as the binary builds it, on port 0.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use contracts::stream::STREAM_NAME;
+use contracts::{decode_any, AnyEvent};
+use futures::StreamExt;
+use shortener::store::LinkStore;
 
 use actix_web::dev::ServerHandle;
 use serde_json::Value;
@@ -27,6 +34,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub nats: NatsServer,
+    /// The app's own store, still usable after `stop`.
+    pub store: Arc<dyn LinkStore>,
     handle: ServerHandle,
     task: JoinHandle<anyhow::Result<()>>,
     _mongo: Option<MongoServer>,
@@ -67,6 +76,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
         .await
         .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -78,6 +88,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
         address,
         client,
         nats,
+        store,
         handle,
         task,
         _mongo: mongo,
@@ -128,10 +139,64 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Graceful stop: in-flight requests finish, the outbox drains.
-    pub async fn stop(self) {
+    /// Graceful stop (what SIGTERM does): in-flight requests finish, then
+    /// clicks and the outbox drain. The store and NATS stay up for checks.
+    pub async fn stop(self) -> Stopped {
         self.handle.stop(true).await;
         self.task.await.unwrap().unwrap();
+        Stopped {
+            nats: self.nats,
+            store: self.store,
+            _mongo: self._mongo,
+            _dir: self._dir,
+        }
+    }
+
+    /// Every event on the stream (of `subject`, or all), decoded.
+    pub async fn events(&self, subject: Option<&str>) -> Vec<AnyEvent> {
+        events_on(&self.nats, subject).await
+    }
+}
+
+/// What is left of a stopped app.
+pub struct Stopped {
+    pub nats: NatsServer,
+    pub store: Arc<dyn LinkStore>,
+    _mongo: Option<MongoServer>,
+    _dir: tempfile::TempDir,
+}
+
+/// Every event on the stream (of `subject`, or all), decoded: each one is
+/// therefore schema-valid.
+pub async fn events_on(nats: &NatsServer, subject: Option<&str>) -> Vec<AnyEvent> {
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let Ok(stream) = js.get_stream(STREAM_NAME).await else {
+        return Vec::new();
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            filter_subject: subject.unwrap_or_default().to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    loop {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .unwrap();
+        let before = events.len();
+        while let Some(message) = batch.next().await {
+            events.push(decode_any(&message.unwrap().payload).expect("a valid event"));
+        }
+        if events.len() == before {
+            return events;
+        }
     }
 }
 

@@ -19,7 +19,14 @@ macro_rules! api_suite {
                 unknown_codes_are_404_and_deleted_or_expired_links_are_410,
                 every_write_reaches_the_stream_as_a_valid_event,
                 bad_inputs_get_problem_json_naming_the_field,
+                a_thousand_redirects_give_a_thousand_click_events_and_count,
             );
+
+            #[tokio::test]
+            async fn stopping_with_clicks_pending_loses_none() {
+                let Some(app) = spawn_app(Store::$store, Default::default()).await else { return };
+                behaviour::stopping_with_clicks_pending_loses_none(app).await;
+            }
         }
     };
     (@tests $store:expr; $($test:ident),* $(,)?) => {
