@@ -5,6 +5,7 @@
 //! [`Application`] the binary runs, on port 0.
 
 pub mod api;
+pub mod cache;
 pub mod clicks;
 pub mod configuration;
 pub mod domain;

@@ -13,6 +13,7 @@ use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::cache::LinkCache;
 use crate::domain::{Alias, CodeGenerator, ExpiresAt, TargetUrl};
 use crate::problem::ApiError;
 use crate::store::{Link, LinkStore, OutboxEvent, StoreError};
@@ -49,6 +50,7 @@ pub struct LinkService {
     store: Arc<dyn LinkStore>,
     codes: CodeGenerator,
     relay: Arc<Notify>,
+    cache: Arc<LinkCache>,
 }
 
 /// Stored times are whole milliseconds (MongoDB's precision), so what a
@@ -73,11 +75,17 @@ fn outbox<T: contracts::Event>(envelope: Envelope<T>) -> Result<OutboxEvent, Api
 }
 
 impl LinkService {
-    pub fn new(store: Arc<dyn LinkStore>, codes: CodeGenerator, relay: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Arc<dyn LinkStore>,
+        codes: CodeGenerator,
+        relay: Arc<Notify>,
+        cache: Arc<LinkCache>,
+    ) -> Self {
         Self {
             store,
             codes,
             relay,
+            cache,
         }
     }
 
@@ -191,6 +199,7 @@ impl LinkService {
             let event = outbox(Envelope::new(PRODUCER, at, event))?;
             match self.store.update(&next, &event).await {
                 Ok(()) => {
+                    self.cache.invalidate(code).await;
                     self.relay.notify_one();
                     return Ok(next);
                 }
@@ -222,6 +231,7 @@ impl LinkService {
             ))?;
             match self.store.update(&next, &event).await {
                 Ok(()) => {
+                    self.cache.invalidate(code).await;
                     self.relay.notify_one();
                     return Ok(());
                 }
@@ -233,8 +243,16 @@ impl LinkService {
     }
 
     /// Where `code` redirects to now: 404 unknown, 410 deleted or expired.
-    pub async fn resolve(&self, code: &str) -> Result<Link, ApiError> {
-        let link = self.get(code).await?;
+    /// Served from the cache when it can be; see `cache`.
+    pub async fn resolve(&self, code: &str) -> Result<Arc<Link>, ApiError> {
+        let link = match self.cache.get(code).await {
+            Some(link) => link,
+            None => {
+                let link = Arc::new(self.get(code).await?);
+                self.cache.insert(link.clone()).await;
+                link
+            }
+        };
         if link.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(ApiError::Gone {
                 code: code.to_owned(),

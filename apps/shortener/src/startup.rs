@@ -11,6 +11,7 @@ use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, CreateRateLimit};
+use crate::cache::{run_invalidation, LinkCache};
 use crate::clicks::{click_pipeline, ClickPublisher, ClickSettings, VisitorKeys};
 use crate::configuration::{Settings, StoreSettings};
 use crate::domain::CodeGenerator;
@@ -28,6 +29,9 @@ pub struct Application {
     relay: OutboxRelay,
     clicks: ClickPublisher,
     store: Arc<dyn LinkStore>,
+    jetstream: jetstream::Context,
+    cache: Arc<LinkCache>,
+    cache_created: time::OffsetDateTime,
 }
 
 /// Opens the store the settings choose.
@@ -58,7 +62,7 @@ impl Application {
         let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
         let (recorder, clicks) = click_pipeline(
             store.clone(),
-            jetstream,
+            jetstream.clone(),
             VisitorKeys::new(settings.visitor_key_secret.as_ref()),
             ClickSettings::default(),
         );
@@ -68,10 +72,13 @@ impl Application {
             .map(|name| actix_web::http::header::HeaderName::from_bytes(name.as_bytes()))
             .transpose()
             .context("SHORTENER_COUNTRY_HEADER is not a header name")?;
+        let cache = Arc::new(LinkCache::default());
+        let cache_created = time::OffsetDateTime::now_utc();
         let service = LinkService::new(
             store.clone(),
             CodeGenerator::new(settings.code_length).map_err(anyhow::Error::msg)?,
             relay.waker(),
+            cache.clone(),
         );
         let state = web::Data::new(ApiState {
             service,
@@ -102,6 +109,9 @@ impl Application {
             relay,
             clicks,
             store,
+            jetstream,
+            cache,
+            cache_created,
         })
     }
 
@@ -126,11 +136,20 @@ impl Application {
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let clicks = tokio::spawn(self.clicks.run(shutdown.clone()));
+        let invalidation = tokio::spawn(run_invalidation(
+            self.jetstream,
+            self.cache,
+            self.cache_created,
+            shutdown.clone(),
+        ));
         let served = self.server.await;
         tracing::info!("HTTP server stopped; draining clicks and the outbox");
         shutdown.cancel();
         clicks.await.context("the click publisher panicked")?;
         relay.await.context("the outbox relay panicked")?;
+        invalidation
+            .await
+            .context("the cache invalidation panicked")?;
         served.context("the HTTP server failed")
     }
 }

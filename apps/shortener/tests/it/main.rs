@@ -2,5 +2,6 @@
 //! (keeps link time down), real servers from the harness.
 
 mod api;
+mod cache;
 mod outbox;
 mod store;

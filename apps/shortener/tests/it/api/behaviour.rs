@@ -326,3 +326,53 @@ pub async fn stopping_with_clicks_pending_loses_none(app: TestApp) {
     let stored = stopped.store.find("last-orders").await.unwrap().unwrap();
     assert_eq!(stored.click_count, 500);
 }
+
+/// Polls `GET url` until `check` accepts the response, for at most 10 s.
+async fn eventually(
+    app: &TestApp,
+    url: &str,
+    what: &str,
+    check: impl Fn(&reqwest::Response) -> bool,
+) {
+    let started = Instant::now();
+    loop {
+        let response = app.client.get(url).send().await.unwrap();
+        if check(&response) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: still {response:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn a_change_on_one_instance_reaches_the_cache_of_another(app: &TestApp) {
+    app.create_ok(json!({ "url": "https://example.com/old", "alias": "shared" }))
+        .await;
+    let other = app.sibling().await;
+    let via_other = format!("{}/shared", other.address);
+    // Warm the other instance's cache.
+    for _ in 0..3 {
+        let response = app.client.get(&via_other).send().await.unwrap();
+        assert_eq!(response.headers()["location"], "https://example.com/old");
+    }
+
+    assert_eq!(
+        app.patch("shared", json!({ "url": "https://example.com/new" }))
+            .await
+            .status(),
+        200
+    );
+    eventually(app, &via_other, "the update", |r| {
+        r.headers()
+            .get("location")
+            .is_some_and(|l| l == "https://example.com/new")
+    })
+    .await;
+
+    assert_eq!(app.delete("shared").await.status(), 204);
+    eventually(app, &via_other, "the deletion", |r| r.status() == 410).await;
+    other.stop().await;
+}

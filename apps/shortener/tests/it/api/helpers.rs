@@ -36,6 +36,7 @@ pub struct TestApp {
     pub nats: NatsServer,
     /// The app's own store, still usable after `stop`.
     pub store: Arc<dyn LinkStore>,
+    settings: Settings,
     handle: ServerHandle,
     task: JoinHandle<anyhow::Result<()>>,
     _mongo: Option<MongoServer>,
@@ -75,6 +76,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
     let app = Application::build(&settings)
         .await
         .expect("the application builds");
+    let settings_kept = settings.clone();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
     let handle = app.handle();
@@ -89,6 +91,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
         client,
         nats,
         store,
+        settings: settings_kept,
         handle,
         task,
         _mongo: mongo,
@@ -152,9 +155,39 @@ impl TestApp {
         }
     }
 
+    /// A second instance on the same store and NATS, as a scaled-out
+    /// deployment runs them.
+    pub async fn sibling(&self) -> Sibling {
+        let app = Application::build(&self.settings)
+            .await
+            .expect("the sibling builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        Sibling {
+            address,
+            handle,
+            task,
+        }
+    }
+
     /// Every event on the stream (of `subject`, or all), decoded.
     pub async fn events(&self, subject: Option<&str>) -> Vec<AnyEvent> {
         events_on(&self.nats, subject).await
+    }
+}
+
+/// Another instance of the app; see [`TestApp::sibling`].
+pub struct Sibling {
+    pub address: String,
+    handle: ServerHandle,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Sibling {
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.task.await.unwrap().unwrap();
     }
 }
 

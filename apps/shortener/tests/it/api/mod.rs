@@ -20,6 +20,7 @@ macro_rules! api_suite {
                 every_write_reaches_the_stream_as_a_valid_event,
                 bad_inputs_get_problem_json_naming_the_field,
                 a_thousand_redirects_give_a_thousand_click_events_and_count,
+                a_change_on_one_instance_reaches_the_cache_of_another,
             );
 
             #[tokio::test]
