@@ -6,6 +6,7 @@
 //! process, however that process ends, and only then if no handle stopped it
 //! earlier.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
@@ -90,13 +91,57 @@ fn spawn(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("harness spawner thread is gone"))?
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; another process could still
-/// take it before the server binds, so servers retry start-up on a new port).
+/// Ports this process has handed out; never handed out again, so a stopped
+/// server's port is still its own when it restarts.
+static HANDED_OUT: LazyLock<Mutex<HashSet<u16>>> = LazyLock::new(Default::default);
+
+/// The kernel's range of ephemeral ports (outgoing connections get these).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A random number without a dependency: std's hasher keys are random.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// A free TCP port on 127.0.0.1 for a server to listen on.
+///
+/// Servers are stopped and restarted on the same port, so a port must stay
+/// theirs while they are down: it is taken from outside the kernel's
+/// ephemeral range (no outgoing connection is ever given it) and never handed
+/// out twice by this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    let (low, high) = ephemeral_range();
+    let (from, to) = if low > 12_000 {
+        (10_000, low - 1)
+    } else {
+        (high.saturating_add(1), 65_535)
+    };
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..10_000 {
+        let port = from + (random_u64() % u64::from(to - from + 1)) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return port;
+        }
+    }
+    // Practically unreachable; fall back to a port the kernel picks.
+    let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("bind an ephemeral port on 127.0.0.1")
+        .expect("bind an ephemeral port on 127.0.0.1");
+    handed_out.insert(port);
+    port
 }
 
 /// Finds an executable: the override variable, then `PATH`, then the sbin

@@ -54,3 +54,19 @@ fn a_stopped_server_restarts_on_the_same_port() {
     assert!(port_open(port));
     assert_eq!(nats.port(), port);
 }
+
+#[test]
+fn ports_are_never_handed_out_twice_nor_from_the_ephemeral_range() {
+    use std::collections::HashSet;
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .map(|t| {
+            let p: Vec<u16> = t.split_whitespace().map(|p| p.parse().unwrap()).collect();
+            (p[0], p[1])
+        })
+        .unwrap_or((32768, 60999));
+    let ports: Vec<u16> = (0..500)
+        .map(|_| system_tests::process::free_port())
+        .collect();
+    assert_eq!(ports.iter().collect::<HashSet<_>>().len(), 500);
+    assert!(ports.iter().all(|p| !(low..=high).contains(p)), "{ports:?}");
+}

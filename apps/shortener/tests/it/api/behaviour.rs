@@ -164,13 +164,13 @@ pub async fn unknown_codes_are_404_and_deleted_or_expired_links_are_410(app: &Te
     )
     .await;
 
-    let soon = (Utc::now() + chrono::Duration::milliseconds(1200)).to_rfc3339();
+    let soon = (Utc::now() + chrono::Duration::milliseconds(2500)).to_rfc3339();
     app.create_ok(
         json!({ "url": "https://example.com/", "alias": "short-lived", "expires_at": soon }),
     )
     .await;
     assert_eq!(app.get("/short-lived").await.status(), 302);
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    tokio::time::sleep(Duration::from_millis(2700)).await;
     let gone = problem(app.get("/short-lived").await, 410).await;
     assert!(gone["detail"].as_str().unwrap().contains("expired"));
 }
