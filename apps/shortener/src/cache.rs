@@ -9,7 +9,6 @@
 //! bounds staleness if events are ever missed. Expiry of a link is checked on
 //! every hit, so an expired link is never served from the cache.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use contracts::stream::{ensure_stream, shortener_stream_config};
 use contracts::{decode_any, subjects, AnyEvent};
 use futures::StreamExt;
 use moka::future::Cache;
+use prometheus_client::metrics::counter::Counter;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Link;
@@ -29,8 +29,8 @@ const CLOCK_SKEW_MARGIN: time::Duration = time::Duration::seconds(5);
 /// Cached links by code, with hit counters for `/metrics`.
 pub struct LinkCache {
     links: Cache<String, Arc<Link>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Counter,
+    misses: Counter,
 }
 
 impl LinkCache {
@@ -40,8 +40,8 @@ impl LinkCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Counter::default(),
+            misses: Counter::default(),
         }
     }
 
@@ -52,7 +52,7 @@ impl LinkCache {
         } else {
             &self.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         found
     }
 
@@ -66,10 +66,12 @@ impl LinkCache {
 
     /// `(hits, misses)` since start.
     pub fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        (self.hits.get(), self.misses.get())
+    }
+
+    /// The hit and miss counters, for registering with `/metrics`.
+    pub fn counters(&self) -> (Counter, Counter) {
+        (self.hits.clone(), self.misses.clone())
     }
 }
 

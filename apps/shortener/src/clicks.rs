@@ -21,6 +21,8 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 use chrono::{DateTime, Datelike, Utc};
 use contracts::{encode, Envelope, UrlClicked};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -124,6 +126,11 @@ pub struct ClickRecorder {
 }
 
 impl ClickRecorder {
+    /// Events waiting for the publisher.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Queues the click event of a redirect being served.
     pub async fn record(&self, link: &Link, context: ClickContext<'_>) {
         let at = Utc::now();
@@ -161,6 +168,25 @@ impl ClickRecorder {
     }
 }
 
+/// What the click publisher reports to `/metrics`.
+#[derive(Clone)]
+pub struct ClickMetrics {
+    pub published: Counter,
+    pub failures: Counter,
+    pub lag_seconds: Histogram,
+}
+
+impl Default for ClickMetrics {
+    fn default() -> Self {
+        Self {
+            published: Counter::default(),
+            failures: Counter::default(),
+            // 1 ms to ~33 s.
+            lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        }
+    }
+}
+
 /// Publishes queued clicks and keeps the counters; see the module documentation.
 pub struct ClickPublisher {
     rx: mpsc::Receiver<Envelope<UrlClicked>>,
@@ -170,6 +196,7 @@ pub struct ClickPublisher {
     /// Acknowledged clicks not yet added to the store.
     counts: HashMap<Uuid, u64>,
     last_flush: Instant,
+    metrics: ClickMetrics,
 }
 
 /// The two ends of the click pipeline.
@@ -187,11 +214,17 @@ pub fn click_pipeline(
         settings,
         counts: HashMap::new(),
         last_flush: Instant::now(),
+        metrics: ClickMetrics::default(),
     };
     (ClickRecorder { tx, visitors }, publisher)
 }
 
 impl ClickPublisher {
+    /// Its counters, for registering with `/metrics`.
+    pub fn metrics(&self) -> ClickMetrics {
+        self.metrics.clone()
+    }
+
     /// Runs until `shutdown` is cancelled, then drains.
     pub async fn run(mut self, shutdown: CancellationToken) {
         loop {
@@ -292,10 +325,18 @@ impl ClickPublisher {
         }
         for (event, ack) in acks {
             match ack.await {
-                Ok(_) => *self.counts.entry(event.data.url_id).or_default() += 1,
+                Ok(_) => {
+                    *self.counts.entry(event.data.url_id).or_default() += 1;
+                    self.metrics.published.inc();
+                    let lag = (Utc::now() - event.occurred_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    self.metrics.lag_seconds.observe(lag.as_secs_f64());
+                }
                 Err(_) => unsent.push(event),
             }
         }
+        self.metrics.failures.inc_by(unsent.len() as u64);
         unsent
     }
 

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod clicks;
 pub mod configuration;
 pub mod domain;
+pub mod metrics;
 pub mod outbox;
 pub mod problem;
 pub mod service;

@@ -22,6 +22,7 @@ use async_nats::HeaderMap;
 use chrono::Utc;
 use contracts::headers;
 use contracts::stream::{ensure_stream, shortener_stream_config};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +64,7 @@ pub struct OutboxRelay {
     /// Set once the stream is known to exist; checked before every round
     /// until then, the drain's included.
     stream_ready: bool,
+    published: Counter,
 }
 
 impl OutboxRelay {
@@ -77,7 +79,13 @@ impl OutboxRelay {
             settings,
             wake: Arc::new(Notify::new()),
             stream_ready: false,
+            published: Counter::default(),
         }
+    }
+
+    /// Events published so far, for `/metrics`.
+    pub fn published_counter(&self) -> Counter {
+        self.published.clone()
     }
 
     /// Signal this after writing to the outbox to have the event published
@@ -195,6 +203,7 @@ impl OutboxRelay {
             .outbox_mark_sent(&acked, Utc::now())
             .await
             .context("failed to mark published events as sent")?;
+        self.published.inc_by(acked.len() as u64);
         match failure {
             Some(error) => Err(error),
             None => Ok(acked.len()),

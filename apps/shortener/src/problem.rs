@@ -59,6 +59,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Readiness checks that failed; naming them leaks nothing and is what
+    /// an operator needs.
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
     #[error("an internal error occurred")]
     Internal(#[source] anyhow::Error),
 }
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -107,14 +112,14 @@ impl ResponseError for ApiError {
             ApiError::AliasTaken(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, ApiError::NotReady(_)) {
             // The cause goes to the log, never to the client.
             let cause = std::error::Error::source(self).map(|c| format!("{c:#}"));
             tracing::error!(error = %self, cause, "request failed");

@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, CreateRateLimit};
 use crate::cache::{run_invalidation, LinkCache};
-use crate::clicks::{click_pipeline, ClickPublisher, ClickSettings, VisitorKeys};
+use crate::clicks::{click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, VisitorKeys};
 use crate::configuration::{Settings, StoreSettings};
 use crate::domain::CodeGenerator;
+use crate::metrics::{Method, Metrics};
 use crate::outbox::{OutboxRelay, RelaySettings};
 use crate::problem::{self, ApiError};
 use crate::service::LinkService;
@@ -58,7 +59,7 @@ impl Application {
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("invalid NATS URL {:?}", settings.nats_url))?;
-        let jetstream = jetstream::new(nats);
+        let jetstream = jetstream::new(nats.clone());
         let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
         let (recorder, clicks) = click_pipeline(
             store.clone(),
@@ -88,15 +89,46 @@ impl Application {
             clicks: recorder,
             country_header,
         });
+        let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks));
+        let probes = web::Data::new(Probes {
+            store: store.clone(),
+            nats,
+            metrics: metrics.clone(),
+            clicks: state.clicks.clone(),
+        });
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
+            let metrics = metrics.clone();
             App::new()
                 .app_data(state.clone())
+                .app_data(probes.clone())
                 .app_data(web::PayloadConfig::new(api::MAX_BODY_BYTES))
                 .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
+                .wrap_fn(move |request, service| {
+                    let started = std::time::Instant::now();
+                    let method = Method::from(request.method());
+                    let response = service.call(request);
+                    let metrics = metrics.clone();
+                    async move {
+                        let response = response.await?;
+                        let route = response
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        metrics.observe_request(
+                            method,
+                            route,
+                            response.status().as_u16(),
+                            started.elapsed(),
+                        );
+                        Ok(response)
+                    }
+                })
                 .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(render_metrics))
                 .configure(api::routes)
                 .configure(api::redirect_route)
         })
@@ -152,6 +184,54 @@ impl Application {
             .context("the cache invalidation panicked")?;
         served.context("the HTTP server failed")
     }
+}
+
+/// What `/ready` and `/metrics` look at.
+struct Probes {
+    store: Arc<dyn LinkStore>,
+    nats: async_nats::Client,
+    metrics: Arc<Metrics>,
+    clicks: ClickRecorder,
+}
+
+/// Readiness: the store answers and NATS is connected. A shortener without
+/// NATS still creates links (the outbox holds the events) but stops being
+/// ready, so an orchestrator can tell and route redirects elsewhere.
+async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
+    let store = probes
+        .store
+        .ping()
+        .await
+        .err()
+        .map(|e| format!("store: {e}"));
+    let nats = match probes.nats.connection_state() {
+        async_nats::connection::State::Connected => None,
+        other => Some(format!("nats: {other}")),
+    };
+    let failing: Vec<String> = [store, nats].into_iter().flatten().collect();
+    if failing.is_empty() {
+        Ok(HttpResponse::Ok().json(
+            serde_json::json!({ "status": "ready", "checks": { "store": "ok", "nats": "ok" } }),
+        ))
+    } else {
+        Err(ApiError::NotReady(failing))
+    }
+}
+
+async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
+    if let Ok(depth) = probes.store.outbox_depth().await {
+        probes
+            .metrics
+            .outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+    probes
+        .metrics
+        .clicks_queued
+        .set(i64::try_from(probes.clicks.queued()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(probes.metrics.render())
 }
 
 /// Liveness: the process is up and serving HTTP.

@@ -114,3 +114,127 @@ mod access {
         app.stop().await;
     }
 }
+
+mod observability {
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+
+    use super::helpers::{problem, spawn_app, Store, TestApp};
+
+    async fn wait_for_status(app: &TestApp, path: &str, status: u16) -> reqwest::Response {
+        let started = Instant::now();
+        loop {
+            let response = app.get(path).await;
+            if response.status() == status {
+                return response;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{path} never answered {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_follows_nats_and_the_store() {
+        let Some(mut app) = spawn_app(Store::sqlite, Default::default()).await else {
+            return;
+        };
+        let ready: serde_json::Value = wait_for_status(&app, "/ready", 200)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["checks"]["nats"], "ok");
+        app.nats.stop();
+        let not_ready = problem(wait_for_status(&app, "/ready", 503).await, 503).await;
+        assert!(
+            not_ready["detail"].as_str().unwrap().contains("nats"),
+            "{not_ready}"
+        );
+        // Without NATS, links are still created: the outbox keeps their events.
+        app.create_ok(json!({ "url": "https://example.com/" }))
+            .await;
+        app.nats.restart().unwrap();
+        wait_for_status(&app, "/ready", 200).await;
+        assert_eq!(app.get("/health").await.status(), 200);
+        app.stop().await;
+    }
+
+    /// The value of the first sample of `name` (with labels, if given).
+    fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(name_and_labels))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_redirects_cache_and_clicks() {
+        let Some(app) = spawn_app(Store::sqlite, Default::default()).await else {
+            return;
+        };
+        app.create_ok(json!({ "url": "https://example.com/", "alias": "metered" }))
+            .await;
+        for _ in 0..5 {
+            assert_eq!(app.get("/metered").await.status(), 302);
+        }
+        assert_eq!(app.get("/unknown1").await.status(), 404);
+        let started = Instant::now();
+        let text = loop {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            if sample(&text, "shortener_clicks_published_total") == Some(5.0) {
+                break text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "clicks never published:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            sample(
+                &text,
+                r#"shortener_http_requests_total{method="GET",route="/{code}",status="302"}"#
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"shortener_http_requests_total{method="GET",route="/{code}",status="404"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"shortener_http_requests_total{method="POST",route="/api/v1/links",status="201"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "shortener_redirect_duration_seconds_count"),
+            Some(6.0)
+        );
+        // The first redirect and the unknown code miss; the other four hit.
+        assert_eq!(
+            sample(&text, "shortener_redirect_cache_hits_total"),
+            Some(4.0)
+        );
+        assert_eq!(
+            sample(&text, "shortener_redirect_cache_misses_total"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "shortener_click_publish_lag_seconds_count"),
+            Some(5.0)
+        );
+        assert!(sample(&text, "shortener_outbox_depth").is_some());
+        assert!(sample(&text, "shortener_clicks_queued").is_some());
+        app.stop().await;
+    }
+}

@@ -1,0 +1,158 @@
+//! Prometheus metrics, served at `GET /metrics` in the text format.
+//!
+//! One registry per application (no global recorder, so several instances
+//! can live in one process, as they do in tests). Components own their
+//! counters (the cache its hits, the relay and the click publisher theirs)
+//! and the registry holds clones of them; gauges that are cheaper to read
+//! than to maintain (outbox depth, queued clicks) are set at scrape time.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::cache::LinkCache;
+use crate::clicks::ClickPublisher;
+use crate::outbox::OutboxRelay;
+
+/// HTTP method, as a closed set so labels need no allocation.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Method {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    PATCH,
+    DELETE,
+    OPTIONS,
+    OTHER,
+}
+
+impl From<&actix_web::http::Method> for Method {
+    fn from(method: &actix_web::http::Method) -> Self {
+        match method.as_str() {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            "OPTIONS" => Method::OPTIONS,
+            _ => Method::OTHER,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: Method,
+    /// The matched route pattern (`/{code}`, `/api/v1/links`), never the raw
+    /// path, so the label set stays small.
+    pub route: String,
+    pub status: u16,
+}
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub redirect_seconds: Histogram,
+    pub outbox_depth: Gauge,
+    pub clicks_queued: Gauge,
+}
+
+impl Metrics {
+    pub fn new(cache: &LinkCache, relay: &OutboxRelay, clicks: &ClickPublisher) -> Self {
+        let mut registry = Registry::with_prefix("shortener");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by route and status",
+            requests.clone(),
+        );
+        // 50 µs to ~1.6 s.
+        let redirect_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "redirect_duration_seconds",
+            "Time to serve a redirect",
+            redirect_seconds.clone(),
+        );
+        let (hits, misses) = cache.counters();
+        registry.register(
+            "redirect_cache_hits",
+            "Redirects served from the cache",
+            hits,
+        );
+        registry.register(
+            "redirect_cache_misses",
+            "Redirects that had to read the store",
+            misses,
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "outbox_depth",
+            "Events waiting in the outbox to be published",
+            outbox_depth.clone(),
+        );
+        registry.register(
+            "outbox_published",
+            "Outbox events published to JetStream",
+            relay.published_counter(),
+        );
+        let clicks_queued = Gauge::default();
+        registry.register(
+            "clicks_queued",
+            "Click events waiting to be published",
+            clicks_queued.clone(),
+        );
+        let click = clicks.metrics();
+        registry.register(
+            "clicks_published",
+            "Click events acknowledged by JetStream",
+            click.published,
+        );
+        registry.register(
+            "click_publish_failures",
+            "Click events JetStream did not acknowledge (retried)",
+            click.failures,
+        );
+        registry.register(
+            "click_publish_lag_seconds",
+            "Time from a click to its JetStream ack",
+            click.lag_seconds,
+        );
+        Self {
+            registry,
+            requests,
+            redirect_seconds,
+            outbox_depth,
+            clicks_queued,
+        }
+    }
+
+    pub fn observe_request(&self, method: Method, route: String, status: u16, elapsed: Duration) {
+        if route == "/{code}" {
+            self.redirect_seconds.observe(elapsed.as_secs_f64());
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
