@@ -7,7 +7,7 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python up down
+.PHONY: help test backends fmt lint contracts-python openapi-python up down
 
 help:
 	@echo "make up        run the system (see README.md)"
@@ -28,7 +28,12 @@ lint:
 contracts-python: backends
 	"$(URL_SHORTENER_VENV)/bin/python" contracts/check_fixtures.py
 
-test: backends fmt lint contracts-python
+## The shortener's generated OpenAPI document, checked by an independent validator.
+openapi-python: backends
+	cargo run -q -p shortener -- openapi > "$(CARGO_TARGET_DIR)/shortener-openapi.json"
+	"$(URL_SHORTENER_VENV)/bin/openapi-spec-validator" "$(CARGO_TARGET_DIR)/shortener-openapi.json"
+
+test: backends fmt lint contracts-python openapi-python
 	cargo test --workspace
 
 up:

@@ -14,13 +14,15 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 use validator::{Validate, ValidationError, ValidationErrors};
 
 use crate::clicks::{ClickContext, ClickRecorder};
 use crate::configuration::Secret;
 use crate::domain::{Alias, ExpiresAt, ShortCode, TargetUrl, MAX_URL_LENGTH};
-use crate::problem::{ApiError, InvalidParam};
+use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::service::{LinkChanges, LinkService, NewLink};
 use crate::store::Link;
 
@@ -70,8 +72,60 @@ impl CreateRateLimit {
     }
 }
 
+/// The OpenAPI document of this API, generated from the handlers and types
+/// themselves so it cannot drift from them.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "URL shortener",
+        version = "1.0.0",
+        description = "Short links with redirects. Errors are RFC 7807 application/problem+json."
+    ),
+    paths(create_link, list_links, get_link, update_link, delete_link, redirect),
+    components(schemas(LinkResponse, LinkPage, CreateLinkRequest, UpdateLinkRequest, ProblemBody, InvalidParam)),
+    modifiers(&ApiKeySecurity),
+    tags(
+        (name = "links", description = "Create and manage links"),
+        (name = "redirect", description = "Follow a short link")
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the optional `X-Api-Key` scheme the write endpoints accept.
+struct ApiKeySecurity;
+
+impl Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "Required on writes when the service is configured with SHORTENER_API_KEY",
+            ))),
+        );
+    }
+}
+
+/// The document as JSON, built once.
+pub fn openapi_json() -> &'static str {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    });
+    &DOCUMENT
+}
+
+async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_json())
+}
+
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        .route("/api/v1/openapi.json", web::get().to(openapi_document))
         .service(
             web::resource("/api/v1/links")
                 .route(web::post().to(create_link))
@@ -91,16 +145,26 @@ pub fn redirect_route(config: &mut web::ServiceConfig) {
 }
 
 /// A link as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Link)]
 pub struct LinkResponse {
     pub id: Uuid,
+    /// The short code: generated (base62) or the alias.
+    #[schema(example = "aZ3kP9q")]
     pub code: String,
+    #[schema(example = "https://sho.rt/aZ3kP9q")]
     pub short_url: String,
+    /// The normalised target.
+    #[schema(example = "https://example.com/docs")]
     pub url: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the link stops redirecting; null when it never expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// 301, 302, 307 or 308.
+    #[schema(example = 302)]
     pub redirect_type: u16,
+    /// Redirects served, updated in batches (within about a second).
     pub click_count: u64,
 }
 
@@ -150,15 +214,21 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// `POST /api/v1/links`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateLink)]
 struct CreateLinkRequest {
+    /// Absolute http(s) URL, at most 2048 characters, no credentials.
+    #[schema(example = "https://example.com/docs")]
     #[validate(length(max = MAX_URL_CHARS), custom(function = "valid_url"))]
     url: String,
+    /// Custom code: 3-64 of `[A-Za-z0-9_-]`, not a reserved word.
     #[validate(custom(function = "valid_alias"))]
     alias: Option<String>,
+    /// Must be in the future.
     #[validate(custom(function = "valid_expiry"))]
     expires_at: Option<DateTime<Utc>>,
+    /// 301, 302 (default), 307 or 308.
     #[validate(custom(function = "valid_redirect_type"))]
     redirect_type: Option<u16>,
 }
@@ -190,15 +260,20 @@ impl CreateLinkRequest {
     }
 }
 
-/// `PATCH /api/v1/links/{code}`: only the fields present change.
-#[derive(Debug, Deserialize, Validate)]
+/// `PATCH /api/v1/links/{code}`: only the fields present change; at least
+/// one must be. `expires_at: null` removes the expiry.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateLink)]
 struct UpdateLinkRequest {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     expires_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u16>)]
     redirect_type: Option<Option<u16>>,
 }
 
@@ -352,6 +427,23 @@ fn code_in_path(request: &HttpRequest) -> Result<ShortCode, ApiError> {
     ShortCode::parse(raw).map_err(|_| ApiError::NotFound(raw.to_owned()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/links",
+    tag = "links",
+    request_body = CreateLinkRequest,
+    responses(
+        (status = 201, description = "Created", body = LinkResponse, headers(("location" = String, description = "The link's API URL"))),
+        (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The alias is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many creations from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security((), ("api_key" = []))
+)]
 async fn create_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
@@ -368,6 +460,17 @@ async fn create_link(
         .json(LinkResponse::new(link, &state.public_url)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    responses(
+        (status = 200, description = "The link", body = LinkResponse),
+        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn get_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
@@ -377,13 +480,27 @@ async fn get_link(
     Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
 }
 
-#[derive(Serialize)]
+/// One page of links, newest first.
+#[derive(Serialize, ToSchema)]
 struct LinkPage {
     items: Vec<LinkResponse>,
     /// Pass as `cursor` for the next page; `null` on the last one.
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/links",
+    tag = "links",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of live links, newest first", body = LinkPage),
+        (status = 400, description = "Invalid parameter; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn list_links(
     state: web::Data<ApiState>,
     request: HttpRequest,
@@ -428,6 +545,24 @@ async fn list_links(
     Ok(HttpResponse::Ok().json(LinkPage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    request_body = UpdateLinkRequest,
+    responses(
+        (status = 200, description = "The updated link", body = LinkResponse),
+        (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Changed concurrently too often; retry", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []))
+)]
 async fn update_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
@@ -440,6 +575,19 @@ async fn update_link(
     Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    responses(
+        (status = 204, description = "Deleted; the code answers 410 from now on"),
+        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "Already deleted", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []))
+)]
 async fn delete_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
@@ -477,6 +625,20 @@ pub fn merge_query(target: &str, query: &str) -> String {
     merged
 }
 
+#[utoipa::path(
+    get,
+    path = "/{code}",
+    tag = "redirect",
+    params(("code" = String, Path, description = "The short code; the request's query string is appended to the target's")),
+    responses(
+        (status = 301, description = "Moved Permanently (per link)", headers(("location" = String))),
+        (status = 302, description = "Found (default)", headers(("location" = String))),
+        (status = 307, description = "Temporary Redirect (per link)", headers(("location" = String))),
+        (status = 308, description = "Permanent Redirect (per link)", headers(("location" = String))),
+        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted or expired", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn redirect(
     state: web::Data<ApiState>,
     request: HttpRequest,

@@ -5,6 +5,12 @@ use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    // `shortener openapi` prints the OpenAPI document (for client generators
+    // and validators) without starting anything.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", shortener::api::openapi_json());
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

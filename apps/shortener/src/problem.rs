@@ -19,7 +19,7 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One field at fault and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvalidParam {
     pub name: String,
     pub reason: String,
@@ -152,16 +152,23 @@ impl ResponseError for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 7807 problem, as every error of this API is sent.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody {
+    /// Always `about:blank`: the title is the status's phrase and `code`
+    /// carries the precise kind.
     #[serde(rename = "type")]
     kind: &'static str,
-    title: &'a str,
+    title: String,
     status: u16,
-    detail: &'a str,
-    code: &'a str,
+    detail: String,
+    /// Stable machine-readable kind, e.g. `invalid_body`, `alias_taken`.
+    code: String,
+    /// The first field at fault, when a field is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
+    /// Every field at fault.
     #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam>,
 }
@@ -174,15 +181,13 @@ pub fn render(
     invalid_params: Vec<InvalidParam>,
 ) -> HttpResponse {
     let body = ProblemBody {
-        // RFC 7807: "about:blank" means the title is the status's phrase and
-        // `code` carries the precise kind.
         kind: "about:blank",
-        title: status.canonical_reason().unwrap_or("Error"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
-        detail,
-        code,
-        field: invalid_params.first().map(|p| p.name.as_str()),
-        invalid_params: invalid_params.clone(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        field: invalid_params.first().map(|p| p.name.clone()),
+        invalid_params,
     };
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))

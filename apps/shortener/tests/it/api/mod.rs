@@ -238,3 +238,39 @@ mod observability {
         app.stop().await;
     }
 }
+
+mod openapi {
+    use super::helpers::{spawn_app, Store};
+
+    #[tokio::test]
+    async fn the_openapi_document_describes_every_route() {
+        let Some(app) = spawn_app(Store::sqlite, Default::default()).await else {
+            return;
+        };
+        let response = app.get("/api/v1/openapi.json").await;
+        assert_eq!(response.status(), 200);
+        let document: serde_json::Value = response.json().await.unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        for (path, methods) in [
+            ("/api/v1/links", &["post", "get"][..]),
+            ("/api/v1/links/{code}", &["get", "patch", "delete"][..]),
+            ("/{code}", &["get"][..]),
+        ] {
+            for method in methods {
+                let operation = &document["paths"][path][method];
+                assert!(operation.is_object(), "{method} {path} is not documented");
+                assert!(
+                    operation["responses"].as_object().unwrap().len() >= 2,
+                    "{method} {path}"
+                );
+            }
+        }
+        for schema in ["Link", "CreateLink", "UpdateLink", "LinkPage", "Problem"] {
+            assert!(
+                document["components"]["schemas"][schema].is_object(),
+                "{schema}"
+            );
+        }
+        app.stop().await;
+    }
+}
