@@ -313,12 +313,21 @@ impl Drop for Supervised {
 /// A minimal HTTP/1.0 GET on 127.0.0.1, for readiness probes: the status code
 /// and body, or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(
+        port,
+        &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
+    )
+}
+
+/// Sends a raw HTTP/1.0 request to 127.0.0.1 and returns the status code and
+/// body, or `None` when nothing answers.
+pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
     use std::io::Write;
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
             .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;

@@ -8,12 +8,10 @@
 //! `--baseline-server PORT`. The last line printed is one JSON object.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use system_tests::process::free_port;
+use system_tests::process::{free_port, http_get, http_request};
 use system_tests::NatsServer;
 
 const CONNECTIONS: u32 = 64;
@@ -32,30 +30,9 @@ impl Drop for Guard {
     }
 }
 
-fn http(port: u16, request: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    http(
-        port,
-        &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
-    )
-}
-
 fn wait_for(port: u16, path: &str, status: u16) {
     let started = Instant::now();
-    while get(port, path).map(|(s, _)| s) != Some(status) {
+    while http_get(port, path).map(|(s, _)| s) != Some(status) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{path} on {port} never answered {status}"
@@ -142,7 +119,7 @@ fn rss_mb(pid: u32, key: &str) -> f64 {
 }
 
 fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, text) = get(port, "/metrics")?;
+    let (_, text) = http_get(port, "/metrics")?;
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
@@ -201,7 +178,7 @@ fn main() {
     let pid = shortener.0.id();
     wait_for(port, "/ready", 200);
     let body = format!(r#"{{"url": "https://example.com/landing", "alias": "{CODE}"}}"#);
-    let created = http(
+    let created = http_request(
         port,
         &format!(
             "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -267,6 +244,10 @@ fn main() {
     println!(
         "{:<24} {:>12.0} {:>10.3} {:>10.3} {:>12}",
         "bare actix-web 302", baseline.rps, baseline.p50_ms, baseline.p99_ms, baseline.non_2xx_3xx
+    );
+    println!(
+        "measured window: {} redirects by the shortener, {} by the baseline",
+        load.requests, baseline.requests
     );
     println!("ratio {ratio:.3}; shortener RSS {rss_idle:.1} MB idle, {rss_peak:.1} MB peak");
     println!(
