@@ -118,6 +118,23 @@ fn rss_mb(pid: u32, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime
+            // are the 14th and 15th fields of the whole line.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks_per_second)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, text) = http_get(port, "/metrics")?;
     text.lines()
@@ -193,7 +210,13 @@ fn main() {
     let rss_idle = rss_mb(pid, "VmRSS:");
 
     wrk(port, WARM_UP);
+    let nats_pid = nats.pid().expect("nats-server runs");
+    let cpu_before = (cpu_seconds(pid), cpu_seconds(nats_pid));
     let load = wrk(port, MEASURE);
+    let cpu_used = (
+        cpu_seconds(pid) - cpu_before.0,
+        cpu_seconds(nats_pid) - cpu_before.1,
+    );
     // Every redirect served (warm-up included) must have its click event
     // acknowledged by JetStream: one each, none missing, none extra.
     let served_metric =
@@ -248,6 +271,12 @@ fn main() {
     println!(
         "measured window: {} redirects by the shortener, {} by the baseline",
         load.requests, baseline.requests
+    );
+    println!(
+        "cores busy while measured: shortener {:.2}, nats-server {:.2} (wrk and the rest share the remainder of {})",
+        cpu_used.0 / MEASURE.as_secs_f64(),
+        cpu_used.1 / MEASURE.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!("ratio {ratio:.3}; shortener RSS {rss_idle:.1} MB idle, {rss_peak:.1} MB peak");
     println!(
