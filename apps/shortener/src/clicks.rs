@@ -197,6 +197,11 @@ pub struct ClickPublisher {
     counts: HashMap<Uuid, u64>,
     last_flush: Instant,
     metrics: ClickMetrics,
+    /// Cancelled when shutdown begins; set by `run`.
+    shutdown: CancellationToken,
+    /// When unacknowledged clicks are given up: one deadline for the whole
+    /// drain, set when shutdown begins, however many batches are left.
+    give_up_at: Option<Instant>,
 }
 
 /// The two ends of the click pipeline.
@@ -215,6 +220,8 @@ pub fn click_pipeline(
         counts: HashMap::new(),
         last_flush: Instant::now(),
         metrics: ClickMetrics::default(),
+        shutdown: CancellationToken::new(),
+        give_up_at: None,
     };
     (ClickRecorder { tx, visitors }, publisher)
 }
@@ -227,6 +234,7 @@ impl ClickPublisher {
 
     /// Runs until `shutdown` is cancelled, then drains.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        self.shutdown = shutdown.clone();
         loop {
             let first = tokio::select! {
                 event = self.rx.recv() => event,
@@ -238,7 +246,7 @@ impl ClickPublisher {
             };
             let Some(first) = first else { break };
             let batch = self.fill_batch(first).await;
-            self.publish(batch, &shutdown).await;
+            self.publish(batch).await;
             if self.last_flush.elapsed() >= self.settings.count_flush_interval {
                 self.flush_counts().await;
             }
@@ -265,28 +273,26 @@ impl ClickPublisher {
 
     /// Publishes until every event is acknowledged; gives up only when
     /// shutdown's drain time is over (and says how many were lost).
-    async fn publish(
-        &mut self,
-        mut batch: Vec<Envelope<UrlClicked>>,
-        shutdown: &CancellationToken,
-    ) {
+    async fn publish(&mut self, mut batch: Vec<Envelope<UrlClicked>>) {
         let mut backoff = self.settings.min_backoff;
-        let mut give_up_at: Option<Instant> = None;
         loop {
+            // Checked before the attempt too: once the drain time is over,
+            // an attempt against an unreachable NATS would only add one ack
+            // timeout per remaining batch.
+            if self.give_up_at.is_some_and(|at| Instant::now() >= at) {
+                tracing::error!(
+                    lost = batch.len(),
+                    "click publisher gave up at shutdown; these clicks are lost"
+                );
+                return;
+            }
             batch = self.publish_once(batch).await;
             if batch.is_empty() {
                 return;
             }
-            if shutdown.is_cancelled() {
-                let deadline =
-                    *give_up_at.get_or_insert_with(|| Instant::now() + self.settings.drain_timeout);
-                if Instant::now() >= deadline {
-                    tracing::error!(
-                        lost = batch.len(),
-                        "click publisher gave up at shutdown; these clicks are lost"
-                    );
-                    return;
-                }
+            if self.shutdown.is_cancelled() {
+                self.give_up_at
+                    .get_or_insert_with(|| Instant::now() + self.settings.drain_timeout);
             }
             tracing::warn!(pending = batch.len(), retry_in = ?backoff, "clicks not acknowledged by JetStream; retrying");
             tokio::time::sleep(backoff).await;
@@ -356,12 +362,12 @@ impl ClickPublisher {
 
     async fn drain(&mut self) {
         self.rx.close();
-        let shutdown = CancellationToken::new();
-        shutdown.cancel();
-        let deadline = Instant::now() + self.settings.drain_timeout;
+        let deadline = *self
+            .give_up_at
+            .get_or_insert_with(|| Instant::now() + self.settings.drain_timeout);
         while let Some(first) = self.rx.recv().await {
             let batch = self.fill_batch(first).await;
-            self.publish(batch, &shutdown).await;
+            self.publish(batch).await;
         }
         while !self.counts.is_empty() && Instant::now() < deadline {
             self.flush_counts().await;

@@ -3,5 +3,6 @@
 
 mod api;
 mod cache;
+mod clicks;
 mod outbox;
 mod store;
