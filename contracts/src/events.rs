@@ -59,17 +59,9 @@ impl<T: Event> Envelope<T> {
         T::EVENT_TYPE
     }
 
-    /// The headers every published event carries: `Nats-Msg-Id` for
-    /// server-side deduplication, and the type and version for routing.
+    /// The headers every published event carries; see [`crate::headers::for_event`].
     pub fn headers(&self) -> [(&'static str, String); 3] {
-        [
-            (crate::headers::NATS_MSG_ID, self.event_id.to_string()),
-            (crate::headers::EVENT_TYPE, self.event_type.clone()),
-            (
-                crate::headers::EVENT_VERSION,
-                self.event_version.to_string(),
-            ),
-        ]
+        crate::headers::for_event(self.event_id, &self.event_type, self.event_version)
     }
 }
 
@@ -231,8 +223,9 @@ impl Event for UrlUpdated {
 }
 
 /// Tells a present `null` (`Some(None)`) from an absent field (`None`, through
-/// `#[serde(default)]`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+/// `#[serde(default)]`). For "only the fields that changed" documents: the
+/// `updated` event here, and the shortener's PATCH body.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -7,6 +7,21 @@ pub const EVENT_TYPE: &str = "Event-Type";
 /// The event's schema version.
 pub const EVENT_VERSION: &str = "Event-Version";
 
+/// The headers every published event carries, as `(name, value)`:
+/// `Nats-Msg-Id` (= `event_id`, for server-side deduplication), and the
+/// type and version for routing without parsing the body.
+pub fn for_event(
+    event_id: uuid::Uuid,
+    event_type: &str,
+    event_version: u32,
+) -> [(&'static str, String); 3] {
+    [
+        (NATS_MSG_ID, event_id.to_string()),
+        (EVENT_TYPE, event_type.to_owned()),
+        (EVENT_VERSION, event_version.to_string()),
+    ]
+}
+
 /// On a dead letter: the machine-readable reason (see `ErrorKind::as_str`).
 pub const DLQ_REASON: &str = "Dlq-Reason";
 /// On a dead letter: the human-readable error, naming the JSON path at fault.

@@ -21,6 +21,6 @@ pub mod subjects;
 pub use codec::{decode, decode_any, encode, upcast_to_latest};
 pub use error::{ContractError, ErrorKind, Violation};
 pub use events::{
-    AnyEvent, Envelope, Event, RedirectType, UrlClicked, UrlCreated, UrlCreatedV1, UrlDeleted,
-    UrlUpdated,
+    present, AnyEvent, Envelope, Event, RedirectType, UrlClicked, UrlCreated, UrlCreatedV1,
+    UrlDeleted, UrlUpdated,
 };

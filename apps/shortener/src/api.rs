@@ -13,7 +13,7 @@ use contracts::RedirectType;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -206,13 +206,6 @@ fn valid_expiry(at: &DateTime<Utc>) -> Result<(), ValidationError> {
     reason("expires_at", ExpiresAt::parse(*at, Utc::now()))
 }
 
-/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// `POST /api/v1/links`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -266,13 +259,13 @@ impl CreateLinkRequest {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateLink)]
 struct UpdateLinkRequest {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "contracts::present")]
     #[schema(value_type = Option<String>)]
     url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "contracts::present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     expires_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "contracts::present")]
     #[schema(value_type = Option<u16>)]
     redirect_type: Option<Option<u16>>,
 }
@@ -533,11 +526,11 @@ async fn list_links(
     if !invalid.is_empty() {
         return Err(ApiError::InvalidQuery(invalid));
     }
+    // One more than asked for tells whether another page follows.
     let mut links = state.service.list(after, limit + 1).await?;
-    let next_cursor = (links.len() > limit as usize).then(|| {
-        links.truncate(limit as usize);
-        links.last().map(|l| l.id.to_string()).unwrap_or_default()
-    });
+    let more = links.len() > limit as usize;
+    links.truncate(limit as usize);
+    let next_cursor = links.last().filter(|_| more).map(|l| l.id.to_string());
     let items = links
         .into_iter()
         .map(|l| LinkResponse::new(l, &state.public_url))
@@ -608,14 +601,10 @@ pub fn merge_query(target: &str, query: &str) -> String {
         Some((base, fragment)) => (base, Some(fragment)),
         None => (target, None),
     };
-    let separator = if base.contains('?') {
-        if base.ends_with('?') || base.ends_with('&') {
-            ""
-        } else {
-            "&"
-        }
-    } else {
-        "?"
+    let separator = match base.contains('?') {
+        false => "?",
+        true if base.ends_with(['?', '&']) => "",
+        true => "&",
     };
     let mut merged = format!("{base}{separator}{query}");
     if let Some(fragment) = fragment {
@@ -688,6 +677,8 @@ mod tests {
                 "https://e.com/p?a=1&utm=1&x=%20#top",
             ),
             ("https://e.com/#frag", "b=2", "https://e.com/?b=2#frag"),
+            ("https://e.com/p&", "b=2", "https://e.com/p&?b=2"),
+            ("https://e.com/p?a=1&", "b=2", "https://e.com/p?a=1&b=2"),
         ];
         for (target, query, expected) in cases {
             assert_eq!(merge_query(target, query), expected, "{target} + {query}");

@@ -124,18 +124,17 @@ pub async fn run_invalidation(
             }
             anyhow::Ok(())
         };
-        tokio::select! {
-            outcome = run => {
-                if let Err(error) = outcome {
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cache invalidation interrupted");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            _ = shutdown.cancelled() => {}
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            _ = shutdown.cancelled() => return,
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cache invalidation interrupted");
         }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use async_nats::HeaderMap;
 use chrono::{DateTime, Datelike, Utc};
 use contracts::{encode, Envelope, UrlClicked};
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::configuration::Secret;
+use crate::outbox::header_map;
 use crate::service::PRODUCER;
 use crate::store::{Link, LinkStore};
 
@@ -316,13 +316,9 @@ impl ClickPublisher {
                     continue;
                 }
             };
-            let mut map = HeaderMap::new();
-            for (name, value) in event.headers() {
-                map.insert(name, value.as_str());
-            }
             match self
                 .jetstream
-                .publish_with_headers(event.subject(), map, payload.into())
+                .publish_with_headers(event.subject(), header_map(event.headers()), payload.into())
                 .await
             {
                 Ok(ack) => acks.push((event, ack)),

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use actix_web::http::header::HeaderName;
 use anyhow::{anyhow, Context};
 
 use crate::domain::CodeGenerator;
@@ -55,8 +56,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// When set (`SHORTENER_API_KEY`), write endpoints require it in `X-Api-Key`.
     pub api_key: Option<Secret>,
-    /// Length of generated codes (`SHORTENER_CODE_LENGTH`).
-    pub code_length: usize,
+    /// Makes codes of the length `SHORTENER_CODE_LENGTH` asks for.
+    pub codes: CodeGenerator,
     /// Link creations per client IP per minute (`SHORTENER_CREATE_RATE_PER_MINUTE`); 0 turns it off.
     pub create_rate_per_minute: u32,
     /// Secret behind the daily visitor keys (`SHORTENER_VISITOR_KEY_SECRET`).
@@ -66,7 +67,7 @@ pub struct Settings {
     /// Request header carrying the visitor's country as ISO 3166-1 alpha-2,
     /// set by a trusted proxy or CDN (`SHORTENER_COUNTRY_HEADER`, e.g.
     /// `CF-IPCountry`); unset, clicks carry no country.
-    pub country_header: Option<String>,
+    pub country_header: Option<HeaderName>,
 }
 
 impl Default for Settings {
@@ -80,7 +81,7 @@ impl Default for Settings {
                 path: PathBuf::from(".data/shortener/links.db"),
             },
             api_key: None,
-            code_length: CodeGenerator::DEFAULT_LENGTH,
+            codes: CodeGenerator::default(),
             create_rate_per_minute: 600,
             visitor_key_secret: None,
             country_header: None,
@@ -138,17 +139,17 @@ impl Settings {
         settings.api_key = lookup("SHORTENER_API_KEY").map(Secret::new);
         if let Some(v) = lookup("SHORTENER_CODE_LENGTH") {
             let length = parsed("SHORTENER_CODE_LENGTH", &v)?;
-            CodeGenerator::new(length).map_err(|e| anyhow!("SHORTENER_CODE_LENGTH={v:?}: {e}"))?;
-            settings.code_length = length;
+            settings.codes = CodeGenerator::new(length)
+                .map_err(|e| anyhow!("SHORTENER_CODE_LENGTH={v:?}: {e}"))?;
         }
         if let Some(v) = lookup("SHORTENER_CREATE_RATE_PER_MINUTE") {
             settings.create_rate_per_minute = parsed("SHORTENER_CREATE_RATE_PER_MINUTE", &v)?;
         }
         settings.visitor_key_secret = lookup("SHORTENER_VISITOR_KEY_SECRET").map(Secret::new);
         if let Some(v) = lookup("SHORTENER_COUNTRY_HEADER") {
-            actix_web::http::header::HeaderName::from_bytes(v.as_bytes())
+            let name = HeaderName::from_bytes(v.as_bytes())
                 .map_err(|e| anyhow!("SHORTENER_COUNTRY_HEADER={v:?} is not a header name: {e}"))?;
-            settings.country_header = Some(v);
+            settings.country_header = Some(name);
         }
         Ok(settings)
     }

@@ -26,7 +26,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{LinkStore, OutboxEvent};
+use crate::store::LinkStore;
 
 /// Tuning of the relay.
 #[derive(Debug, Clone)]
@@ -170,14 +170,11 @@ impl OutboxRelay {
         // of latency for the batch instead of one per event.
         let mut pending_acks = Vec::with_capacity(events.len());
         let mut failure = None;
-        for event in &events {
+        for event in events {
+            let headers = headers::for_event(event.event_id, &event.subject, event.event_version);
             match self
                 .jetstream
-                .publish_with_headers(
-                    event.subject.clone(),
-                    event_headers(event),
-                    event.payload.clone().into(),
-                )
+                .publish_with_headers(event.subject, header_map(headers), event.payload.into())
                 .await
             {
                 Ok(ack) => pending_acks.push((event.event_id, ack)),
@@ -211,13 +208,11 @@ impl OutboxRelay {
     }
 }
 
-fn event_headers(event: &OutboxEvent) -> HeaderMap {
+/// The NATS headers of an event (see `contracts::headers::for_event`).
+pub(crate) fn header_map(headers: [(&'static str, String); 3]) -> HeaderMap {
     let mut map = HeaderMap::new();
-    map.insert(headers::NATS_MSG_ID, event.event_id.to_string().as_str());
-    map.insert(headers::EVENT_TYPE, event.subject.as_str());
-    map.insert(
-        headers::EVENT_VERSION,
-        event.event_version.to_string().as_str(),
-    );
+    for (name, value) in headers {
+        map.insert(name, value.as_str());
+    }
     map
 }

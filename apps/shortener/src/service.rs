@@ -89,10 +89,6 @@ impl LinkService {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn LinkStore> {
-        &self.store
-    }
-
     pub async fn create(&self, new: NewLink) -> Result<Link, ApiError> {
         let attempts = if new.alias.is_some() {
             1

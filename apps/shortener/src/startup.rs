@@ -14,7 +14,6 @@ use crate::api::{self, ApiState, CreateRateLimit};
 use crate::cache::{run_invalidation, LinkCache};
 use crate::clicks::{click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, VisitorKeys};
 use crate::configuration::{Settings, StoreSettings};
-use crate::domain::CodeGenerator;
 use crate::metrics::{Method, Metrics};
 use crate::outbox::{OutboxRelay, RelaySettings};
 use crate::problem::{self, ApiError};
@@ -67,27 +66,16 @@ impl Application {
             VisitorKeys::new(settings.visitor_key_secret.as_ref()),
             ClickSettings::default(),
         );
-        let country_header = settings
-            .country_header
-            .as_deref()
-            .map(|name| actix_web::http::header::HeaderName::from_bytes(name.as_bytes()))
-            .transpose()
-            .context("SHORTENER_COUNTRY_HEADER is not a header name")?;
         let cache = Arc::new(LinkCache::default());
         let cache_created = time::OffsetDateTime::now_utc();
-        let service = LinkService::new(
-            store.clone(),
-            CodeGenerator::new(settings.code_length).map_err(anyhow::Error::msg)?,
-            relay.waker(),
-            cache.clone(),
-        );
+        let service = LinkService::new(store.clone(), settings.codes, relay.waker(), cache.clone());
         let state = web::Data::new(ApiState {
             service,
             public_url: settings.public_url.clone(),
             api_key: settings.api_key.clone(),
             create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
             clicks: recorder,
-            country_header,
+            country_header: settings.country_header.clone(),
         });
         let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks));
         let probes = web::Data::new(Probes {
@@ -235,6 +223,6 @@ async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn health() -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "shortener" })))
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "shortener" }))
 }

@@ -60,12 +60,6 @@ impl fmt::Display for ShortCode {
     }
 }
 
-impl AsRef<str> for ShortCode {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 /// A custom code chosen by the client: 3–64 characters of `[A-Za-z0-9_-]`,
 /// not a reserved word.
 #[derive(Debug, Clone, PartialEq, Eq)]

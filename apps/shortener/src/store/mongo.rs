@@ -46,49 +46,16 @@ impl MongoStore {
         let database = client.database(database);
         let links = database.collection::<LinkDocument>("links");
         let outbox = database.collection::<OutboxDocument>("outbox");
-        links
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "code": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .name("code_unique".to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .context("failed to create the unique index on links.code")?;
-        outbox
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "event_id": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .name("event_id_unique".to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .context("failed to create the unique index on outbox.event_id")?;
-        outbox
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "sent_at": 1, "_id": 1 })
-                    .build(),
-            )
-            .await
-            .context("failed to create the outbox index")?;
+        ensure_index(&links, doc! { "code": 1 }, Some("code_unique")).await?;
+        ensure_index(&outbox, doc! { "event_id": 1 }, Some("event_id_unique")).await?;
+        ensure_index(&outbox, doc! { "sent_at": 1, "_id": 1 }, None).await?;
         // Collections must exist before a transaction writes to them on MongoDB < 4.4.
+        let existing = database
+            .list_collection_names()
+            .await
+            .context("failed to list the MongoDB collections")?;
         for name in ["links", "outbox"] {
-            let exists = database
-                .list_collection_names()
-                .await
-                .map_err(anyhow::Error::from)?;
-            if !exists.iter().any(|n| n == name) {
+            if !existing.iter().any(|n| n == name) {
                 let _ = database.create_collection(name).await;
             }
         }
@@ -142,6 +109,30 @@ impl MongoStore {
         }
         Err(unavailable(last.expect("a transient error made us retry")))
     }
+}
+
+/// Creates an index if it is missing (idempotent); a `unique_name` makes it
+/// unique under that name.
+async fn ensure_index<T: Send + Sync>(
+    collection: &Collection<T>,
+    keys: bson::Document,
+    unique_name: Option<&str>,
+) -> anyhow::Result<()> {
+    let described = format!("{}.{keys}", collection.name());
+    let mut model = IndexModel::builder().keys(keys).build();
+    if let Some(name) = unique_name {
+        model.options = Some(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .build(),
+        );
+    }
+    collection
+        .create_index(model)
+        .await
+        .with_context(|| format!("failed to create the index on {described}"))?;
+    Ok(())
 }
 
 /// What a transaction body can fail with: a driver error (maybe transient)

@@ -6,3 +6,4 @@ mod cache;
 mod clicks;
 mod outbox;
 mod store;
+mod stream;

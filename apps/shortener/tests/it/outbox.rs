@@ -5,10 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
-use contracts::stream::STREAM_NAME;
-use contracts::{decode, subjects, UrlCreated};
-use futures::StreamExt;
+use async_nats::jetstream;
+use contracts::{subjects, AnyEvent};
 use shortener::outbox::{OutboxRelay, RelaySettings};
 use shortener::store::mongo::MongoStore;
 use shortener::store::sqlite::SqliteStore;
@@ -18,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::behaviour::{created, link};
+use crate::stream::events_on;
 
 fn settings() -> RelaySettings {
     RelaySettings {
@@ -58,45 +57,16 @@ async fn wait_until_outbox_empty(store: &dyn LinkStore, limit: Duration) {
     }
 }
 
-/// Every created event on the stream, decoded (so each is schema-valid).
+/// The ids of every created event on the stream (see `events_on`).
 async fn created_events_on_stream(nats: &NatsServer) -> Vec<Uuid> {
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let stream = js.get_stream(STREAM_NAME).await.unwrap();
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            filter_subject: subjects::URL_CREATED.into(),
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        })
+    events_on(nats, Some(subjects::URL_CREATED))
         .await
-        .unwrap();
-    let mut ids = Vec::new();
-    loop {
-        let mut batch = consumer
-            .batch()
-            .max_messages(500)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .unwrap();
-        let before = ids.len();
-        while let Some(message) = batch.next().await {
-            let message = message.unwrap();
-            let event = decode::<UrlCreated>(&message.payload).expect("schema-valid created event");
-            let header = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(contracts::headers::NATS_MSG_ID));
-            assert_eq!(
-                header.map(|v| v.as_str().to_owned()),
-                Some(event.event_id.to_string())
-            );
-            ids.push(event.event_id);
-        }
-        if ids.len() == before {
-            return ids;
-        }
-    }
+        .into_iter()
+        .filter_map(|event| match event {
+            AnyEvent::Created(created) => Some(created.event_id),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A store in a fresh temporary SQLite file (kept alive by the guard).

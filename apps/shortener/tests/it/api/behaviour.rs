@@ -8,7 +8,8 @@ use contracts::{subjects, AnyEvent};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::helpers::{events_on, problem, TestApp};
+use super::helpers::{problem, TestApp};
+use crate::stream::events_on;
 
 pub async fn links_are_created_read_listed_patched_and_deleted(app: &TestApp) {
     let expires = (Utc::now() + chrono::Duration::days(7)).to_rfc3339();

@@ -3,13 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
-use contracts::stream::STREAM_NAME;
-use contracts::{decode_any, AnyEvent};
-use futures::StreamExt;
 use shortener::store::LinkStore;
 
 use actix_web::dev::ServerHandle;
+use contracts::AnyEvent;
 use serde_json::Value;
 use shortener::configuration::{Secret, StoreSettings};
 use shortener::{Application, Settings};
@@ -173,7 +170,7 @@ impl TestApp {
 
     /// Every event on the stream (of `subject`, or all), decoded.
     pub async fn events(&self, subject: Option<&str>) -> Vec<AnyEvent> {
-        events_on(&self.nats, subject).await
+        crate::stream::events_on(&self.nats, subject).await
     }
 }
 
@@ -197,40 +194,6 @@ pub struct Stopped {
     pub store: Arc<dyn LinkStore>,
     _mongo: Option<MongoServer>,
     _dir: tempfile::TempDir,
-}
-
-/// Every event on the stream (of `subject`, or all), decoded: each one is
-/// therefore schema-valid.
-pub async fn events_on(nats: &NatsServer, subject: Option<&str>) -> Vec<AnyEvent> {
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let Ok(stream) = js.get_stream(STREAM_NAME).await else {
-        return Vec::new();
-    };
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            filter_subject: subject.unwrap_or_default().to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    loop {
-        let mut batch = consumer
-            .batch()
-            .max_messages(1000)
-            .expires(Duration::from_millis(300))
-            .messages()
-            .await
-            .unwrap();
-        let before = events.len();
-        while let Some(message) = batch.next().await {
-            events.push(decode_any(&message.unwrap().payload).expect("a valid event"));
-        }
-        if events.len() == before {
-            return events;
-        }
-    }
 }
 
 /// Asserts an RFC 7807 body with this status, and returns it.
