@@ -68,6 +68,8 @@ pub struct Settings {
     /// set by a trusted proxy or CDN (`SHORTENER_COUNTRY_HEADER`, e.g.
     /// `CF-IPCountry`); unset, clicks carry no country.
     pub country_header: Option<HeaderName>,
+    /// HTTP worker threads (`SHORTENER_WORKERS`); defaults to one per core.
+    pub workers: Option<usize>,
 }
 
 impl Default for Settings {
@@ -85,6 +87,7 @@ impl Default for Settings {
             create_rate_per_minute: 600,
             visitor_key_secret: None,
             country_header: None,
+            workers: None,
         }
     }
 }
@@ -151,6 +154,13 @@ impl Settings {
                 .map_err(|e| anyhow!("SHORTENER_COUNTRY_HEADER={v:?} is not a header name: {e}"))?;
             settings.country_header = Some(name);
         }
+        if let Some(v) = lookup("SHORTENER_WORKERS") {
+            let workers: usize = parsed("SHORTENER_WORKERS", &v)?;
+            if workers == 0 {
+                return Err(anyhow!("SHORTENER_WORKERS must be at least 1"));
+            }
+            settings.workers = Some(workers);
+        }
         Ok(settings)
     }
 }
@@ -201,6 +211,8 @@ mod tests {
             ("SHORTENER_PUBLIC_URL", "ftp://example.com"),
             ("SHORTENER_CODE_LENGTH", "3"),
             ("SHORTENER_CREATE_RATE_PER_MINUTE", "-1"),
+            ("SHORTENER_WORKERS", "0"),
+            ("SHORTENER_WORKERS", "many"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{error}");

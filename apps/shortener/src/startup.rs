@@ -87,7 +87,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             let metrics = metrics.clone();
             App::new()
                 .app_data(state.clone())
@@ -119,10 +119,14 @@ impl Application {
                 .route("/metrics", web::get().to(render_metrics))
                 .configure(api::routes)
                 .configure(api::redirect_route)
-        })
-        .listen(listener)
-        .context("failed to start the HTTP server")?
-        .run();
+        });
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .context("failed to start the HTTP server")?
+            .run();
         Ok(Self {
             port,
             server,
