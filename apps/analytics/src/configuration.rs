@@ -1,36 +1,122 @@
 //! Settings from the environment (`ANALYTICS_*`), over defaults in code.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::consumer::ConsumerSettings;
+use crate::store::ClickHouseSettings;
+
+/// Which store holds the clicks.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// Embedded default: one SQLite file.
+    Sqlite { path: PathBuf },
+    /// Production: ClickHouse over HTTP.
+    ClickHouse(ClickHouseSettings),
+}
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the HTTP API listens (`ANALYTICS_HTTP_ADDR`).
     pub http_addr: SocketAddr,
+    /// JetStream server (`ANALYTICS_NATS_URL`).
+    pub nats_url: String,
+    /// `ANALYTICS_CLICKHOUSE_URL` (+ `_DATABASE`, `_USER`, `_PASSWORD`)
+    /// selects ClickHouse; otherwise `ANALYTICS_SQLITE_PATH`.
+    pub store: StoreSettings,
+    /// `ANALYTICS_BATCH_SIZE`, `ANALYTICS_ACK_WAIT_SECONDS`, `ANALYTICS_MAX_DELIVER`.
+    pub consumers: ConsumerSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            store: StoreSettings::Sqlite {
+                path: PathBuf::from(".data/analytics/analytics.db"),
+            },
+            consumers: ConsumerSettings::default(),
         }
     }
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| anyhow!("{name}={value:?} is invalid: {e}"))
 }
 
 impl Settings {
     /// Defaults overridden by environment variables; a variable that is set
     /// but does not parse is an error naming it, never silently ignored.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
     /// [`Settings::from_env`] over any source of variables, for tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut settings = Self::default();
-        if let Some(addr) = lookup("ANALYTICS_HTTP_ADDR") {
-            settings.http_addr = addr.parse().map_err(|e| {
-                anyhow::anyhow!("ANALYTICS_HTTP_ADDR={addr:?} is not a socket address: {e}")
-            })?;
+        if let Some(v) = lookup("ANALYTICS_HTTP_ADDR") {
+            settings.http_addr = parsed("ANALYTICS_HTTP_ADDR", &v)?;
+        }
+        if let Some(v) = lookup("ANALYTICS_NATS_URL") {
+            settings.nats_url = v;
+        }
+        settings.store = match lookup("ANALYTICS_CLICKHOUSE_URL") {
+            Some(url) => {
+                let parsed_url = url::Url::parse(&url)
+                    .map_err(|e| anyhow!("ANALYTICS_CLICKHOUSE_URL={url:?} is not a URL: {e}"))?;
+                if !matches!(parsed_url.scheme(), "http" | "https") {
+                    return Err(anyhow!(
+                        "ANALYTICS_CLICKHOUSE_URL={url:?} must be the HTTP interface (http or https)"
+                    ));
+                }
+                StoreSettings::ClickHouse(ClickHouseSettings {
+                    url,
+                    database: lookup("ANALYTICS_CLICKHOUSE_DATABASE")
+                        .unwrap_or_else(|| "analytics".into()),
+                    user: lookup("ANALYTICS_CLICKHOUSE_USER"),
+                    password: lookup("ANALYTICS_CLICKHOUSE_PASSWORD"),
+                })
+            }
+            None => StoreSettings::Sqlite {
+                path: lookup("ANALYTICS_SQLITE_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".data/analytics/analytics.db")),
+            },
+        };
+        if let Some(v) = lookup("ANALYTICS_BATCH_SIZE") {
+            let size: usize = parsed("ANALYTICS_BATCH_SIZE", &v)?;
+            if size == 0 {
+                return Err(anyhow!("ANALYTICS_BATCH_SIZE must be at least 1"));
+            }
+            settings.consumers.batch_size = size;
+        }
+        if let Some(v) = lookup("ANALYTICS_ACK_WAIT_SECONDS") {
+            let secs: f64 = parsed("ANALYTICS_ACK_WAIT_SECONDS", &v)?;
+            if !(0.5..=3_600.0).contains(&secs) {
+                return Err(anyhow!(
+                    "ANALYTICS_ACK_WAIT_SECONDS={v:?} must be between 0.5 and 3600"
+                ));
+            }
+            settings.consumers.ack_wait = Duration::from_secs_f64(secs);
+        }
+        if let Some(v) = lookup("ANALYTICS_MAX_DELIVER") {
+            let n: i64 = parsed("ANALYTICS_MAX_DELIVER", &v)?;
+            if n < 2 {
+                return Err(anyhow!("ANALYTICS_MAX_DELIVER must be at least 2"));
+            }
+            settings.consumers.max_deliver = n;
         }
         Ok(settings)
     }
@@ -38,17 +124,51 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
-    #[test]
-    fn defaults_listen_on_loopback_port_8081() {
-        let settings = Settings::from_lookup(|_| None).unwrap();
-        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8081");
+    fn from(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
     }
 
     #[test]
-    fn a_malformed_address_names_the_variable() {
-        let error = Settings::from_lookup(|_| Some("not an address".into())).unwrap_err();
-        assert!(error.to_string().contains("ANALYTICS_HTTP_ADDR"), "{error}");
+    fn defaults_are_a_local_embedded_setup() {
+        let settings = from(&[]).unwrap();
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(settings.nats_url, "nats://127.0.0.1:4222");
+        assert!(matches!(settings.store, StoreSettings::Sqlite { .. }));
+    }
+
+    #[test]
+    fn a_clickhouse_url_selects_clickhouse_and_hides_the_password() {
+        let settings = from(&[
+            ("ANALYTICS_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            ("ANALYTICS_CLICKHOUSE_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        let StoreSettings::ClickHouse(ch) = &settings.store else {
+            panic!("not clickhouse")
+        };
+        assert_eq!(ch.database, "analytics");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (name, value) in [
+            ("ANALYTICS_HTTP_ADDR", "not an address"),
+            ("ANALYTICS_CLICKHOUSE_URL", "tcp://127.0.0.1:9000"),
+            ("ANALYTICS_BATCH_SIZE", "0"),
+            ("ANALYTICS_ACK_WAIT_SECONDS", "soon"),
+            ("ANALYTICS_MAX_DELIVER", "1"),
+        ] {
+            let error = from(&[(name, value)]).unwrap_err();
+            assert!(error.to_string().contains(name), "{name}: {error}");
+        }
     }
 }

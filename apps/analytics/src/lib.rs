@@ -1,10 +1,20 @@
-//! The analytics service: owns clicks: consumes the shortener's events and serves statistics.
+//! The analytics service: owns clicks. It consumes the shortener's events
+//! into its own store and serves statistics.
 //!
 //! A library with a thin binary (`main.rs`), so tests build the same
 //! [`Application`] the binary runs, on port 0.
 
+pub mod api;
 pub mod configuration;
+pub mod consumer;
+pub mod enrich;
+pub mod links;
+pub mod metrics;
+pub mod model;
+pub mod problem;
+pub mod replay;
 pub mod startup;
+pub mod store;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -1,30 +1,126 @@
-//! Builds the HTTP server on a bound listener.
+//! Builds the service from its settings: store, NATS consumers, HTTP.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
+use async_nats::jetstream;
+use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
+use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
+use crate::api;
+use crate::configuration::{Settings, StoreSettings};
+use crate::consumer::{ensure_consumers, lag, ConsumerSettings, Ingest};
+use crate::links::LinkCopies;
+use crate::metrics::{Metrics, RequestLabels, SubjectLabel};
+use crate::problem::{self, ApiError};
+use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
 
-/// The running service: its HTTP server, bound and ready to be awaited.
+/// Opens the store the settings choose (applying its migrations).
+pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn AnalyticsStore>> {
+    Ok(match settings {
+        StoreSettings::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+        StoreSettings::ClickHouse(ch) => Arc::new(ClickHouseStore::open(ch.clone()).await?),
+    })
+}
+
+/// Connects to NATS; when it is down the client keeps retrying in the background.
+pub async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("analytics")
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .with_context(|| format!("invalid NATS URL {url:?}"))
+}
+
+/// The running service: HTTP server and the consumers.
 pub struct Application {
     port: u16,
     server: Server,
+    store: Arc<dyn AnalyticsStore>,
+    ingest: Arc<Ingest>,
+    consuming: Arc<AtomicBool>,
+}
+
+/// What `/ready` and `/metrics` look at.
+struct Probes {
+    store: Arc<dyn AnalyticsStore>,
+    nats: async_nats::Client,
+    metrics: Arc<Metrics>,
+    consuming: Arc<AtomicBool>,
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port) and builds the server.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+    /// Opens the store, connects to NATS and binds the listener (port 0
+    /// picks a free port). Consumers start with [`Application::run_until_stopped`].
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings.store).await?;
+        let nats = connect_nats(&settings.nats_url).await?;
+        let metrics = Arc::new(Metrics::default());
+        let ingest = Arc::new(Ingest {
+            store: store.clone(),
+            links: Arc::new(LinkCopies::new(store.clone())),
+            jetstream: jetstream::new(nats.clone()),
+            metrics: metrics.clone(),
+            settings: settings.consumers.clone(),
+        });
+        let consuming = Arc::new(AtomicBool::new(false));
+        let probes = web::Data::new(Probes {
+            store: store.clone(),
+            nats,
+            metrics: metrics.clone(),
+            consuming: consuming.clone(),
+        });
+        let store_data: api::Store = web::Data::new(store.clone());
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| App::new().route("/health", web::get().to(health)))
-            .listen(listener)
-            .context("failed to start the HTTP server")?
-            .run();
-        Ok(Self { port, server })
+        let server = HttpServer::new(move || {
+            let metrics = metrics.clone();
+            App::new()
+                .app_data(store_data.clone())
+                .app_data(probes.clone())
+                .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
+                .wrap_fn(move |request, service| {
+                    let response = service.call(request);
+                    let metrics = metrics.clone();
+                    async move {
+                        let response = response.await?;
+                        let route = response
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        metrics
+                            .requests
+                            .get_or_create(&RequestLabels {
+                                route,
+                                status: response.status().as_u16(),
+                            })
+                            .inc();
+                        Ok(response)
+                    }
+                })
+                .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(render_metrics))
+                .configure(api::routes)
+        })
+        .listen(listener)
+        .context("failed to start the HTTP server")?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            store,
+            ingest,
+            consuming,
+        })
     }
 
     /// The port actually bound.
@@ -32,43 +128,153 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains
-    /// in-flight requests before returning).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Stops the HTTP server, which ends `run_until_stopped`.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
     }
+
+    pub fn store(&self) -> Arc<dyn AnalyticsStore> {
+        self.store.clone()
+    }
+
+    /// Serves and consumes until SIGINT/SIGTERM (or [`Application::handle`]'s
+    /// stop); each consumer finishes the batch in hand before this returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let consumers = tokio::spawn(run_consumers(
+            self.ingest.clone(),
+            self.consuming.clone(),
+            shutdown.clone(),
+        ));
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; stopping the consumers");
+        shutdown.cancel();
+        consumers.await.context("the consumers panicked")?;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Makes the streams and the durable consumers exist, retrying while NATS
+/// is unreachable; `None` if shutdown came first.
+pub async fn prepare_consumers(
+    jetstream: &jetstream::Context,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+) -> Option<(
+    jetstream::stream::Stream,
+    Vec<(&'static str, jetstream::consumer::PullConsumer)>,
+)> {
+    let mut backoff = settings.min_backoff;
+    loop {
+        let attempt = async {
+            // Whichever service starts first creates the stream.
+            let stream = ensure_stream(jetstream, shortener_stream_config()).await?;
+            ensure_stream(jetstream, dead_letter_stream_config()).await?;
+            let consumers = ensure_consumers(&stream, settings).await?;
+            anyhow::Ok((stream, consumers))
+        };
+        match attempt.await {
+            Ok(ready) => return Some(ready),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), retry_in = ?backoff, "JetStream not ready; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(settings.max_backoff);
+            }
+        }
+    }
+}
+
+/// Runs one consumer per subject plus the lag reporter until shutdown.
+pub async fn run_consumers(
+    ingest: Arc<Ingest>,
+    consuming: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let Some((_, consumers)) =
+        prepare_consumers(&ingest.jetstream, &ingest.settings, &shutdown).await
+    else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for (subject, consumer) in consumers.iter().cloned() {
+        tasks.push(tokio::spawn(ingest.clone().run(
+            subject,
+            consumer,
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(report_lag(
+        consumers,
+        ingest.metrics.clone(),
+        shutdown.clone(),
+    )));
+    consuming.store(true, Ordering::Release);
+    tracing::info!("consuming the shortener's events");
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "a consumer task panicked");
+        }
+    }
+    consuming.store(false, Ordering::Release);
+}
+
+async fn report_lag(
+    mut consumers: Vec<(&'static str, jetstream::consumer::PullConsumer)>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        for (subject, consumer) in &mut consumers {
+            if let Ok(lag) = lag(consumer).await {
+                metrics
+                    .consumer_lag
+                    .get_or_create(&SubjectLabel { subject })
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// Readiness: the store answers, NATS is connected and the consumers run.
+async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
+    let store = probes
+        .store
+        .ping()
+        .await
+        .err()
+        .map(|e| format!("store: {e}"));
+    let nats = match probes.nats.connection_state() {
+        async_nats::connection::State::Connected => None,
+        other => Some(format!("nats: {other}")),
+    };
+    let consumers = (!probes.consuming.load(Ordering::Acquire))
+        .then(|| "consumers: not running yet".to_owned());
+    let failing: Vec<String> = [store, nats, consumers].into_iter().flatten().collect();
+    if failing.is_empty() {
+        Ok(HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "store": probes.store.kind(),
+            "checks": { "store": "ok", "nats": "ok", "consumers": "ok" }
+        })))
+    } else {
+        Err(ApiError::NotReady(failing))
+    }
+}
+
+async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(probes.metrics.render())
 }
 
 /// Liveness: the process is up and serving HTTP.
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "analytics" }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_web::test]
-    async fn health_answers_ok_on_the_bound_port() {
-        let settings = Settings {
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let app = Application::build(&settings).unwrap();
-        let port = app.port();
-        assert_ne!(port, 0);
-        let server = actix_web::rt::spawn(app.run_until_stopped());
-        let response = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            write!(stream, "GET /health HTTP/1.0\r\n\r\n").unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            response
-        })
-        .await
-        .unwrap();
-        server.abort();
-        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
-        assert!(response.contains(r#""service":"analytics""#), "{response}");
-    }
 }

@@ -1,0 +1,538 @@
+//! The statistics API: per-link stats (by code or by the shortener's id),
+//! the reconciliation report, and the OpenAPI document.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::model::{Bucket, Dimension, LinkCopy, Window};
+use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use crate::store::AnalyticsStore;
+
+/// Entries in each top list.
+const TOP: u32 = 10;
+/// A series never has more buckets than this (a year of hours is 8,760).
+pub const MAX_BUCKETS: i64 = 10_000;
+/// Clicks with no created event for longer than this are orphans.
+const DEFAULT_GRACE_SECONDS: i64 = 300;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "URL shortener analytics",
+        version = "1.0.0",
+        description = "Click statistics built from the shortener's events. Errors are RFC 7807 application/problem+json."
+    ),
+    paths(stats_by_code, stats_by_id, reconciliation),
+    components(schemas(Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
+    tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, rendered once.
+pub fn openapi_json() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    })
+}
+
+async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_json())
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/api/v1/openapi.json", web::get().to(openapi_document))
+        .route("/api/v1/links/{code}/stats", web::get().to(stats_by_code))
+        .route(
+            "/api/v1/urls/{shortener_url_id}/stats",
+            web::get().to(stats_by_id),
+        )
+        .route("/api/v1/reconciliation", web::get().to(reconciliation));
+}
+
+pub type Store = web::Data<Arc<dyn AnalyticsStore>>;
+
+fn rfc3339(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn optional_rfc3339(t: Option<i64>) -> Option<String> {
+    t.map(rfc3339)
+}
+
+/// What analytics knows about the link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkInfo {
+    pub shortener_url_id: Uuid,
+    pub short_code: String,
+    /// `active`, `expired`, `deleted`, or `unknown` (clicks arrived, the creation not yet).
+    pub status: String,
+    pub target: Option<String>,
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+impl LinkInfo {
+    pub fn of(link: &LinkCopy, now: i64) -> Self {
+        Self {
+            shortener_url_id: link.shortener_url_id,
+            short_code: link.short_code.clone(),
+            status: link.status(now).to_owned(),
+            target: link.target.clone(),
+            created_at: optional_rfc3339(link.created_at),
+            expires_at: optional_rfc3339(link.expires_at),
+            deleted_at: optional_rfc3339(link.deleted_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct SeriesPoint {
+    /// Start of the bucket, RFC 3339 UTC.
+    pub t: String,
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct TopItem {
+    pub value: String,
+    pub clicks: u64,
+}
+
+/// Statistics of one link over `[from, to)`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub link: LinkInfo,
+    pub from: String,
+    pub to: String,
+    /// `hour` or `day`.
+    pub bucket: String,
+    pub total_clicks: u64,
+    /// Distinct visitor keys (a visitor's key changes every UTC day).
+    pub unique_visitors: u64,
+    pub bot_clicks: u64,
+    pub human_clicks: u64,
+    /// One point per bucket from `from` to `to`, empty buckets included.
+    pub series: Vec<SeriesPoint>,
+    pub top_referrers: Vec<TopItem>,
+    pub browsers: Vec<TopItem>,
+    pub os: Vec<TopItem>,
+    pub devices: Vec<TopItem>,
+    pub countries: Vec<TopItem>,
+}
+
+/// Query parameters of the stats endpoints.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct StatsParams {
+    /// Start (inclusive), RFC 3339. Default: the link's first click or creation.
+    from: Option<String>,
+    /// End (exclusive), RFC 3339. Default: now.
+    to: Option<String>,
+    /// `hour` or `day` (default `day`).
+    bucket: Option<String>,
+}
+
+/// The parsed stats parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub bucket: Bucket,
+}
+
+fn parse_time(name: &str, value: &str) -> Result<i64, InvalidParam> {
+    // A `+` of an offset arrives as a space when the client did not encode it.
+    let value = value.trim();
+    DateTime::parse_from_rfc3339(value)
+        .or_else(|_| DateTime::parse_from_rfc3339(&value.replace(' ', "+")))
+        .map(|t| t.timestamp())
+        .map_err(|e| InvalidParam {
+            name: name.to_owned(),
+            reason: format!("{value:?} is not an RFC 3339 date-time ({e})"),
+        })
+}
+
+impl StatsQuery {
+    /// Parses `from`, `to` and `bucket`; every bad one is named.
+    pub fn parse(query_string: &str) -> Result<Self, ApiError> {
+        let pairs: HashMap<String, String> = url::form_urlencoded::parse(query_string.as_bytes())
+            .into_owned()
+            .collect();
+        let mut problems = Vec::new();
+        let mut time = |name: &str| match pairs.get(name) {
+            None => None,
+            Some(v) => parse_time(name, v).map_err(|p| problems.push(p)).ok(),
+        };
+        let from = time("from");
+        let to = time("to");
+        let bucket = match pairs.get("bucket").map(|b| b.trim()) {
+            None | Some("day") => Some(Bucket::Day),
+            Some("hour") => Some(Bucket::Hour),
+            Some(other) => {
+                problems.push(InvalidParam {
+                    name: "bucket".into(),
+                    reason: format!("{other:?} is not a bucket; use hour or day"),
+                });
+                None
+            }
+        };
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                problems.push(InvalidParam {
+                    name: "from".into(),
+                    reason: "must not be after to".into(),
+                });
+            }
+        }
+        match bucket {
+            Some(bucket) if problems.is_empty() => Ok(Self { from, to, bucket }),
+            _ => Err(ApiError::InvalidQuery(problems)),
+        }
+    }
+}
+
+/// Computes the stats of `link` (the store's queries, then empty buckets filled).
+pub async fn stats(
+    store: &dyn AnalyticsStore,
+    link: &LinkCopy,
+    query: StatsQuery,
+    now: i64,
+) -> Result<Stats, ApiError> {
+    let bucket = query.bucket;
+    let to = query.to.unwrap_or(now + 1);
+    let from = match query.from {
+        Some(from) => from,
+        None => {
+            let first_click = store
+                .click_summaries(&[link.shortener_url_id])
+                .await?
+                .first()
+                .map(|s| s.first_click_at);
+            let start = [first_click, link.created_at].into_iter().flatten().min();
+            // Never more buckets than a series may have.
+            start
+                .unwrap_or(to)
+                .max(to - MAX_BUCKETS * bucket.seconds())
+                .min(to)
+        }
+    };
+    let first_bucket = bucket.floor(from);
+    let buckets = (to - first_bucket + bucket.seconds() - 1) / bucket.seconds();
+    if buckets > MAX_BUCKETS {
+        return Err(ApiError::invalid(
+            "bucket",
+            format!(
+                "the range has {buckets} {}s, more than {MAX_BUCKETS}; use day or a shorter range",
+                bucket.as_str()
+            ),
+        ));
+    }
+    let window = Window {
+        url_id: link.shortener_url_id,
+        from,
+        to,
+    };
+    let totals = store.totals(window).await?;
+    let mut counts = store.series(window, bucket).await?.into_iter().peekable();
+    let mut series = Vec::with_capacity(usize::try_from(buckets).unwrap_or_default());
+    let mut start = first_bucket;
+    while start < to {
+        let point = match counts.peek() {
+            Some(c) if c.start == start => {
+                let c = counts.next().expect("peeked");
+                (c.clicks, c.unique_visitors)
+            }
+            _ => (0, 0),
+        };
+        series.push(SeriesPoint {
+            t: rfc3339(start),
+            clicks: point.0,
+            unique_visitors: point.1,
+        });
+        start += bucket.seconds();
+    }
+    let mut tops = Vec::with_capacity(Dimension::ALL.len());
+    for dimension in Dimension::ALL {
+        let items = store
+            .top(window, dimension, TOP)
+            .await?
+            .into_iter()
+            .map(|(value, clicks)| TopItem { value, clicks })
+            .collect::<Vec<_>>();
+        tops.push(items);
+    }
+    let [top_referrers, browsers, os, devices, countries]: [Vec<TopItem>; 5] =
+        tops.try_into().expect("one list per dimension");
+    Ok(Stats {
+        link: LinkInfo::of(link, now),
+        from: rfc3339(from),
+        to: rfc3339(to),
+        bucket: bucket.as_str().to_owned(),
+        total_clicks: totals.clicks,
+        unique_visitors: totals.unique_visitors,
+        bot_clicks: totals.bot_clicks,
+        human_clicks: totals.clicks - totals.bot_clicks,
+        series,
+        top_referrers,
+        browsers,
+        os,
+        devices,
+        countries,
+    })
+}
+
+fn json<T: Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
+/// Stats of the link with this short code.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/stats",
+    tag = "stats",
+    params(("code" = String, Path, description = "The short code"), StatsParams),
+    responses(
+        (status = 200, description = "The link's statistics", body = Stats),
+        (status = 400, description = "A parameter is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Analytics knows no link with this code", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+async fn stats_by_code(
+    store: Store,
+    request: HttpRequest,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = StatsQuery::parse(request.query_string())?;
+    let link = store.link_by_code(&code).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no link with the code {:?} is known to analytics",
+            code.as_str()
+        ))
+    })?;
+    Ok(json(
+        &stats(
+            store.as_ref().as_ref(),
+            &link,
+            query,
+            Utc::now().timestamp(),
+        )
+        .await?,
+    ))
+}
+
+/// Stats of the link with this id (the shortener's `id`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/urls/{shortener_url_id}/stats",
+    tag = "stats",
+    params(("shortener_url_id" = Uuid, Path, description = "The link's id at the shortener"), StatsParams),
+    responses(
+        (status = 200, description = "The link's statistics", body = Stats),
+        (status = 400, description = "A parameter is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Analytics knows no link with this id", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+async fn stats_by_id(
+    store: Store,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(id.trim()).map_err(|e| {
+        ApiError::invalid(
+            "shortener_url_id",
+            format!("{:?} is not a UUID ({e})", id.as_str()),
+        )
+    })?;
+    let query = StatsQuery::parse(request.query_string())?;
+    let link = store
+        .links(&[id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no link with the id {id} is known to analytics"))
+        })?;
+    Ok(json(
+        &stats(
+            store.as_ref().as_ref(),
+            &link,
+            query,
+            Utc::now().timestamp(),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrphanItem {
+    pub shortener_url_id: Uuid,
+    pub short_code: String,
+    pub clicks: u64,
+    pub first_click_at: String,
+    pub last_click_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedItem {
+    pub shortener_url_id: Uuid,
+    pub short_code: String,
+    pub deleted_at: String,
+    pub clicks: u64,
+}
+
+/// What does not line up between analytics' copies and the owner's links.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reconciliation {
+    pub generated_at: String,
+    pub grace_seconds: i64,
+    /// Links with clicks whose created event has not arrived within the grace period.
+    pub orphans: Vec<OrphanItem>,
+    /// Links deleted at the shortener; their clicks are kept.
+    pub deleted: Vec<DeletedItem>,
+}
+
+/// The reconciliation report.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reconciliation",
+    tag = "operations",
+    params(("grace_seconds" = Option<i64>, Query, description = "How long a click may wait for its link's creation before it is an orphan (default 300)")),
+    responses(
+        (status = 200, description = "Orphans and deleted links", body = Reconciliation),
+        (status = 400, description = "grace_seconds is not a non-negative integer", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let grace = match url::form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(k, _)| k == "grace_seconds")
+    {
+        None => DEFAULT_GRACE_SECONDS,
+        Some((_, v)) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|g| *g >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "grace_seconds",
+                    format!("{v:?} is not a non-negative integer"),
+                )
+            })?,
+    };
+    let now = Utc::now().timestamp();
+    let uncreated = store.uncreated_links().await?;
+    let deleted = store.deleted_links().await?;
+    let ids: Vec<Uuid> = uncreated
+        .iter()
+        .chain(&deleted)
+        .map(|l| l.shortener_url_id)
+        .collect();
+    let summaries: HashMap<Uuid, _> = store
+        .click_summaries(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.shortener_url_id, s))
+        .collect();
+    let mut orphans: Vec<OrphanItem> = uncreated
+        .iter()
+        .filter_map(|l| {
+            let s = summaries.get(&l.shortener_url_id)?;
+            (s.first_click_at <= now - grace).then(|| OrphanItem {
+                shortener_url_id: l.shortener_url_id,
+                short_code: l.short_code.clone(),
+                clicks: s.clicks,
+                first_click_at: rfc3339(s.first_click_at),
+                last_click_at: rfc3339(s.last_click_at),
+            })
+        })
+        .collect();
+    orphans.sort_by(|a, b| a.first_click_at.cmp(&b.first_click_at));
+    let mut deleted: Vec<DeletedItem> = deleted
+        .iter()
+        .map(|l| DeletedItem {
+            shortener_url_id: l.shortener_url_id,
+            short_code: l.short_code.clone(),
+            deleted_at: optional_rfc3339(l.deleted_at).unwrap_or_default(),
+            clicks: summaries.get(&l.shortener_url_id).map_or(0, |s| s.clicks),
+        })
+        .collect();
+    deleted.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at));
+    Ok(json(&Reconciliation {
+        generated_at: rfc3339(now),
+        grace_seconds: grace,
+        orphans,
+        deleted,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(error: ApiError) -> Vec<String> {
+        match error {
+            ApiError::InvalidQuery(params) => params.into_iter().map(|p| p.name).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_parse_and_bad_ones_are_named() {
+        let q = StatsQuery::parse(
+            "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00%2B00:00&bucket=hour",
+        )
+        .unwrap();
+        assert_eq!(q.from, Some(1_767_225_600));
+        assert_eq!(q.to, Some(1_767_312_000));
+        assert_eq!(q.bucket, Bucket::Hour);
+        // An unencoded `+` arrives as a space.
+        assert_eq!(
+            StatsQuery::parse("to=2026-01-02T01:00:00+01:00")
+                .unwrap()
+                .to,
+            Some(1_767_312_000)
+        );
+        assert_eq!(StatsQuery::parse("").unwrap().bucket, Bucket::Day);
+        assert_eq!(
+            field(StatsQuery::parse("from=yesterday").unwrap_err()),
+            ["from"]
+        );
+        assert_eq!(
+            field(StatsQuery::parse("to=2026-13-01T00:00:00Z").unwrap_err()),
+            ["to"]
+        );
+        assert_eq!(
+            field(StatsQuery::parse("bucket=week").unwrap_err()),
+            ["bucket"]
+        );
+        assert_eq!(
+            field(
+                StatsQuery::parse("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z").unwrap_err()
+            ),
+            ["from"]
+        );
+        assert_eq!(
+            field(StatsQuery::parse("from=x&bucket=y").unwrap_err()),
+            ["from", "bucket"]
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics, served at `GET /metrics` in the text format; one
+//! registry per application, so several instances can share a test process.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubjectLabel {
+    pub subject: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLetterLabels {
+    pub subject: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+/// Everything analytics reports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events stored (or merged into a link copy) and acknowledged.
+    pub processed: Family<SubjectLabel, Counter>,
+    /// Messages sent to the dead-letter subject.
+    pub dead_letters: Family<DeadLetterLabels, Counter>,
+    /// Messages the consumer has not acknowledged yet: pending plus in flight.
+    pub consumer_lag: Family<SubjectLabel, Gauge>,
+    /// Time of one batched store write.
+    pub insert_seconds: Histogram,
+    /// Failed store writes (retried).
+    pub store_failures: Counter,
+    pub requests: Family<RequestLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("analytics");
+        let processed = Family::<SubjectLabel, Counter>::default();
+        registry.register(
+            "events_processed",
+            "Events stored and acknowledged, by subject",
+            processed.clone(),
+        );
+        let dead_letters = Family::<DeadLetterLabels, Counter>::default();
+        registry.register(
+            "dead_letters",
+            "Messages moved to the dead-letter subject, by subject and reason",
+            dead_letters.clone(),
+        );
+        let consumer_lag = Family::<SubjectLabel, Gauge>::default();
+        registry.register(
+            "consumer_lag_messages",
+            "Messages of a subject not yet acknowledged by its consumer",
+            consumer_lag.clone(),
+        );
+        // 0.5 ms to ~16 s.
+        let insert_seconds = Histogram::new(exponential_buckets(0.000_5, 2.0, 16));
+        registry.register(
+            "store_insert_duration_seconds",
+            "Time of one batched store write",
+            insert_seconds.clone(),
+        );
+        let store_failures = Counter::default();
+        registry.register(
+            "store_write_failures",
+            "Store writes that failed and were retried",
+            store_failures.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by route and status",
+            requests.clone(),
+        );
+        Self {
+            registry,
+            processed,
+            dead_letters,
+            consumer_lag,
+            insert_seconds,
+            store_failures,
+            requests,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,530 @@
+//! Production store: ClickHouse, through the `clickhouse` crate over HTTP.
+//!
+//! - `clicks` is a `ReplacingMergeTree` ordered by
+//!   `(shortener_url_id, clicked_at, event_id)`: a duplicate of an event has
+//!   the same key, background merges fold it away, and every query reads
+//!   `FINAL`, so an answer never counts it twice even before a merge.
+//!   Queries name one link, so they read only that link's key range.
+//! - `url_creations` is a `ReplacingMergeTree(version)` ordered by
+//!   `shortener_url_id`: the row with the newest version is the copy.
+//!
+//! The SQL runs on ClickHouse 18.16 (what Debian ships, used in CI) and on
+//! current releases (docker compose): no `DateTime64`, `LowCardinality`,
+//! `Bool` or server-side parameters; values are bound on the client.
+
+use async_trait::async_trait;
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AnalyticsStore, ClickSummary, StoreError};
+use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
+
+/// Where ClickHouse is and who to be there.
+#[derive(Clone)]
+pub struct ClickHouseSettings {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ClickHouseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseSettings")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Schema changes, applied in order once each; the applied ones are recorded
+/// in `schema_migrations`.
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS clicks (
+            event_id UUID,
+            shortener_url_id UUID,
+            short_code String,
+            clicked_at DateTime,
+            referrer_host String,
+            browser String,
+            os String,
+            device String,
+            is_bot UInt8,
+            visitor_key String,
+            country String
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(clicked_at)
+        ORDER BY (shortener_url_id, clicked_at, event_id)",
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS url_creations (
+            shortener_url_id UUID,
+            short_code String,
+            target Nullable(String),
+            target_host Nullable(String),
+            created_at Nullable(DateTime),
+            expires_at Nullable(DateTime),
+            deleted_at Nullable(DateTime),
+            last_update_us Int64,
+            expires_from_update UInt8,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY shortener_url_id",
+    ),
+];
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct ClickRecord {
+    #[serde(with = "clickhouse::serde::uuid")]
+    event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    short_code: String,
+    clicked_at: u32,
+    referrer_host: String,
+    browser: String,
+    os: String,
+    device: String,
+    is_bot: u8,
+    visitor_key: String,
+    country: String,
+}
+
+/// `DateTime` holds seconds since 1970 in 32 bits.
+fn datetime(t: i64) -> u32 {
+    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
+}
+
+impl From<&ClickRow> for ClickRecord {
+    fn from(c: &ClickRow) -> Self {
+        Self {
+            event_id: c.event_id,
+            shortener_url_id: c.shortener_url_id,
+            short_code: c.short_code.clone(),
+            clicked_at: datetime(c.clicked_at),
+            referrer_host: c.referrer_host.clone(),
+            browser: c.browser.clone(),
+            os: c.os.clone(),
+            device: c.device.clone(),
+            is_bot: u8::from(c.is_bot),
+            visitor_key: c.visitor_key.clone(),
+            country: c.country.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct LinkRecord {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    short_code: String,
+    target: Option<String>,
+    target_host: Option<String>,
+    created_at: Option<u32>,
+    expires_at: Option<u32>,
+    deleted_at: Option<u32>,
+    last_update_us: i64,
+    expires_from_update: u8,
+    version: u64,
+}
+
+impl From<&LinkCopy> for LinkRecord {
+    fn from(l: &LinkCopy) -> Self {
+        Self {
+            shortener_url_id: l.shortener_url_id,
+            short_code: l.short_code.clone(),
+            target: l.target.clone(),
+            target_host: l.target_host.clone(),
+            created_at: l.created_at.map(datetime),
+            expires_at: l.expires_at.map(datetime),
+            deleted_at: l.deleted_at.map(datetime),
+            last_update_us: l.last_update_us,
+            expires_from_update: u8::from(l.expires_from_update),
+            version: l.version,
+        }
+    }
+}
+
+impl From<LinkRecord> for LinkCopy {
+    fn from(r: LinkRecord) -> Self {
+        Self {
+            shortener_url_id: r.shortener_url_id,
+            short_code: r.short_code,
+            target: r.target,
+            target_host: r.target_host,
+            created_at: r.created_at.map(i64::from),
+            expires_at: r.expires_at.map(i64::from),
+            deleted_at: r.deleted_at.map(i64::from),
+            last_update_us: r.last_update_us,
+            expires_from_update: r.expires_from_update != 0,
+            version: r.version,
+        }
+    }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TotalsRecord {
+    clicks: u64,
+    uniques: u64,
+    bots: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct BucketRecord {
+    start: i64,
+    clicks: u64,
+    uniques: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TopRecord {
+    value: String,
+    clicks: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct SummaryRecord {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    clicks: u64,
+    first: u32,
+    last: u32,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct LinkTotalRecord {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    clicks: u64,
+}
+
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    client: Client,
+    settings: ClickHouseSettings,
+}
+
+fn failed(error: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::new(error)
+}
+
+/// `toUUID('…')` literals; a UUID's text form needs no escaping.
+fn uuid_list(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(|id| format!("toUUID('{id}')"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const IN_WINDOW: &str = "shortener_url_id = toUUID(?) AND clicked_at >= toDateTime(?) \
+     AND clicked_at < toDateTime(?)";
+
+/// Unique visitors: distinct non-empty visitor keys, exactly.
+const UNIQUES: &str = "uniqExactIf(visitor_key, visitor_key != '')";
+
+impl ClickHouseStore {
+    /// Connects, creates the database if needed and applies migrations.
+    pub async fn open(settings: ClickHouseSettings) -> anyhow::Result<Self> {
+        let mut server = Client::default()
+            .with_url(&settings.url)
+            .with_validation(false);
+        if let Some(user) = &settings.user {
+            server = server.with_user(user);
+        }
+        if let Some(password) = &settings.password {
+            server = server.with_password(password);
+        }
+        let store = Self {
+            client: server.clone().with_database(&settings.database),
+            settings,
+        };
+        server
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS `{}`",
+                store.settings.database.replace('`', "")
+            ))
+            .execute()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("ClickHouse at {} is not usable: {e}", store.settings.url)
+            })?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        self.client
+            .query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_at DateTime) \
+                 ENGINE = MergeTree() ORDER BY version",
+            )
+            .execute()
+            .await?;
+        let applied: Vec<u32> = self
+            .client
+            .query("SELECT version FROM schema_migrations")
+            .fetch_all()
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            self.client
+                .query(sql)
+                .execute()
+                .await
+                .map_err(|e| anyhow::anyhow!("ClickHouse migration {version} failed: {e}"))?;
+            self.client
+                .query("INSERT INTO schema_migrations VALUES (?, now())")
+                .bind(version)
+                .execute()
+                .await?;
+            tracing::info!(version, "ClickHouse migration applied");
+        }
+        Ok(())
+    }
+
+    async fn links_where(&self, condition: &str) -> Result<Vec<LinkCopy>, StoreError> {
+        let rows: Vec<LinkRecord> = self
+            .client
+            .query(&format!(
+                "SELECT ?fields FROM url_creations FINAL WHERE {condition}"
+            ))
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(LinkCopy::from).collect())
+    }
+
+    fn windowed(&self, sql: &str, window: Window) -> clickhouse::query::Query {
+        self.client
+            .query(sql)
+            .bind(window.url_id.to_string())
+            .bind(window.from)
+            .bind(window.to)
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for ClickHouseStore {
+    fn kind(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .query("SELECT 1")
+            .fetch_one::<u8>()
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
+        let mut insert = self
+            .client
+            .insert::<ClickRecord>("clicks")
+            .await
+            .map_err(failed)?;
+        for click in clicks {
+            insert
+                .write(&ClickRecord::from(click))
+                .await
+                .map_err(failed)?;
+        }
+        // Returns when ClickHouse has committed the part.
+        insert.end().await.map_err(failed)
+    }
+
+    async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1_000) {
+            found.extend(
+                self.links_where(&format!("shortener_url_id IN ({})", uuid_list(chunk)))
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .client
+            .insert::<LinkRecord>("url_creations")
+            .await
+            .map_err(failed)?;
+        for link in links {
+            insert
+                .write(&LinkRecord::from(link))
+                .await
+                .map_err(failed)?;
+        }
+        insert.end().await.map_err(failed)
+    }
+
+    async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError> {
+        let rows: Vec<LinkRecord> = self
+            .client
+            .query(
+                "SELECT ?fields FROM url_creations FINAL WHERE short_code = ? \
+                 ORDER BY isNull(created_at), version DESC LIMIT 1",
+            )
+            .bind(code)
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().next().map(LinkCopy::from))
+    }
+
+    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_where("isNull(created_at)").await
+    }
+
+    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_where("isNotNull(deleted_at)").await
+    }
+
+    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError> {
+        let links = self.links_where("1").await?;
+        let totals: Vec<LinkTotalRecord> = self
+            .client
+            .query(
+                "SELECT shortener_url_id, count() AS clicks FROM clicks FINAL \
+                 GROUP BY shortener_url_id",
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        let totals: std::collections::HashMap<Uuid, u64> = totals
+            .into_iter()
+            .map(|t| (t.shortener_url_id, t.clicks))
+            .collect();
+        let mut rows: Vec<(LinkCopy, u64)> = links
+            .into_iter()
+            .map(|l| {
+                let clicks = totals.get(&l.shortener_url_id).copied().unwrap_or(0);
+                (l, clicks)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.created_at.cmp(&a.0.created_at)));
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<SummaryRecord> = self
+                .client
+                .query(&format!(
+                    "SELECT shortener_url_id, count() AS clicks, toUInt32(min(clicked_at)) AS first, \
+                     toUInt32(max(clicked_at)) AS last FROM clicks FINAL \
+                     WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
+                    uuid_list(chunk)
+                ))
+                .fetch_all()
+                .await
+                .map_err(failed)?;
+            found.extend(rows.into_iter().map(|r| ClickSummary {
+                shortener_url_id: r.shortener_url_id,
+                clicks: r.clicks,
+                first_click_at: i64::from(r.first),
+                last_click_at: i64::from(r.last),
+            }));
+        }
+        Ok(found)
+    }
+
+    async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
+        let row: TotalsRecord = self
+            .windowed(
+                &format!(
+                    "SELECT count() AS clicks, {UNIQUES} AS uniques, toUInt64(sum(is_bot)) AS bots \
+                     FROM clicks FINAL WHERE {IN_WINDOW}"
+                ),
+                window,
+            )
+            .fetch_one()
+            .await
+            .map_err(failed)?;
+        Ok(Totals {
+            clicks: row.clicks,
+            unique_visitors: row.uniques,
+            bot_clicks: row.bots,
+        })
+    }
+
+    async fn series(&self, window: Window, bucket: Bucket) -> Result<Vec<BucketCount>, StoreError> {
+        let size = bucket.seconds();
+        let rows: Vec<BucketRecord> = self
+            .windowed(
+                &format!(
+                    "SELECT toInt64(intDiv(toUInt32(clicked_at), {size}) * {size}) AS start, \
+                     count() AS clicks, {UNIQUES} AS uniques \
+                     FROM clicks FINAL WHERE {IN_WINDOW} GROUP BY start ORDER BY start"
+                ),
+                window,
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BucketCount {
+                start: r.start,
+                clicks: r.clicks,
+                unique_visitors: r.uniques,
+            })
+            .collect())
+    }
+
+    async fn top(
+        &self,
+        window: Window,
+        dimension: Dimension,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let column = dimension.column();
+        let rows: Vec<TopRecord> = self
+            .windowed(
+                &format!(
+                    "SELECT {column} AS value, count() AS clicks FROM clicks FINAL \
+                     WHERE {IN_WINDOW} AND {column} != '' \
+                     GROUP BY value ORDER BY clicks DESC, value ASC LIMIT {limit}"
+                ),
+                window,
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|r| (r.value, r.clicks)).collect())
+    }
+
+    async fn click_count(&self) -> Result<u64, StoreError> {
+        self.client
+            .query("SELECT count() FROM clicks FINAL")
+            .fetch_one::<u64>()
+            .await
+            .map_err(failed)
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        for table in ["clicks", "url_creations", "schema_migrations"] {
+            self.client
+                .query(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute()
+                .await
+                .map_err(failed)?;
+        }
+        self.migrate().await.map_err(StoreError)
+    }
+}

@@ -1,0 +1,98 @@
+//! Analytics' own store, behind one trait: ClickHouse in production, an
+//! embedded SQLite file by default. Both hold the same two tables with the
+//! same meaning:
+//!
+//! - `clicks`: one row per click event, unique by `event_id`. A redelivered
+//!   or republished event is written again, and no answer ever counts it twice
+//!   (SQLite ignores the second insert; ClickHouse queries read `FINAL`).
+//! - `url_creations`: analytics' copy of each link ([`LinkCopy`]), keyed by
+//!   the `shortener_url_id` soft reference.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
+
+pub mod clickhouse;
+pub mod sqlite;
+
+pub use self::clickhouse::{ClickHouseSettings, ClickHouseStore};
+pub use self::sqlite::SqliteStore;
+
+/// The store could not answer; callers retry (consumers) or answer 503 (HTTP).
+#[derive(Debug, thiserror::Error)]
+#[error("analytics store unavailable: {0:#}")]
+pub struct StoreError(#[from] pub anyhow::Error);
+
+impl StoreError {
+    pub fn new(error: impl Into<anyhow::Error>) -> Self {
+        Self(error.into())
+    }
+}
+
+/// Clicks of one link, for the reconciliation report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickSummary {
+    pub shortener_url_id: Uuid,
+    pub clicks: u64,
+    pub first_click_at: i64,
+    pub last_click_at: i64,
+}
+
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync + 'static {
+    /// `clickhouse` or `sqlite`, for logs and `/ready`.
+    fn kind(&self) -> &'static str;
+
+    /// Cheap round trip, for `/ready`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Writes clicks; returns once they are durable. Rows whose `event_id` is
+    /// already stored never count twice.
+    async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError>;
+
+    /// Stored copies of these links (missing ones are simply absent).
+    async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError>;
+
+    /// Replaces these copies; each carries a higher `version` than the stored one.
+    async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError>;
+
+    /// The copy whose code this is. Codes are unique at the owner; should two
+    /// copies claim one, the created one with the newest version wins.
+    async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError>;
+
+    /// Copies still waiting for their created event.
+    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError>;
+
+    /// Copies of links deleted at the owner.
+    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError>;
+
+    /// Every copy with its all-time click total, busiest first (the dashboard).
+    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError>;
+
+    /// Click count and first/last click of each of these links that has clicks.
+    async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError>;
+
+    async fn totals(&self, window: Window) -> Result<Totals, StoreError>;
+
+    /// Non-empty buckets only, oldest first.
+    async fn series(
+        &self,
+        window: Window,
+        bucket: crate::model::Bucket,
+    ) -> Result<Vec<BucketCount>, StoreError>;
+
+    /// The most frequent non-empty values, most clicks first, ties by value.
+    async fn top(
+        &self,
+        window: Window,
+        dimension: Dimension,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Distinct clicks stored (each `event_id` once).
+    async fn click_count(&self) -> Result<u64, StoreError>;
+
+    /// Drops every row (replay rebuilds from the stream).
+    async fn reset(&self) -> Result<(), StoreError>;
+}

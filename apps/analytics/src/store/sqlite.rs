@@ -1,0 +1,433 @@
+//! Embedded default store: a SQLite file through sea-orm, in WAL mode with
+//! `synchronous=FULL`, so an acknowledged event survives a power cut.
+//!
+//! `clicks` is keyed by `event_id` and written with `INSERT OR IGNORE`: a
+//! duplicate never becomes a second row. Times are Unix seconds (UTC), so
+//! buckets are integer arithmetic.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
+    Statement, TransactionTrait, Value,
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+use super::{AnalyticsStore, ClickSummary, StoreError};
+use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
+
+/// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: DatabaseConnection,
+}
+
+fn failed(error: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::new(error)
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+const LINK_COLUMNS: &str = "shortener_url_id, short_code, target, target_host, created_at, \
+     expires_at, deleted_at, last_update_us, expires_from_update, version";
+
+fn to_link(row: &QueryResult) -> Result<LinkCopy, StoreError> {
+    Ok(LinkCopy {
+        shortener_url_id: row.try_get("", "shortener_url_id").map_err(failed)?,
+        short_code: row.try_get("", "short_code").map_err(failed)?,
+        target: row.try_get("", "target").map_err(failed)?,
+        target_host: row.try_get("", "target_host").map_err(failed)?,
+        created_at: row.try_get("", "created_at").map_err(failed)?,
+        expires_at: row.try_get("", "expires_at").map_err(failed)?,
+        deleted_at: row.try_get("", "deleted_at").map_err(failed)?,
+        last_update_us: row.try_get("", "last_update_us").map_err(failed)?,
+        expires_from_update: row
+            .try_get::<i64>("", "expires_from_update")
+            .map_err(failed)?
+            != 0,
+        version: count(row.try_get("", "version").map_err(failed)?),
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
+        }
+        let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        let db = Database::connect(options)
+            .await
+            .with_context(|| format!("failed to open SQLite database {}", path.display()))?;
+        migration::Migrator::up(&db, None)
+            .await
+            .context("failed to migrate the SQLite database")?;
+        Ok(Self { db })
+    }
+
+    async fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, StoreError> {
+        self.db
+            .query_all_raw(statement(sql, values))
+            .await
+            .map_err(failed)
+    }
+
+    async fn links_where(&self, condition: &str) -> Result<Vec<LinkCopy>, StoreError> {
+        self.query(
+            &format!("SELECT {LINK_COLUMNS} FROM url_creations WHERE {condition}"),
+            Vec::new(),
+        )
+        .await?
+        .iter()
+        .map(to_link)
+        .collect()
+    }
+}
+
+fn window_values(window: Window) -> Vec<Value> {
+    vec![window.url_id.into(), window.from.into(), window.to.into()]
+}
+
+const IN_WINDOW: &str = "shortener_url_id = ? AND clicked_at >= ? AND clicked_at < ?";
+
+#[async_trait]
+impl AnalyticsStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query("SELECT 1", Vec::new()).await.map(drop)
+    }
+
+    async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(failed)?;
+        for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut values = Vec::with_capacity(chunk.len() * 11);
+            for c in chunk {
+                values.extend([
+                    c.event_id.into(),
+                    c.shortener_url_id.into(),
+                    c.short_code.clone().into(),
+                    c.clicked_at.into(),
+                    c.referrer_host.clone().into(),
+                    c.browser.clone().into(),
+                    c.os.clone().into(),
+                    c.device.clone().into(),
+                    i64::from(c.is_bot).into(),
+                    c.visitor_key.clone().into(),
+                    c.country.clone().into(),
+                ]);
+            }
+            txn.execute_raw(statement(
+                &format!(
+                    "INSERT OR IGNORE INTO clicks (event_id, shortener_url_id, short_code, \
+                     clicked_at, referrer_host, browser, os, device, is_bot, visitor_key, country) \
+                     VALUES {rows}"
+                ),
+                values,
+            ))
+            .await
+            .map_err(failed)?;
+        }
+        txn.commit().await.map_err(failed)
+    }
+
+    async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT {LINK_COLUMNS} FROM url_creations WHERE shortener_url_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    chunk.iter().map(|id| (*id).into()).collect(),
+                )
+                .await?;
+            for row in &rows {
+                found.push(to_link(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(failed)?;
+        for l in links {
+            txn.execute_raw(statement(
+                &format!(
+                    "INSERT OR REPLACE INTO url_creations ({LINK_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                vec![
+                    l.shortener_url_id.into(),
+                    l.short_code.clone().into(),
+                    l.target.clone().into(),
+                    l.target_host.clone().into(),
+                    l.created_at.into(),
+                    l.expires_at.into(),
+                    l.deleted_at.into(),
+                    l.last_update_us.into(),
+                    i64::from(l.expires_from_update).into(),
+                    i64::try_from(l.version).unwrap_or(i64::MAX).into(),
+                ],
+            ))
+            .await
+            .map_err(failed)?;
+        }
+        txn.commit().await.map_err(failed)
+    }
+
+    async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {LINK_COLUMNS} FROM url_creations WHERE short_code = ? \
+                     ORDER BY created_at IS NULL, version DESC LIMIT 1"
+                ),
+                vec![code.into()],
+            )
+            .await?;
+        rows.first().map(to_link).transpose()
+    }
+
+    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_where("created_at IS NULL").await
+    }
+
+    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_where("deleted_at IS NOT NULL").await
+    }
+
+    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {LINK_COLUMNS}, \
+                     (SELECT COUNT(*) FROM clicks c WHERE c.shortener_url_id = u.shortener_url_id) AS clicks \
+                     FROM url_creations u ORDER BY clicks DESC, created_at DESC LIMIT ?"
+                ),
+                vec![i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    to_link(row)?,
+                    count(row.try_get("", "clicks").map_err(failed)?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT shortener_url_id, COUNT(*) AS clicks, MIN(clicked_at) AS first, \
+                         MAX(clicked_at) AS last FROM clicks WHERE shortener_url_id IN ({}) \
+                         GROUP BY shortener_url_id",
+                        placeholders(chunk.len())
+                    ),
+                    chunk.iter().map(|id| (*id).into()).collect(),
+                )
+                .await?;
+            for row in &rows {
+                found.push(ClickSummary {
+                    shortener_url_id: row.try_get("", "shortener_url_id").map_err(failed)?,
+                    clicks: count(row.try_get("", "clicks").map_err(failed)?),
+                    first_click_at: row.try_get("", "first").map_err(failed)?,
+                    last_click_at: row.try_get("", "last").map_err(failed)?,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT COUNT(*) AS clicks, COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques, \
+                     COALESCE(SUM(is_bot), 0) AS bots FROM clicks WHERE {IN_WINDOW}"
+                ),
+                window_values(window),
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(Totals::default());
+        };
+        Ok(Totals {
+            clicks: count(row.try_get("", "clicks").map_err(failed)?),
+            unique_visitors: count(row.try_get("", "uniques").map_err(failed)?),
+            bot_clicks: count(row.try_get("", "bots").map_err(failed)?),
+        })
+    }
+
+    async fn series(&self, window: Window, bucket: Bucket) -> Result<Vec<BucketCount>, StoreError> {
+        let size = bucket.seconds();
+        self.query(
+            &format!(
+                "SELECT (clicked_at / {size}) * {size} AS start, COUNT(*) AS clicks, \
+                 COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques \
+                 FROM clicks WHERE {IN_WINDOW} GROUP BY start ORDER BY start"
+            ),
+            window_values(window),
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(BucketCount {
+                start: row.try_get("", "start").map_err(failed)?,
+                clicks: count(row.try_get("", "clicks").map_err(failed)?),
+                unique_visitors: count(row.try_get("", "uniques").map_err(failed)?),
+            })
+        })
+        .collect()
+    }
+
+    async fn top(
+        &self,
+        window: Window,
+        dimension: Dimension,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let column = dimension.column();
+        let mut values = window_values(window);
+        values.push(i64::from(limit).into());
+        self.query(
+            &format!(
+                "SELECT {column} AS value, COUNT(*) AS clicks FROM clicks \
+                 WHERE {IN_WINDOW} AND {column} != '' \
+                 GROUP BY value ORDER BY clicks DESC, value ASC LIMIT ?"
+            ),
+            values,
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "value").map_err(failed)?,
+                count(row.try_get("", "clicks").map_err(failed)?),
+            ))
+        })
+        .collect()
+    }
+
+    async fn click_count(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .query("SELECT COUNT(*) AS n FROM clicks", Vec::new())
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()
+            .map_err(failed)?
+            .map(count)
+            .unwrap_or_default())
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        self.db
+            .execute_unprepared("DELETE FROM clicks; DELETE FROM url_creations;")
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+}
+
+mod migration {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migrator;
+
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(CreateClicksAndUrlCreations)]
+        }
+    }
+
+    #[derive(DeriveMigrationName)]
+    struct CreateClicksAndUrlCreations;
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateClicksAndUrlCreations {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE TABLE clicks (
+                        event_id BLOB PRIMARY KEY NOT NULL,
+                        shortener_url_id BLOB NOT NULL,
+                        short_code TEXT NOT NULL,
+                        clicked_at INTEGER NOT NULL,
+                        referrer_host TEXT NOT NULL,
+                        browser TEXT NOT NULL,
+                        os TEXT NOT NULL,
+                        device TEXT NOT NULL,
+                        is_bot INTEGER NOT NULL,
+                        visitor_key TEXT NOT NULL,
+                        country TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    -- Every stats query reads one link over a time range.
+                    CREATE INDEX clicks_by_link_time ON clicks (shortener_url_id, clicked_at);
+                    -- No foreign key: shortener_url_id is a soft reference to
+                    -- a row the shortener owns; a click may come first.
+                    CREATE TABLE url_creations (
+                        shortener_url_id BLOB PRIMARY KEY NOT NULL,
+                        short_code TEXT NOT NULL,
+                        target TEXT,
+                        target_host TEXT,
+                        created_at INTEGER,
+                        expires_at INTEGER,
+                        deleted_at INTEGER,
+                        last_update_us INTEGER NOT NULL,
+                        expires_from_update INTEGER NOT NULL,
+                        version INTEGER NOT NULL
+                    );
+                    CREATE INDEX url_creations_by_code ON url_creations (short_code);",
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared("DROP TABLE url_creations; DROP TABLE clicks;")
+                .await?;
+            Ok(())
+        }
+    }
+}
