@@ -1,0 +1,605 @@
+//! What analytics must do, run against each store (see `main.rs`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use contracts::subjects::URL_CLICKED;
+use contracts::{Envelope, UrlClicked, UrlDeleted, UrlUpdated};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::helpers::{at, clicked, created, publish, publish_raw, total, Env};
+
+/// 2026-03-01T00:00:00Z.
+const D0: i64 = 1_772_323_200;
+const DAY: i64 = 86_400;
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+/// User agents with their hand-checked labels: browser, os, device, bot.
+const AGENTS: [(Option<&str>, &str, &str, &str, bool); 5] = [
+    (Some(FIREFOX), "Firefox", "Linux", "desktop", false),
+    (Some(CHROME), "Chrome", "Windows 10", "desktop", false),
+    (Some(IPHONE), "Safari", "iPhone", "mobile", false),
+    (Some(SLACK), "misc crawler", "unknown", "bot", true),
+    (None, "unknown", "unknown", "unknown", false),
+];
+
+/// Referrers with the host analytics must reduce them to ("" = none).
+const REFERRERS: [(Option<&str>, &str); 5] = [
+    (None, ""),
+    (
+        Some("https://www.google.com/search?q=short"),
+        "www.google.com",
+    ),
+    (
+        Some("https://News.YCombinator.com/item?id=1"),
+        "news.ycombinator.com",
+    ),
+    (Some("https://t.co/abc"), "t.co"),
+    (Some("not a url"), ""),
+];
+
+const COUNTRIES: [(Option<&str>, &str); 4] = [
+    (Some("DE"), "DE"),
+    (Some("US"), "US"),
+    (Some("FR"), "FR"),
+    (None, ""),
+];
+
+/// One generated click and what analytics must derive from it.
+struct Expected {
+    link: usize,
+    at: i64,
+    visitor: String,
+    referrer: &'static str,
+    browser: &'static str,
+    os: &'static str,
+    device: &'static str,
+    bot: bool,
+    country: &'static str,
+}
+
+fn top(values: impl Iterator<Item = &'static str>) -> Value {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for v in values.filter(|v| !v.is_empty()) {
+        *counts.entry(v).or_default() += 1;
+    }
+    let mut items: Vec<(&str, u64)> = counts.into_iter().collect();
+    items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    items.truncate(10);
+    Value::Array(
+        items
+            .into_iter()
+            .map(|(v, c)| json!({"value": v, "clicks": c}))
+            .collect(),
+    )
+}
+
+fn rfc3339(t: i64) -> String {
+    at(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The stats a window of expected clicks must produce.
+fn expected_stats(clicks: &[&Expected], from: i64, to: i64, bucket: i64) -> Value {
+    let inside: Vec<&&Expected> = clicks
+        .iter()
+        .filter(|c| c.at >= from && c.at < to)
+        .collect();
+    let uniques = |cs: &[&&Expected]| {
+        cs.iter()
+            .filter(|c| !c.visitor.is_empty())
+            .map(|c| c.visitor.as_str())
+            .collect::<BTreeSet<_>>()
+            .len() as u64
+    };
+    let mut series = Vec::new();
+    let mut start = from.div_euclid(bucket) * bucket;
+    while start < to {
+        let in_bucket: Vec<&&Expected> = inside
+            .iter()
+            .copied()
+            .filter(|c| c.at >= start && c.at < start + bucket)
+            .collect();
+        series.push(json!({"t": rfc3339(start), "clicks": in_bucket.len(), "unique_visitors": uniques(&in_bucket)}));
+        start += bucket;
+    }
+    let bots = inside.iter().filter(|c| c.bot).count() as u64;
+    json!({
+        "total_clicks": inside.len(),
+        "unique_visitors": uniques(&inside),
+        "bot_clicks": bots,
+        "human_clicks": inside.len() as u64 - bots,
+        "series": series,
+        "top_referrers": top(inside.iter().map(|c| c.referrer)),
+        "browsers": top(inside.iter().map(|c| c.browser)),
+        "os": top(inside.iter().map(|c| c.os)),
+        "devices": top(inside.iter().map(|c| c.device)),
+        "countries": top(inside.iter().map(|c| c.country)),
+    })
+}
+
+const COMPARED: [&str; 10] = [
+    "total_clicks",
+    "unique_visitors",
+    "bot_clicks",
+    "human_clicks",
+    "series",
+    "top_referrers",
+    "browsers",
+    "os",
+    "devices",
+    "countries",
+];
+
+fn assert_stats(actual: &Value, expected: &Value, what: &str) {
+    for field in COMPARED {
+        assert_eq!(actual[field], expected[field], "{what}: {field}");
+    }
+}
+
+/// The scenario of the issue: 1000 clicks over 3 links across 3 days, plus
+/// two just outside the window, which must not count.
+struct Scenario {
+    links: [(Uuid, &'static str); 3],
+    expected: Vec<Expected>,
+    events: Vec<Envelope<UrlClicked>>,
+}
+
+fn scenario() -> Scenario {
+    let links = [
+        (Uuid::now_v7(), "alpha"),
+        (Uuid::now_v7(), "bravo"),
+        (Uuid::now_v7(), "charlie"),
+    ];
+    let mut expected = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..1_002_i64 {
+        let link = if i % 5 == 0 { 0 } else { (i % 3) as usize };
+        let when = match i {
+            1_000 => D0 - 1,
+            1_001 => D0 + 3 * DAY,
+            _ => D0 + ((i / 7) % 3) * DAY + ((i * 5) % 24) * 3_600 + (i % 60) * 60 + (i * 7) % 60,
+        };
+        let agent = AGENTS[((i / 2) % 5) as usize];
+        let referrer = REFERRERS[(i % 5) as usize];
+        let country = COUNTRIES[((i / 3) % 4) as usize];
+        let visitor = if i % 11 == 0 {
+            String::new()
+        } else {
+            format!("{:032x}", i % 37)
+        };
+        let (id, code) = links[link];
+        let mut event = clicked(id, code, when);
+        event.data.user_agent = agent.0.map(str::to_owned);
+        event.data.referrer = referrer.0.map(str::to_owned);
+        event.data.country = country.0.map(str::to_owned);
+        event.data.visitor_key = (!visitor.is_empty()).then(|| visitor.clone());
+        events.push(event);
+        expected.push(Expected {
+            link,
+            at: when,
+            visitor,
+            referrer: referrer.1,
+            browser: agent.1,
+            os: agent.2,
+            device: agent.3,
+            bot: agent.4,
+            country: country.1,
+        });
+    }
+    Scenario {
+        links,
+        expected,
+        events,
+    }
+}
+
+async fn ingest_scenario(env: &Env, app: &super::helpers::TestApp) -> Scenario {
+    let s = scenario();
+    let js = env.jetstream().await;
+    let creations: Vec<_> = s
+        .links
+        .iter()
+        .map(|(id, code)| created(*id, code, D0 - DAY))
+        .collect();
+    publish(&js, &creations).await;
+    publish(&js, &s.events).await;
+    for (index, (_, code)) in s.links.iter().enumerate() {
+        let all = s.expected.iter().filter(|c| c.link == index).count() as u64;
+        app.eventually(
+            &format!(
+                "/api/v1/links/{code}/stats?from={}&to={}",
+                rfc3339(D0 - DAY),
+                rfc3339(D0 + 4 * DAY)
+            ),
+            |status, body| status == 200 && total(body) == all,
+        )
+        .await;
+    }
+    s
+}
+
+pub async fn a_thousand_clicks_over_three_links_and_three_days_give_exact_stats(env: &Env) {
+    let app = env.app().await;
+    let s = ingest_scenario(env, &app).await;
+    let (from, to) = (D0, D0 + 3 * DAY);
+    let mut grand_total = 0;
+    for (index, (id, code)) in s.links.iter().enumerate() {
+        let clicks: Vec<&Expected> = s.expected.iter().filter(|c| c.link == index).collect();
+        let expected = expected_stats(&clicks, from, to, DAY);
+        let query = format!("from={}&to={}", rfc3339(from), rfc3339(to));
+        let (status, by_code) = app
+            .get_json(&format!("/api/v1/links/{code}/stats?{query}"))
+            .await;
+        assert_eq!(status, 200, "{by_code}");
+        assert_stats(&by_code, &expected, code);
+        assert_eq!(by_code["series"].as_array().unwrap().len(), 3);
+        assert_eq!(by_code["bucket"], "day");
+        assert_eq!(by_code["link"]["status"], "active");
+        assert_eq!(by_code["link"]["short_code"], *code);
+        let (_, by_id) = app
+            .get_json(&format!("/api/v1/urls/{id}/stats?{query}&bucket=day"))
+            .await;
+        assert_stats(&by_id, &expected, code);
+        grand_total += by_code["total_clicks"].as_u64().unwrap();
+        // Hours of the middle day: 24 buckets, empty ones included.
+        let (day_from, day_to) = (D0 + DAY, D0 + 2 * DAY);
+        let (status, hourly) = app
+            .get_json(&format!(
+                "/api/v1/links/{code}/stats?from={}&to={}&bucket=hour",
+                rfc3339(day_from),
+                rfc3339(day_to)
+            ))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(hourly["series"].as_array().unwrap().len(), 24);
+        assert_stats(
+            &hourly,
+            &expected_stats(&clicks, day_from, day_to, 3_600),
+            code,
+        );
+    }
+    assert_eq!(
+        grand_total, 1_000,
+        "the two clicks outside the window do not count"
+    );
+    app.stop().await;
+}
+
+pub async fn the_same_event_twice_counts_once(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "twice", D0)]).await;
+    let event = clicked(id, "twice", D0 + 10);
+    let payload = contracts::encode(&event).unwrap();
+    // Once as published, once republished with a new message id (the
+    // server cannot deduplicate that), then a different click.
+    publish_raw(
+        &js,
+        URL_CLICKED,
+        &event.event_id.to_string(),
+        payload.clone(),
+    )
+    .await;
+    publish_raw(&js, URL_CLICKED, &Uuid::now_v7().to_string(), payload).await;
+    publish(&js, &[clicked(id, "twice", D0 + 20)]).await;
+    let path = format!(
+        "/api/v1/links/twice/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&format!("{path}&bucket=hour"), |_, body| total(body) >= 2)
+        .await;
+    // Let every message be processed: the consumer has no lag left.
+    wait_for_no_lag(&app).await;
+    let (_, body) = app.get_json(&path).await;
+    assert_eq!(total(&body), 2, "{body}");
+    assert_eq!(body["series"][0]["clicks"], 2);
+    app.stop().await;
+}
+
+/// Waits until every consumer reported no lag (the lag gauges are refreshed
+/// every 2 s, so this also waits for a fresh report).
+async fn wait_for_no_lag(app: &super::helpers::TestApp) {
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let started = std::time::Instant::now();
+    loop {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let lags: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("analytics_consumer_lag_messages{"))
+            .collect();
+        if lags.len() == 4 && lags.iter().all(|l| l.ends_with(" 0")) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "lag never reached 0: {lags:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn a_click_before_its_link_is_counted_and_later_attributed(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    let now = chrono::Utc::now().timestamp();
+    publish(
+        &js,
+        &[
+            clicked(id, "early", now - 60),
+            clicked(id, "early", now - 30),
+        ],
+    )
+    .await;
+    let body = app
+        .eventually("/api/v1/links/early/stats", |status, body| {
+            status == 200 && total(body) == 2
+        })
+        .await;
+    assert_eq!(body["link"]["status"], "unknown", "{body}");
+    assert_eq!(body["link"]["shortener_url_id"], id.to_string());
+    let (_, report) = app.get_json("/api/v1/reconciliation?grace_seconds=0").await;
+    let orphan = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["shortener_url_id"] == id.to_string())
+        .unwrap_or_else(|| panic!("not an orphan: {report}"));
+    assert_eq!(orphan["clicks"], 2);
+    assert_eq!(orphan["short_code"], "early");
+    // With the default grace period the clicks are too recent to be orphans.
+    let (_, report) = app.get_json("/api/v1/reconciliation").await;
+    assert!(report["orphans"].as_array().unwrap().is_empty(), "{report}");
+
+    publish(&js, &[created(id, "early", now - 120)]).await;
+    let body = app
+        .eventually("/api/v1/links/early/stats", |_, body| {
+            body["link"]["status"] == "active"
+        })
+        .await;
+    assert_eq!(total(&body), 2);
+    assert_eq!(body["link"]["target"], "https://example.com/early");
+    let (_, by_id) = app.get_json(&format!("/api/v1/urls/{id}/stats")).await;
+    assert_eq!(total(&by_id), 2);
+    let (_, report) = app.get_json("/api/v1/reconciliation?grace_seconds=0").await;
+    assert!(report["orphans"].as_array().unwrap().is_empty(), "{report}");
+    app.stop().await;
+}
+
+pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic_flows(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "poison", D0)]).await;
+    let mut schema_violation = serde_json::to_value(clicked(id, "poison", D0 + 1)).unwrap();
+    schema_violation["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("url_id");
+    let mut future_version = serde_json::to_value(clicked(id, "poison", D0 + 2)).unwrap();
+    future_version["event_version"] = json!(99);
+    let wrong_type = serde_json::to_vec(&created(id, "poison", D0)).unwrap();
+    let poisons: [(&str, Vec<u8>); 4] = [
+        ("invalid_json", b"{not json".to_vec()),
+        (
+            "schema_violation",
+            serde_json::to_vec(&schema_violation).unwrap(),
+        ),
+        (
+            "unsupported_version",
+            serde_json::to_vec(&future_version).unwrap(),
+        ),
+        ("wrong_event_type", wrong_type),
+    ];
+    let mut valid = Vec::new();
+    for (i, (_, payload)) in poisons.iter().enumerate() {
+        let batch: Vec<_> = (0..10)
+            .map(|k| clicked(id, "poison", D0 + 100 + (i * 10 + k) as i64))
+            .collect();
+        publish(&js, &batch).await;
+        valid.extend(batch);
+        publish_raw(&js, URL_CLICKED, &format!("poison-{i}"), payload.clone()).await;
+    }
+    let tail: Vec<_> = (0..10)
+        .map(|k| clicked(id, "poison", D0 + 500 + k))
+        .collect();
+    publish(&js, &tail).await;
+    valid.extend(tail);
+    let path = format!(
+        "/api/v1/links/poison/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == valid.len() as u64)
+        .await;
+
+    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
+    let consumer = dlq
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: format!("analytics.dlq.{URL_CLICKED}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut letters = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut reasons = BTreeMap::new();
+    while let Some(Ok(letter)) = letters.next().await {
+        let headers = letter.headers.clone().unwrap();
+        let reason = headers.get("Dlq-Reason").unwrap().to_string();
+        assert!(headers
+            .get("Dlq-Error")
+            .is_some_and(|e| !e.as_str().is_empty()));
+        assert_eq!(
+            headers.get("Dlq-Original-Subject").unwrap().as_str(),
+            URL_CLICKED
+        );
+        assert!(headers.get("Dlq-Original-Sequence").is_some());
+        assert!(
+            headers
+                .get("Nats-Msg-Id")
+                .unwrap()
+                .as_str()
+                .starts_with("poison-"),
+            "original headers are kept"
+        );
+        reasons.insert(reason, letter.payload.to_vec());
+    }
+    let expected: BTreeMap<String, Vec<u8>> = poisons
+        .iter()
+        .map(|(r, p)| (r.to_string(), p.clone()))
+        .collect();
+    assert_eq!(
+        reasons, expected,
+        "each poison once, with its reason and original payload"
+    );
+    let (_, body) = app.get_json(&path).await;
+    assert_eq!(total(&body), valid.len() as u64, "no poison was counted");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("analytics_dead_letters_total{subject=\"shortener.url.clicked\",reason=\"invalid_json\"} 1"), "{metrics}");
+    app.stop().await;
+}
+
+pub async fn updates_and_deletions_keep_the_copy_current(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    let now = chrono::Utc::now().timestamp();
+    publish(&js, &[created(id, "moving", now - 100)]).await;
+    publish(&js, &[clicked(id, "moving", now - 50)]).await;
+    let update = Envelope::new(
+        "shortener",
+        at(now - 40),
+        UrlUpdated {
+            url_id: id,
+            short_code: "moving".into(),
+            original_url: Some("https://elsewhere.example/new".into()),
+            expires_at: Some(Some(at(now + 3_600))),
+            redirect_type: None,
+            updated_at: at(now - 40),
+        },
+    );
+    publish(&js, &[update]).await;
+    let body = app
+        .eventually("/api/v1/links/moving/stats", |_, body| {
+            body["link"]["target"] == "https://elsewhere.example/new"
+        })
+        .await;
+    assert_eq!(body["link"]["expires_at"], rfc3339(now + 3_600));
+    assert_eq!(body["link"]["status"], "active");
+    let deletion = Envelope::new(
+        "shortener",
+        at(now - 10),
+        UrlDeleted {
+            url_id: id,
+            short_code: "moving".into(),
+            deleted_at: at(now - 10),
+        },
+    );
+    publish(&js, &[deletion]).await;
+    let body = app
+        .eventually("/api/v1/links/moving/stats", |_, body| {
+            body["link"]["status"] == "deleted"
+        })
+        .await;
+    assert_eq!(body["link"]["deleted_at"], rfc3339(now - 10));
+    assert_eq!(total(&body), 1, "a deleted link keeps its clicks");
+    let (_, report) = app.get_json("/api/v1/reconciliation").await;
+    let deleted = &report["deleted"].as_array().unwrap()[0];
+    assert_eq!(deleted["shortener_url_id"], id.to_string());
+    assert_eq!(deleted["clicks"], 1);
+    app.stop().await;
+}
+
+pub async fn bad_parameters_get_problem_json_naming_the_field(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "params", D0)]).await;
+    app.eventually("/api/v1/links/params/stats", |status, _| status == 200)
+        .await;
+    let cases = [
+        ("/api/v1/links/params/stats?from=yesterday", 400, Some("from")),
+        ("/api/v1/links/params/stats?to=2026-02-30T00:00:00Z", 400, Some("to")),
+        ("/api/v1/links/params/stats?bucket=week", 400, Some("bucket")),
+        ("/api/v1/links/params/stats?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", 400, Some("from")),
+        ("/api/v1/links/params/stats?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&bucket=hour", 400, Some("bucket")),
+        ("/api/v1/urls/not-a-uuid/stats", 400, Some("shortener_url_id")),
+        ("/api/v1/reconciliation?grace_seconds=-1", 400, Some("grace_seconds")),
+        ("/api/v1/links/nobody/stats", 404, None),
+        (&*format!("/api/v1/urls/{}/stats", Uuid::now_v7()), 404, None),
+        ("/api/v1/nothing-here", 404, None),
+    ];
+    for (path, status, field) in cases {
+        let response = app.get(path).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json",
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], status, "{path}");
+        assert_eq!(body["field"].as_str(), field, "{path}: {body}");
+    }
+    app.stop().await;
+}
+
+pub async fn replay_rebuilds_identical_stats(env: &Env) {
+    let app = env.app().await;
+    let s = ingest_scenario(env, &app).await;
+    // A deletion and an orphan too, so the copies are rebuilt as well.
+    let js = env.jetstream().await;
+    let deletion = Envelope::new(
+        "shortener",
+        at(D0 + 4 * DAY),
+        UrlDeleted {
+            url_id: s.links[2].0,
+            short_code: "charlie".into(),
+            deleted_at: at(D0 + 4 * DAY),
+        },
+    );
+    publish(&js, &[deletion]).await;
+    app.eventually("/api/v1/links/charlie/stats", |_, body| {
+        body["link"]["status"] == "deleted"
+    })
+    .await;
+    let query = format!(
+        "from={}&to={}&bucket=hour",
+        rfc3339(D0 - DAY),
+        rfc3339(D0 + 5 * DAY)
+    );
+    let mut before = Vec::new();
+    for (_, code) in &s.links {
+        before.push(
+            app.get_json(&format!("/api/v1/links/{code}/stats?{query}"))
+                .await
+                .1,
+        );
+    }
+    app.stop().await;
+
+    let report = analytics::replay::replay(&env.settings()).await.unwrap();
+    assert_eq!(report.clicks, 1_002);
+
+    let app = env.app().await;
+    for ((_, code), before) in s.links.iter().zip(before) {
+        let (_, after) = app
+            .get_json(&format!("/api/v1/links/{code}/stats?{query}"))
+            .await;
+        assert_eq!(after, before, "{code}");
+    }
+    app.stop().await;
+}

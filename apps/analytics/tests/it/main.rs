@@ -1,0 +1,44 @@
+//! The analytics service's integration tests: one binary, real servers
+//! from the harness (nats-server, and clickhouse-server for that store).
+
+mod behaviour;
+mod helpers;
+mod process;
+
+/// Runs every behaviour test against one store.
+macro_rules! store_suite {
+    ($store:ident) => {
+        mod $store {
+            use super::behaviour;
+            use super::helpers::{Env, StoreKind};
+
+            store_suite!(@tests StoreKind::$store;
+                a_thousand_clicks_over_three_links_and_three_days_give_exact_stats,
+                the_same_event_twice_counts_once,
+                a_click_before_its_link_is_counted_and_later_attributed,
+                poison_messages_land_in_the_dead_letter_subject_while_valid_traffic_flows,
+                updates_and_deletions_keep_the_copy_current,
+                bad_parameters_get_problem_json_naming_the_field,
+                replay_rebuilds_identical_stats,
+            );
+
+            #[test]
+            fn killing_analytics_mid_stream_loses_nothing_and_counts_nothing_twice() {
+                let Some(env) = Env::start(StoreKind::$store) else { return };
+                super::process::kill_and_restart_mid_stream(env);
+            }
+        }
+    };
+    (@tests $store:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let Some(env) = Env::start($store) else { return };
+                behaviour::$test(&env).await;
+            }
+        )*
+    };
+}
+
+store_suite!(sqlite);
+store_suite!(clickhouse);
