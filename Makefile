@@ -7,13 +7,14 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect up down
+.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics up down
 
 help:
 	@echo "make up        run the system (see README.md)"
 	@echo "make test      formatting, lints, and every test against real servers"
 	@echo "make backends  install nats-server, clickhouse-server and the MongoDB-wire test server if missing"
 	@echo "make bench-redirect  redirect throughput and latency next to a bare actix-web handler"
+	@echo "make bench-analytics ingest rate into each store, stats latency over 10M clicks"
 
 ## Installs the real servers the tests need, when missing (apt + a venv).
 backends:
@@ -41,6 +42,9 @@ test: backends fmt lint contracts-python openapi-python
 bench-redirect: backends
 	@command -v wrk >/dev/null || { echo "installing wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	cargo bench -q -p shortener --bench redirect
+
+bench-analytics: backends
+	cargo bench -q -p analytics --bench analytics
 
 up:
 	@echo "make up: not available yet."

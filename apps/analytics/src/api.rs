@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::model::{Bucket, Dimension, LinkCopy, Window};
+use crate::model::{Bucket, LinkCopy, Window};
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::store::AnalyticsStore;
 
@@ -249,8 +249,14 @@ pub async fn stats(
         from,
         to,
     };
-    let totals = store.totals(window).await?;
-    let mut counts = store.series(window, bucket).await?.into_iter().peekable();
+    // Three independent reads, issued together.
+    let (totals, counts, tops) = futures::join!(
+        store.totals(window),
+        store.series(window, bucket),
+        store.tops(window, TOP)
+    );
+    let (totals, tops) = (totals?, tops?);
+    let mut counts = counts?.into_iter().peekable();
     let mut series = Vec::with_capacity(usize::try_from(buckets).unwrap_or_default());
     let mut start = first_bucket;
     while start < to {
@@ -268,16 +274,14 @@ pub async fn stats(
         });
         start += bucket.seconds();
     }
-    let mut tops = Vec::with_capacity(Dimension::ALL.len());
-    for dimension in Dimension::ALL {
-        let items = store
-            .top(window, dimension, TOP)
-            .await?
-            .into_iter()
-            .map(|(value, clicks)| TopItem { value, clicks })
-            .collect::<Vec<_>>();
-        tops.push(items);
-    }
+    let tops: Vec<Vec<TopItem>> = tops
+        .into_iter()
+        .map(|list| {
+            list.into_iter()
+                .map(|(value, clicks)| TopItem { value, clicks })
+                .collect()
+        })
+        .collect();
     let [top_referrers, browsers, os, devices, countries]: [Vec<TopItem>; 5] =
         tops.try_into().expect("one list per dimension");
     Ok(Stats {

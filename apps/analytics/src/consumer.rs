@@ -61,7 +61,7 @@ pub struct ConsumerSettings {
 impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
-            batch_size: 5_000,
+            batch_size: 10_000,
             linger: Duration::from_millis(50),
             ack_wait: Duration::from_secs(30),
             max_deliver: 20,
@@ -146,6 +146,45 @@ fn decode_for(subject: &str, payload: &[u8]) -> Result<Decoded, ContractError> {
         subjects::URL_UPDATED => Decoded::Link(LinkChange::Updated(decode::<UrlUpdated>(payload)?)),
         _ => Decoded::Link(LinkChange::Deleted(decode::<UrlDeleted>(payload)?)),
     })
+}
+
+/// Below this many messages a batch is decoded in place.
+const PARALLEL_DECODE_FROM: usize = 512;
+
+/// Decodes (validates, enriches) a batch. Decoding is the CPU-bound part of
+/// ingest, so a large batch is split over the blocking pool's threads while
+/// the consumers' own thread stays free for I/O.
+async fn decode_all(
+    subject: &'static str,
+    batch: &[Message],
+) -> Vec<Result<Decoded, ContractError>> {
+    if batch.len() < PARALLEL_DECODE_FROM {
+        return batch
+            .iter()
+            .map(|m| decode_for(subject, &m.payload))
+            .collect();
+    }
+    let parts = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let chunk = batch.len().div_ceil(parts);
+    let tasks: Vec<_> = batch
+        .chunks(chunk)
+        .map(|messages| {
+            let payloads: Vec<_> = messages.iter().map(|m| m.payload.clone()).collect();
+            tokio::task::spawn_blocking(move || {
+                payloads
+                    .iter()
+                    .map(|p| decode_for(subject, p))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut decoded = Vec::with_capacity(batch.len());
+    for task in tasks {
+        decoded.extend(task.await.expect("decoding does not panic"));
+    }
+    decoded
 }
 
 /// Why a message goes to the dead-letter subject.
@@ -245,8 +284,9 @@ impl Ingest {
         let mut valid = Vec::with_capacity(batch.len());
         let mut clicks = Vec::new();
         let mut changes = Vec::new();
-        for message in batch {
-            match decode_for(subject, &message.payload) {
+        let decoded = decode_all(subject, &batch).await;
+        for (message, decoded) in batch.into_iter().zip(decoded) {
+            match decoded {
                 Ok(Decoded::Click(row)) => clicks.push(row),
                 Ok(Decoded::Link(change)) => changes.push(change),
                 Err(error) => {

@@ -90,6 +90,19 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// The top lists of every dimension, in [`Dimension::ALL`] order.
+    async fn tops(
+        &self,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let mut lists = Vec::with_capacity(Dimension::ALL.len());
+        for dimension in Dimension::ALL {
+            lists.push(self.top(window, dimension, limit).await?);
+        }
+        Ok(lists)
+    }
+
     /// Distinct clicks stored (each `event_id` once).
     async fn click_count(&self) -> Result<u64, StoreError>;
 

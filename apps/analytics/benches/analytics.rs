@@ -1,0 +1,393 @@
+//! `make bench-analytics`: sustained ingest from the stream into each store,
+//! and stats latency over 10 million clicks in ClickHouse.
+//!
+//! Ingest: a nats-server holding `INGEST_EVENTS` click events (published
+//! beforehand, as the shortener would), then the release analytics binary
+//! on a fresh store; the rate is events over the time from the consumer's
+//! creation until nothing is left unacknowledged. Both stores consume the
+//! same stream (the consumers are deleted in between).
+//!
+//! Stats: 10 million clicks loaded straight into ClickHouse over 10,000
+//! links with a Zipf (s = 1) popularity, so the busiest link has about a
+//! million clicks; then `STATS_QUERIES` requests for uniformly chosen links
+//! (all-time range, daily buckets) through the HTTP API.
+//! The last line printed is one JSON object.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use analytics::model::{ClickRow, LinkChange, LinkCopy};
+use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore};
+use async_nats::jetstream;
+use chrono::{TimeZone, Utc};
+use contracts::{encode, Envelope, UrlClicked, UrlCreated};
+use rand::{Rng, SeedableRng};
+use system_tests::process::{free_port, http_get};
+use system_tests::{ClickHouseServer, NatsServer};
+use uuid::Uuid;
+
+const INGEST_EVENTS: usize = 500_000;
+const INGEST_LINKS: usize = 1_000;
+const STATS_CLICKS: usize = 10_000_000;
+const STATS_LINKS: usize = 10_000;
+const STATS_QUERIES: usize = 300;
+const CLICKED_CONSUMER: &str = "analytics-shortener-url-clicked";
+
+const AGENTS: [&str; 5] = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+];
+const REFERRERS: [Option<&str>; 4] = [
+    None,
+    Some("https://www.google.com/"),
+    Some("https://news.ycombinator.com/item?id=1"),
+    Some("https://t.co/x"),
+];
+const COUNTRIES: [Option<&str>; 4] = [Some("DE"), Some("US"), Some("FR"), None];
+
+/// Kills the child it guards when dropped (by PID, never by name).
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn analytics(vars: &[(&str, String)]) -> (Guard, u16) {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    command
+        .env("ANALYTICS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    (
+        Guard(command.spawn().expect("the analytics binary starts")),
+        port,
+    )
+}
+
+fn wait_ready(port: u16) {
+    let started = Instant::now();
+    while http_get(port, "/ready").map(|(s, _)| s) != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "analytics never ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, text) = http_get(port, "/metrics")?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn click(rng: &mut impl Rng, url_id: Uuid, code: &str, at: i64) -> Envelope<UrlClicked> {
+    let at = Utc.timestamp_opt(at, 0).unwrap();
+    Envelope::new(
+        "shortener",
+        at,
+        UrlClicked {
+            url_id,
+            short_code: code.to_owned(),
+            clicked_at: at,
+            referrer: REFERRERS[rng.random_range(0..REFERRERS.len())].map(str::to_owned),
+            user_agent: Some(AGENTS[rng.random_range(0..AGENTS.len())].to_owned()),
+            visitor_key: Some(format!("{:032x}", rng.random_range(0..50_000u32))),
+            country: COUNTRIES[rng.random_range(0..COUNTRIES.len())].map(str::to_owned),
+        },
+    )
+}
+
+/// Publishes the ingest workload as the shortener would (`Nats-Msg-Id` =
+/// `event_id`), awaiting acks in bounded batches.
+async fn publish_workload(js: &jetstream::Context) {
+    contracts::stream::ensure_stream(js, contracts::stream::shortener_stream_config())
+        .await
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let links: Vec<(Uuid, String)> = (0..INGEST_LINKS)
+        .map(|i| (Uuid::now_v7(), format!("in{i}")))
+        .collect();
+    let now = Utc::now().timestamp();
+    for (id, code) in &links {
+        let at = Utc.timestamp_opt(now - 86_400, 0).unwrap();
+        let event = Envelope::new(
+            "shortener",
+            at,
+            UrlCreated {
+                url_id: *id,
+                short_code: code.clone(),
+                original_url: format!("https://example.com/{code}"),
+                target_host: "example.com".into(),
+                created_at: at,
+                expires_at: None,
+            },
+        );
+        send(
+            js,
+            event.subject(),
+            event.headers(),
+            encode(&event).unwrap(),
+        )
+        .await
+        .await
+        .unwrap();
+    }
+    let mut acks = Vec::new();
+    for i in 0..INGEST_EVENTS {
+        let (id, code) = &links[rng.random_range(0..links.len())];
+        let event = click(&mut rng, *id, code, now - 3_600 + (i % 3_600) as i64);
+        acks.push(
+            send(
+                js,
+                event.subject(),
+                event.headers(),
+                encode(&event).unwrap(),
+            )
+            .await,
+        );
+        if acks.len() == 2_000 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+}
+
+async fn send(
+    js: &jetstream::Context,
+    subject: &'static str,
+    headers: [(&'static str, String); 3],
+    payload: Vec<u8>,
+) -> jetstream::context::PublishAckFuture {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(name, value.as_str());
+    }
+    js.publish_with_headers(subject, map, payload.into())
+        .await
+        .unwrap()
+}
+
+/// Runs the binary on a store until the click consumer has nothing left;
+/// returns clicks per second.
+fn ingest(
+    runtime: &tokio::runtime::Runtime,
+    js: &jetstream::Context,
+    vars: &[(&str, String)],
+) -> f64 {
+    let stream = runtime.block_on(js.get_stream("SHORTENER")).unwrap();
+    runtime
+        .block_on(analytics::consumer::delete_consumers(&stream))
+        .unwrap();
+    let (_guard, port) = analytics(vars);
+    let created = Instant::now();
+    let started = loop {
+        if runtime
+            .block_on(stream.consumer_info(CLICKED_CONSUMER))
+            .is_ok()
+        {
+            break Instant::now();
+        }
+        assert!(
+            created.elapsed() < Duration::from_secs(60),
+            "the consumer never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    loop {
+        let info = runtime
+            .block_on(stream.consumer_info(CLICKED_CONSUMER))
+            .unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "ingest did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = started.elapsed();
+    let processed = metric(
+        port,
+        r#"analytics_events_processed_total{subject="shortener.url.clicked"}"#,
+    )
+    .unwrap_or(0.0);
+    assert_eq!(
+        processed as usize, INGEST_EVENTS,
+        "every click processed exactly once"
+    );
+    INGEST_EVENTS as f64 / elapsed.as_secs_f64()
+}
+
+/// Loads the stats workload straight into ClickHouse; returns the codes,
+/// busiest first.
+async fn load_stats_workload(store: &ClickHouseStore) -> Vec<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let links: Vec<(Uuid, String)> = (0..STATS_LINKS)
+        .map(|i| (Uuid::now_v7(), format!("st{i}")))
+        .collect();
+    // Zipf(1): link k has weight 1/(k+1).
+    let mut cumulative = Vec::with_capacity(STATS_LINKS);
+    let mut sum = 0.0;
+    for k in 0..STATS_LINKS {
+        sum += 1.0 / (k as f64 + 1.0);
+        cumulative.push(sum);
+    }
+    let now = Utc::now().timestamp();
+    let changes: Vec<LinkChange> = links
+        .iter()
+        .map(|(id, code)| {
+            let at = Utc.timestamp_opt(now - 91 * 86_400, 0).unwrap();
+            LinkChange::Created(Envelope::new(
+                "shortener",
+                at,
+                UrlCreated {
+                    url_id: *id,
+                    short_code: code.clone(),
+                    original_url: format!("https://example.com/{code}"),
+                    target_host: "example.com".into(),
+                    created_at: at,
+                    expires_at: None,
+                },
+            ))
+        })
+        .collect();
+    let copies: Vec<LinkCopy> = changes
+        .iter()
+        .map(|c| {
+            let mut copy = LinkCopy::placeholder(c.url_id(), "");
+            copy.apply(c);
+            copy
+        })
+        .collect();
+    store.save_links(&copies).await.unwrap();
+    let chunk = 250_000;
+    for start in (0..STATS_CLICKS).step_by(chunk) {
+        let rows: Vec<ClickRow> = (start..(start + chunk).min(STATS_CLICKS))
+            .map(|_| {
+                let x = rng.random_range(0.0..sum);
+                let k = cumulative.partition_point(|c| *c < x).min(STATS_LINKS - 1);
+                let (id, code) = &links[k];
+                let at = now - rng.random_range(0..90 * 86_400);
+                ClickRow::from_event(&click(&mut rng, *id, code, at))
+            })
+            .collect();
+        store.insert_clicks(&rows).await.unwrap();
+    }
+    links.into_iter().map(|(_, code)| code).collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _context = runtime.enter();
+    let nats = NatsServer::start().expect("nats-server starts (make backends)");
+    let clickhouse = ClickHouseServer::start().expect("clickhouse-server starts (make backends)");
+    let dir = tempfile::tempdir().unwrap();
+    let js = jetstream::new(runtime.block_on(async_nats::connect(nats.url())).unwrap());
+
+    let publishing = Instant::now();
+    runtime.block_on(publish_workload(&js));
+    println!(
+        "published {INGEST_EVENTS} click events over {INGEST_LINKS} links in {:.1} s",
+        publishing.elapsed().as_secs_f64()
+    );
+    let nats_vars = ("ANALYTICS_NATS_URL", nats.url());
+    let clickhouse_rate = ingest(
+        &runtime,
+        &js,
+        &[
+            nats_vars.clone(),
+            ("ANALYTICS_CLICKHOUSE_URL", clickhouse.url()),
+            ("ANALYTICS_CLICKHOUSE_DATABASE", "bench_ingest".into()),
+        ],
+    );
+    println!("ingest into ClickHouse: {clickhouse_rate:.0} clicks/s");
+    let sqlite_rate = ingest(
+        &runtime,
+        &js,
+        &[
+            nats_vars,
+            (
+                "ANALYTICS_SQLITE_PATH",
+                dir.path().join("analytics.db").display().to_string(),
+            ),
+        ],
+    );
+    println!("ingest into SQLite:     {sqlite_rate:.0} clicks/s");
+
+    let loading = Instant::now();
+    let settings = ClickHouseSettings {
+        url: clickhouse.url(),
+        database: "bench_stats".into(),
+        user: None,
+        password: None,
+    };
+    let store = Arc::new(runtime.block_on(ClickHouseStore::open(settings)).unwrap());
+    let codes = runtime.block_on(load_stats_workload(&store));
+    let stored = runtime.block_on(store.click_count()).unwrap();
+    assert_eq!(stored as usize, STATS_CLICKS);
+    println!(
+        "loaded {STATS_CLICKS} clicks over {STATS_LINKS} links into ClickHouse in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
+    // A second, empty nats-server: this instance only answers queries.
+    let quiet_nats = NatsServer::start().unwrap();
+    let (_guard, port) = analytics(&[
+        ("ANALYTICS_NATS_URL", quiet_nats.url()),
+        ("ANALYTICS_CLICKHOUSE_URL", clickhouse.url()),
+        ("ANALYTICS_CLICKHOUSE_DATABASE", "bench_stats".into()),
+    ]);
+    wait_ready(port);
+    let query = |code: &str| {
+        let started = Instant::now();
+        let (status, body) =
+            http_get(port, &format!("/api/v1/links/{code}/stats")).expect("stats answer");
+        assert_eq!(status, 200, "{body}");
+        started.elapsed().as_secs_f64() * 1_000.0
+    };
+    for code in codes.iter().take(20) {
+        query(code);
+    }
+    let busiest = query(&codes[0]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut latencies: Vec<f64> = (0..STATS_QUERIES)
+        .map(|_| query(&codes[rng.random_range(0..codes.len())]))
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!(
+        "stats over {STATS_CLICKS} clicks: {STATS_QUERIES} requests for random links: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms; busiest link (~{:.0}k clicks): {busiest:.1} ms",
+        latencies.last().copied().unwrap_or(f64::NAN),
+        STATS_CLICKS as f64 / cumulative_sum(STATS_LINKS) / 1_000.0
+    );
+    println!(
+        "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1}}}"
+    );
+}
+
+fn cumulative_sum(n: usize) -> f64 {
+    (0..n).map(|k| 1.0 / (k as f64 + 1.0)).sum()
+}
