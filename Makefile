@@ -47,10 +47,9 @@ bench-analytics: backends
 	cargo bench -q -p analytics --bench analytics
 
 up:
-	@echo "make up: not available yet."
-	@echo "  The shortener (issue 3) and analytics (issue 4) services are skeletons that"
-	@echo "  only answer GET /health; the native and Docker runs come with issue 5."
-	@echo "  What works today: 'make test' (contracts, backends, harness)."
+	@echo "make up: not available yet; the native and Docker runs come next."
+	@echo "  Today: start nats-server -js, then 'cargo run -p shortener' and"
+	@echo "  'cargo run -p analytics' (see README.md), or 'make test'."
 	@exit 1
 
 down:
