@@ -111,6 +111,23 @@ fn click(rng: &mut impl Rng, url_id: Uuid, code: &str, at: i64) -> Envelope<UrlC
     )
 }
 
+/// The created event of a benchmark link.
+fn creation(url_id: Uuid, code: &str, at: i64) -> Envelope<UrlCreated> {
+    let at = Utc.timestamp_opt(at, 0).unwrap();
+    Envelope::new(
+        "shortener",
+        at,
+        UrlCreated {
+            url_id,
+            short_code: code.to_owned(),
+            original_url: format!("https://example.com/{code}"),
+            target_host: "example.com".into(),
+            created_at: at,
+            expires_at: None,
+        },
+    )
+}
+
 /// Publishes the ingest workload as the shortener would (`Nats-Msg-Id` =
 /// `event_id`), awaiting acks in bounded batches.
 async fn publish_workload(js: &jetstream::Context) {
@@ -123,19 +140,7 @@ async fn publish_workload(js: &jetstream::Context) {
         .collect();
     let now = Utc::now().timestamp();
     for (id, code) in &links {
-        let at = Utc.timestamp_opt(now - 86_400, 0).unwrap();
-        let event = Envelope::new(
-            "shortener",
-            at,
-            UrlCreated {
-                url_id: *id,
-                short_code: code.clone(),
-                original_url: format!("https://example.com/{code}"),
-                target_host: "example.com".into(),
-                created_at: at,
-                expires_at: None,
-            },
-        );
+        let event = creation(*id, code, now - 86_400);
         send(
             js,
             event.subject(),
@@ -254,21 +259,7 @@ async fn load_stats_workload(store: &ClickHouseStore) -> Vec<String> {
     let now = Utc::now().timestamp();
     let changes: Vec<LinkChange> = links
         .iter()
-        .map(|(id, code)| {
-            let at = Utc.timestamp_opt(now - 91 * 86_400, 0).unwrap();
-            LinkChange::Created(Envelope::new(
-                "shortener",
-                at,
-                UrlCreated {
-                    url_id: *id,
-                    short_code: code.clone(),
-                    original_url: format!("https://example.com/{code}"),
-                    target_host: "example.com".into(),
-                    created_at: at,
-                    expires_at: None,
-                },
-            ))
-        })
+        .map(|(id, code)| LinkChange::Created(creation(*id, code, now - 91 * 86_400)))
         .collect();
     let copies: Vec<LinkCopy> = changes
         .iter()

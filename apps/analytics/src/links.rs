@@ -56,10 +56,10 @@ impl LinkCopies {
         let mut changed = HashSet::new();
         for change in changes {
             let id = change.url_id();
-            let row = rows.entry(id).or_insert_with(|| {
-                changed.insert(id);
-                LinkCopy::placeholder(id, "")
-            });
+            // A new row always changes: every change sets its code.
+            let row = rows
+                .entry(id)
+                .or_insert_with(|| LinkCopy::placeholder(id, ""));
             if row.apply(change) {
                 changed.insert(id);
             }
