@@ -7,10 +7,12 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics up down
+.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics up down demo screenshot
 
 help:
-	@echo "make up        run the system (see README.md)"
+	@echo "make up        run the system (see README.md); make down stops it"
+	@echo "make demo      the quick tour: shorten, redirect, read stats (after make up)"
+	@echo "make screenshot  docs/img/dashboard.png from the running dashboard"
 	@echo "make test      formatting, lints, and every test against real servers"
 	@echo "make backends  install nats-server, clickhouse-server and the MongoDB-wire test server if missing"
 	@echo "make bench-redirect  redirect throughput and latency next to a bare actix-web handler"
@@ -46,11 +48,18 @@ bench-redirect: backends
 bench-analytics: backends
 	cargo bench -q -p analytics --bench analytics
 
+## Runs the system (Docker stack when an engine is reachable, else native); see README.md.
 up:
-	@echo "make up: not available yet; the native and Docker runs come next."
-	@echo "  Today: start nats-server -js, then 'cargo run -p shortener' and"
-	@echo "  'cargo run -p analytics' (see README.md), or 'make test'."
-	@exit 1
+	@bash infra/dev/up.sh
 
+## Stops everything `make up` started.
 down:
-	@echo "make down: nothing to stop; 'make up' does not start anything yet."
+	@bash infra/dev/down.sh
+
+## The README's quick tour against a running system.
+demo:
+	@bash infra/dev/demo.sh
+
+## A PNG of the dashboard (docs/img/dashboard.png), from the running system.
+screenshot:
+	@bash infra/dev/screenshot.sh

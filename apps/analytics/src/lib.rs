@@ -7,6 +7,7 @@
 pub mod api;
 pub mod configuration;
 pub mod consumer;
+pub mod dashboard;
 pub mod enrich;
 pub mod links;
 pub mod metrics;

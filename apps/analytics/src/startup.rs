@@ -13,13 +13,13 @@ use async_nats::jetstream;
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
 use crate::configuration::{Settings, StoreSettings};
 use crate::consumer::{ensure_consumers, lag, ConsumerSettings, Ingest};
 use crate::links::LinkCopies;
 use crate::metrics::{Metrics, RequestLabels, SubjectLabel};
 use crate::problem::{self, ApiError};
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
+use crate::{api, dashboard};
 
 /// Opens the store the settings choose (applying its migrations).
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn AnalyticsStore>> {
@@ -110,6 +110,7 @@ impl Application {
                 .route("/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(render_metrics))
                 .configure(api::routes)
+                .configure(dashboard::routes)
         })
         .listen(listener)
         .context("failed to start the HTTP server")?

@@ -1,0 +1,110 @@
+# Shared by up.sh, down.sh, demo.sh and screenshot.sh (sourced, not run).
+# Processes are tracked by PID files under $run_dir, each holding the PID
+# and the executable it runs: stop only ever signals those exact processes.
+
+data_dir="${URL_SHORTENER_DATA:-$PWD/.data}"
+run_dir="$data_dir/run"
+log_dir="$data_dir/logs"
+nats_port="${URL_SHORTENER_NATS_PORT:-4222}"
+nats_monitor_port="${URL_SHORTENER_NATS_MONITOR_PORT:-8222}"
+shortener_addr="${SHORTENER_HTTP_ADDR:-127.0.0.1:8080}"
+analytics_addr="${ANALYTICS_HTTP_ADDR:-127.0.0.1:8081}"
+shortener_url="http://$shortener_addr"
+analytics_url="http://$analytics_addr"
+
+docker_works() {
+    command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+}
+
+compose() {
+    if docker compose version >/dev/null 2>&1; then
+        docker compose -f infra/docker-compose.yml "$@"
+    else
+        docker-compose -f infra/docker-compose.yml "$@"
+    fi
+}
+
+# The PID in $run_dir/$1.pid when that process still runs the same executable.
+running_pid() {
+    local file="$run_dir/$1.pid" pid exe
+    [[ -f "$file" ]] || return 1
+    read -r pid exe <"$file" || return 1
+    [[ -n "$pid" && -d "/proc/$pid" ]] || return 1
+    [[ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" == "$exe" ]] || return 1
+    echo "$pid"
+}
+
+# Whether the process runs (a zombie waiting to be reaped does not).
+alive() {
+    local state
+    state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+
+# ensure_free NAME HOST:PORT: fails clearly when someone else holds the port.
+ensure_free() {
+    if ! running_pid "$1" >/dev/null && port_in_use "$2"; then
+        echo "up: $2 (for $1) is already in use by another process; stop it or choose another address" >&2
+        exit 1
+    fi
+}
+
+# start NAME COMMAND...: runs it detached (own session, logs to a file),
+# unless it already runs.
+start() {
+    local name="$1" exe pid
+    shift
+    if pid="$(running_pid "$name")"; then
+        echo "up: $name already runs (pid $pid)"
+        return 0
+    fi
+    exe="$(readlink -f "$(command -v "$1")")"
+    [[ -x "$exe" ]] || { echo "up: cannot run $1" >&2; exit 1; }
+    setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid $exe" >"$run_dir/$name.pid"
+    echo "up: started $name (pid $pid, log $log_dir/$name.log)"
+}
+
+# wait_http NAME URL SECONDS: until the URL answers 2xx.
+wait_http() {
+    local name="$1" url="$2" deadline=$((SECONDS + $3))
+    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            echo "up: $name did not become ready at $url within $3 s" >&2
+            [[ -f "$log_dir/$name.log" ]] && tail -20 "$log_dir/$name.log" >&2
+            exit 1
+        fi
+        if [[ -f "$run_dir/$name.pid" ]] && ! running_pid "$name" >/dev/null; then
+            echo "up: $name exited; the end of its log:" >&2
+            tail -20 "$log_dir/$name.log" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+wait_ready() {
+    wait_http "$1" "$2/ready" "$3"
+    echo "up: $1 ready at $2"
+}
+
+print_welcome() {
+    cat <<EOF
+
+The URL shortener runs.
+  shortener  $shortener_url   (API: $shortener_url/api/v1/links, OpenAPI: $shortener_url/api/v1/openapi.json)
+  analytics  $analytics_url   (dashboard: $analytics_url/, stats: $analytics_url/api/v1/links/{code}/stats)
+  logs       $1
+
+Try:
+  curl -s -X POST $shortener_url/api/v1/links -H 'content-type: application/json' -d '{"url":"https://example.com/hello","alias":"hello"}'
+  curl -si $shortener_url/hello
+  curl -s $analytics_url/api/v1/links/hello/stats
+or run the whole tour: make demo. Stop everything: make down.
+EOF
+}
