@@ -37,7 +37,9 @@ openapi-python: backends
 	cargo run -q -p shortener -- openapi > "$(CARGO_TARGET_DIR)/shortener-openapi.json"
 	"$(URL_SHORTENER_VENV)/bin/openapi-spec-validator" "$(CARGO_TARGET_DIR)/shortener-openapi.json"
 
+## The end-to-end tests run the services' own binaries: built first.
 test: backends fmt lint contracts-python openapi-python
+	cargo build --workspace --bins
 	cargo test --workspace
 
 ## Redirect throughput/latency next to a bare actix-web handler; last line is JSON.

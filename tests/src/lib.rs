@@ -16,9 +16,11 @@
 
 mod backends;
 pub mod process;
+pub mod services;
 
 pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsServer};
 pub use process::HarnessError;
+pub use services::{service_binary, Service};
 
 /// Whether a missing server fails the test instead of skipping it.
 pub fn backends_required() -> bool {

@@ -170,6 +170,7 @@ pub struct Supervised {
     server: &'static str,
     program: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     log_path: PathBuf,
     child: Option<Child>,
 }
@@ -182,10 +183,22 @@ impl Supervised {
         args: Vec<String>,
         log_path: PathBuf,
     ) -> Result<Self, HarnessError> {
+        Self::start_with_env(server, program, args, Vec::new(), log_path)
+    }
+
+    /// Like [`Supervised::start`], with these environment variables set.
+    pub fn start_with_env(
+        server: &'static str,
+        program: &Path,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        log_path: PathBuf,
+    ) -> Result<Self, HarnessError> {
         let mut supervised = Supervised {
             server,
             program: program.to_owned(),
             args,
+            envs,
             log_path,
             child: None,
         };
@@ -205,6 +218,7 @@ impl Supervised {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()
@@ -322,6 +336,31 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// Sends a raw HTTP/1.0 request to 127.0.0.1 and returns the status code and
 /// body, or `None` when nothing answers.
 pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
+    http_exchange(port, request).map(|r| (r.status, r.body))
+}
+
+/// An answer read by [`http_exchange`].
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The first header of this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends a raw HTTP/1.0 request to 127.0.0.1 and reads the whole answer
+/// (the server closes the connection), or `None` when nothing answers.
+pub fn http_exchange(port: u16, request: &str) -> Option<HttpAnswer> {
     use std::io::Write;
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
@@ -330,12 +369,20 @@ pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
+        .unwrap_or((response.as_str(), ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some(HttpAnswer {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
 }
 
 /// True when something accepts TCP connections on the port.

@@ -1,0 +1,158 @@
+//! The whole system on free 127.0.0.1 ports, stopped when dropped.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use system_tests::process::{http_exchange, HttpAnswer};
+use system_tests::{NatsServer, Service};
+use tempfile::TempDir;
+
+/// How long analytics may take to show what the shortener did.
+pub const CONVERGE: Duration = Duration::from_secs(30);
+
+pub struct System {
+    // Dropped in this order: services before the broker.
+    pub shortener: Service,
+    pub analytics: Service,
+    /// Kept running for the services; stopped last.
+    pub _nats: NatsServer,
+    pub dir: TempDir,
+}
+
+impl System {
+    /// Starts nats-server, then both services on SQLite. `None` (the test
+    /// skips) only where nats-server is missing outside CI.
+    pub fn start() -> Option<Self> {
+        let nats = system_tests::started(NatsServer::start())?;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let shortener = Service::start(
+            "shortener",
+            &[
+                ("SHORTENER_NATS_URL", nats.url()),
+                (
+                    "SHORTENER_SQLITE_PATH",
+                    dir.path().join("links.db").display().to_string(),
+                ),
+                ("SHORTENER_CREATE_RATE_PER_MINUTE", "0".into()),
+            ],
+            dir.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let analytics = Service::start(
+            "analytics",
+            &[
+                ("ANALYTICS_NATS_URL", nats.url()),
+                (
+                    "ANALYTICS_SQLITE_PATH",
+                    dir.path().join("analytics.db").display().to_string(),
+                ),
+            ],
+            dir.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Some(Self {
+            shortener,
+            analytics,
+            _nats: nats,
+            dir,
+        })
+    }
+
+    fn call(service: &Service, method: &str, path: &str, extra: &str, body: &str) -> HttpAnswer {
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        http_exchange(service.port(), &request).unwrap_or_else(|| {
+            panic!(
+                "{method} {path}: no answer; last log lines:\n{}",
+                service.log_tail()
+            )
+        })
+    }
+
+    /// `POST /api/v1/links`; the created link.
+    pub fn create(&self, url: &str) -> Value {
+        let body = serde_json::json!({ "url": url }).to_string();
+        let answer = Self::call(
+            &self.shortener,
+            "POST",
+            "/api/v1/links",
+            "Content-Type: application/json\r\n",
+            &body,
+        );
+        assert_eq!(answer.status, 201, "create {url}: {}", answer.body);
+        serde_json::from_str(&answer.body).expect("the link is JSON")
+    }
+
+    /// `GET /{code}` as a browser coming from a search engine would.
+    pub fn follow(&self, code: &str, query: &str) -> HttpAnswer {
+        Self::call(
+            &self.shortener,
+            "GET",
+            &format!("/{code}{query}"),
+            "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0\r\n\
+             Referer: https://duckduckgo.com/?q=short+links\r\n",
+            "",
+        )
+    }
+
+    pub fn delete(&self, code: &str) -> u16 {
+        Self::call(
+            &self.shortener,
+            "DELETE",
+            &format!("/api/v1/links/{code}"),
+            "",
+            "",
+        )
+        .status
+    }
+
+    pub fn link(&self, code: &str) -> Value {
+        let answer = Self::call(
+            &self.shortener,
+            "GET",
+            &format!("/api/v1/links/{code}"),
+            "",
+            "",
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_str(&answer.body).expect("JSON")
+    }
+
+    /// Analytics' stats of the link, or `None` while analytics does not know it.
+    pub fn stats(&self, code: &str) -> Option<Value> {
+        let answer = Self::call(
+            &self.analytics,
+            "GET",
+            &format!("/api/v1/links/{code}/stats"),
+            "",
+            "",
+        );
+        match answer.status {
+            200 => Some(serde_json::from_str(&answer.body).expect("JSON")),
+            404 => None,
+            other => panic!("stats of {code}: {other} {}", answer.body),
+        }
+    }
+
+    pub fn analytics_get(&self, path: &str) -> HttpAnswer {
+        Self::call(&self.analytics, "GET", path, "", "")
+    }
+
+    /// Polls `probe` until it yields a value, at most [`CONVERGE`].
+    pub fn eventually<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = probe() {
+                return value;
+            }
+            assert!(
+                started.elapsed() < CONVERGE,
+                "{what}: not within {CONVERGE:?}; analytics log:\n{}",
+                self.analytics.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
