@@ -18,9 +18,9 @@ docker_works() {
 
 compose() {
     if docker compose version >/dev/null 2>&1; then
-        docker compose -f infra/docker-compose.yml "$@"
+        docker compose -p url-shortener -f infra/docker-compose.yml "$@"
     else
-        docker-compose -f infra/docker-compose.yml "$@"
+        docker-compose -p url-shortener -f infra/docker-compose.yml "$@"
     fi
 }
 
