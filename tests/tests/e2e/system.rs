@@ -14,8 +14,9 @@ pub struct System {
     // Dropped in this order: services before the broker.
     pub shortener: Service,
     pub analytics: Service,
-    /// Kept running for the services; stopped last.
-    pub _nats: NatsServer,
+    /// Stopped last. (The fault suite, which shares this module, kills it.)
+    #[allow(dead_code)]
+    pub nats: NatsServer,
     pub dir: TempDir,
 }
 
@@ -23,6 +24,11 @@ impl System {
     /// Starts nats-server, then both services on SQLite. `None` (the test
     /// skips) only where nats-server is missing outside CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`System::start`], with more variables for analytics.
+    pub fn start_with(analytics_env: &[(&str, String)]) -> Option<Self> {
         let nats = system_tests::started(NatsServer::start())?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let shortener = Service::start(
@@ -38,22 +44,20 @@ impl System {
             dir.path(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let analytics = Service::start(
-            "analytics",
-            &[
-                ("ANALYTICS_NATS_URL", nats.url()),
-                (
-                    "ANALYTICS_SQLITE_PATH",
-                    dir.path().join("analytics.db").display().to_string(),
-                ),
-            ],
-            dir.path(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut env = vec![
+            ("ANALYTICS_NATS_URL", nats.url()),
+            (
+                "ANALYTICS_SQLITE_PATH",
+                dir.path().join("analytics.db").display().to_string(),
+            ),
+        ];
+        env.extend(analytics_env.iter().cloned());
+        let analytics =
+            Service::start("analytics", &env, dir.path()).unwrap_or_else(|e| panic!("{e}"));
         Some(Self {
             shortener,
             analytics,
-            _nats: nats,
+            nats,
             dir,
         })
     }

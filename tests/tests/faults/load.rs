@@ -1,0 +1,175 @@
+//! The load generator: link creations plus redirects over HTTP against the
+//! shortener, counting exactly what it saw served. A redirect counts only
+//! when its 302 arrived; a creation only when its 201 arrived.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+/// A link the shortener answered 201 for.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub code: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub created: Vec<Created>,
+    /// Served redirects per code.
+    pub served: HashMap<String, u64>,
+    pub failed_requests: u64,
+}
+
+impl Seen {
+    pub fn total_served(&self) -> u64 {
+        self.served.values().sum()
+    }
+}
+
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    task: std::thread::JoinHandle<Seen>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub creations_per_s: u32,
+    pub redirects_per_s: u32,
+    pub workers: u32,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn create(client: &reqwest::Client, base: &str, n: u64) -> Option<Created> {
+    let response = client
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({ "url": format!("https://example.com/load/{n}") }))
+        .send()
+        .await
+        .ok()?;
+    if response.status().as_u16() != 201 {
+        return None;
+    }
+    let link: serde_json::Value = response.json().await.ok()?;
+    Some(Created {
+        code: link["code"].as_str()?.to_owned(),
+    })
+}
+
+impl Load {
+    /// Starts the load against `base` (e.g. `http://127.0.0.1:PORT`) in a
+    /// thread of its own; [`Load::finish`] stops it and says what was seen.
+    pub fn start(base: String, rate: Rate) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_ = stop.clone();
+        let task = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(run(base, rate, stop_))
+        });
+        Self { stop, task }
+    }
+
+    pub fn finish(self) -> Seen {
+        self.stop.store(true, Ordering::Release);
+        self.task.join().expect("the load thread")
+    }
+}
+
+async fn run(base: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
+    let client = client();
+    let links: Arc<RwLock<Vec<String>>> = Arc::default();
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut created = Vec::new();
+    // A few links first, so redirects have something to follow.
+    for n in 0..5 {
+        for _ in 0..50 {
+            if let Some(link) = create(&client, &base, n).await {
+                links.write().unwrap().push(link.code.clone());
+                created.push(link);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut workers = JoinSet::new();
+    for w in 0..rate.workers {
+        let (client, base, links, stop, failed) = (
+            client.clone(),
+            base.clone(),
+            links.clone(),
+            stop.clone(),
+            failed.clone(),
+        );
+        let period = Duration::from_secs_f64(
+            f64::from(rate.workers) / f64::from(rate.redirects_per_s.max(1)),
+        );
+        workers.spawn(async move {
+            let mut counts: HashMap<String, u64> = HashMap::new();
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut i = u64::from(w);
+            while !stop.load(Ordering::Acquire) {
+                tick.tick().await;
+                let code = {
+                    let links = links.read().unwrap();
+                    links[(i as usize * 7919) % links.len()].clone()
+                };
+                i += 1;
+                match client.get(format!("{base}/{code}")).send().await {
+                    Ok(r) if r.status().as_u16() == 302 => {
+                        *counts.entry(code).or_default() += 1;
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            counts
+        });
+    }
+    let mut n = 5;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / f64::from(rate.creations_per_s.max(1)),
+    ));
+    while !stop.load(Ordering::Acquire) {
+        tick.tick().await;
+        if rate.creations_per_s == 0 {
+            continue;
+        }
+        n += 1;
+        match create(&client, &base, n).await {
+            Some(link) => {
+                links.write().unwrap().push(link.code.clone());
+                created.push(link);
+            }
+            None => {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut seen = Seen {
+        created,
+        ..Seen::default()
+    };
+    while let Some(counts) = workers.join_next().await {
+        for (code, n) in counts.expect("a load worker") {
+            *seen.served.entry(code).or_default() += n;
+        }
+    }
+    seen.failed_requests = failed.load(Ordering::Relaxed);
+    seen
+}
