@@ -260,7 +260,8 @@ async fn republish_everything(js: &jetstream::Context) -> u64 {
         .expect("stream info")
         .state
         .last_sequence;
-    let mut acks = Vec::new();
+    let mut acks = Vec::with_capacity(1_000);
+    let mut count = 0;
     for sequence in 1..=last {
         let Ok(message) = stream.get_raw_message(sequence).await else {
             continue;
@@ -272,8 +273,14 @@ async fn republish_everything(js: &jetstream::Context) -> u64 {
                 .await
                 .expect("republished"),
         );
+        count += 1;
+        // The client caps acks in flight: await them in chunks, never all at once.
+        if acks.len() == 1_000 {
+            for ack in acks.drain(..) {
+                ack.await.expect("JetStream stored the copy");
+            }
+        }
     }
-    let count = acks.len() as u64;
     for ack in acks {
         ack.await.expect("JetStream stored the copy");
     }
