@@ -308,6 +308,26 @@ fn json<T: Serialize>(body: &T) -> HttpResponse {
         .json(body)
 }
 
+/// The copy with this code, or the 404 the API and the dashboard answer.
+pub async fn known_by_code(store: &dyn AnalyticsStore, code: &str) -> Result<LinkCopy, ApiError> {
+    store.link_by_code(code).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no link with the code {code:?} is known to analytics"
+        ))
+    })
+}
+
+async fn stats_response(
+    store: &Store,
+    link: &LinkCopy,
+    query: StatsQuery,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now().timestamp();
+    Ok(json(
+        &stats(store.as_ref().as_ref(), link, query, now).await?,
+    ))
+}
+
 /// Stats of the link with this short code.
 #[utoipa::path(
     get,
@@ -326,21 +346,8 @@ async fn stats_by_code(
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query = StatsQuery::parse(request.query_string())?;
-    let link = store.link_by_code(&code).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no link with the code {:?} is known to analytics",
-            code.as_str()
-        ))
-    })?;
-    Ok(json(
-        &stats(
-            store.as_ref().as_ref(),
-            &link,
-            query,
-            Utc::now().timestamp(),
-        )
-        .await?,
-    ))
+    let link = known_by_code(store.as_ref().as_ref(), &code).await?;
+    stats_response(&store, &link, query).await
 }
 
 /// Stats of the link with this id (the shortener's `id`).
@@ -375,15 +382,7 @@ async fn stats_by_id(
         .ok_or_else(|| {
             ApiError::NotFound(format!("no link with the id {id} is known to analytics"))
         })?;
-    Ok(json(
-        &stats(
-            store.as_ref().as_ref(),
-            &link,
-            query,
-            Utc::now().timestamp(),
-        )
-        .await?,
-    ))
+    stats_response(&store, &link, query).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -176,12 +176,7 @@ async fn link_page(
     request: HttpRequest,
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = store.link_by_code(&code).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no link with the code {:?} is known to analytics",
-            code.as_str()
-        ))
-    })?;
+    let link = api::known_by_code(store.as_ref().as_ref(), &code).await?;
     let now = Utc::now().timestamp();
     let query = page_query(&request, link.created_at, now)?;
     let stats = api::stats(store.as_ref().as_ref(), &link, query, now).await?;

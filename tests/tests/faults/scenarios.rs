@@ -22,6 +22,10 @@ fn system(analytics_env: &[(&str, String)]) -> System {
     System::start_with(analytics_env).expect("nats-server is installed (checked by main)")
 }
 
+async fn connect(system: &System) -> jetstream::Context {
+    jetstream::new(async_nats::connect(system.nats.url()).await.expect("NATS"))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,21 +52,18 @@ fn compare(system: &System, seen: &Seen) -> Tally {
     };
     for link in &seen.created {
         let served = seen.served.get(&link.code).copied().unwrap_or(0);
-        match system.stats(&link.code) {
-            Some(stats) if stats["link"]["status"] != "unknown" => {
-                let counted = stats["total_clicks"].as_u64().unwrap_or(0);
-                tally.counted += counted;
-                tally.lost += served.saturating_sub(counted);
-                tally.double += counted.saturating_sub(served);
-            }
-            other => {
-                tally.links_missing += 1;
-                let counted = other.map_or(0, |s| s["total_clicks"].as_u64().unwrap_or(0));
-                tally.counted += counted;
-                tally.lost += served.saturating_sub(counted);
-                tally.double += counted.saturating_sub(served);
-            }
+        let stats = system.stats(&link.code);
+        // Known to analytics means its created event arrived, not only clicks.
+        if stats
+            .as_ref()
+            .is_none_or(|s| s["link"]["status"] == "unknown")
+        {
+            tally.links_missing += 1;
         }
+        let counted = stats.map_or(0, |s| s["total_clicks"].as_u64().unwrap_or(0));
+        tally.counted += counted;
+        tally.lost += served.saturating_sub(counted);
+        tally.double += counted.saturating_sub(served);
     }
     tally
 }
@@ -292,9 +293,7 @@ async fn republish_everything(js: &jetstream::Context) -> u64 {
 pub fn duplicates(mode: Mode) -> Vec<Row> {
     let system = system(&[("ANALYTICS_ACK_WAIT_SECONDS", "1".into())]);
     let rt = runtime();
-    let js = rt.block_on(async {
-        jetstream::new(async_nats::connect(system.nats.url()).await.expect("NATS"))
-    });
+    let js = rt.block_on(connect(&system));
 
     // Republished copies.
     let load = Load::start(system.shortener.url(), rate(mode));
@@ -369,14 +368,10 @@ fn click(url_id: Uuid, code: &str) -> Envelope<UrlClicked> {
             user_agent: Some(
                 "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0".into(),
             ),
-            visitor_key: Some(format!("{:032x}", rand_u128())),
+            visitor_key: Some(format!("{:032x}", Uuid::new_v4().as_u128())),
             country: None,
         },
     )
-}
-
-fn rand_u128() -> u128 {
-    Uuid::new_v4().as_u128()
 }
 
 /// Publishes `n` click events of the link, every `poison_every`-th one
@@ -445,9 +440,7 @@ fn ingest(system: &mut System, code: &str, expected: u64) -> Duration {
 pub fn poison(mode: Mode) -> Vec<Row> {
     let mut system = system(&[]);
     let rt = runtime();
-    let js = rt.block_on(async {
-        jetstream::new(async_nats::connect(system.nats.url()).await.expect("NATS"))
-    });
+    let js = rt.block_on(connect(&system));
     let clean = system.create("https://example.com/clean");
     let dirty = system.create("https://example.com/dirty");
     let id = |link: &serde_json::Value| Uuid::parse_str(link["id"].as_str().unwrap()).unwrap();
