@@ -7,7 +7,7 @@
 use std::sync::LazyLock;
 
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{Draft, Validator};
+use jsonschema::{Draft, PatternOptions, Validator};
 use serde_json::Value;
 
 use crate::error::{ContractError, ErrorKind, Violation};
@@ -56,6 +56,10 @@ static VALIDATORS: LazyLock<Vec<Validator>> = LazyLock::new(|| {
             jsonschema::options()
                 .with_draft(Draft::Draft202012)
                 .should_validate_formats(true)
+                // Every pattern in the schemas is a plain regular expression
+                // (no look-around or back-references), so the linear-time
+                // `regex` engine serves them without `fancy-regex`'s wrapper.
+                .with_pattern_options(PatternOptions::regex())
                 .build(&schema)
                 .unwrap_or_else(|e| {
                     panic!("embedded schema {} does not compile: {e}", doc.file_name)

@@ -2,7 +2,9 @@
 //! agent (`woothee`, a maintained cross-language classifier), a bot flag
 //! (crawlers and link-preview fetchers), and the referrer reduced to its host.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use moka::sync::Cache;
 
 /// The derived, low-cardinality facts of one click.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,13 @@ fn title_or_unknown(value: &str) -> String {
     }
 }
 
+/// User agents recently classified. Clicks repeat a small set of user
+/// agents (the current browsers on the common systems, the big crawlers), so
+/// most clicks skip the classifier, which is the costliest step of decoding
+/// a click; bounded, so a flood of distinct agents costs memory only up to
+/// the limit (about 3 MB).
+static CLASSIFIED: LazyLock<Cache<String, Arc<Agent>>> = LazyLock::new(|| Cache::new(10_000));
+
 /// Classifies a user agent. An absent or empty one is `unknown`, not a bot:
 /// the shortener does not always see one, and guessing would skew the split.
 pub fn agent(user_agent: Option<&str>) -> Agent {
@@ -73,6 +82,15 @@ pub fn agent(user_agent: Option<&str>) -> Agent {
             is_bot: false,
         };
     };
+    if let Some(known) = CLASSIFIED.get(ua) {
+        return Agent::clone(&known);
+    }
+    let classified = classify(ua);
+    CLASSIFIED.insert(ua.to_owned(), Arc::new(classified.clone()));
+    classified
+}
+
+fn classify(ua: &str) -> Agent {
     let lower = ua.to_ascii_lowercase();
     let parsed = PARSER.parse(ua);
     let category = parsed.as_ref().map(|p| p.category).unwrap_or_default();
@@ -158,6 +176,16 @@ mod tests {
             (chrome.browser.as_str(), chrome.os.as_str()),
             ("Chrome", "Windows 10")
         );
+    }
+
+    #[test]
+    fn a_remembered_agent_is_classified_as_the_first_time() {
+        for ua in [FIREFOX_LINUX, SAFARI_IPAD, "curl/8.5.0", "something odd"] {
+            let first = agent(Some(ua));
+            assert_eq!(first, classify(ua));
+            assert_eq!(agent(Some(ua)), first, "{ua}");
+            assert_eq!(agent(Some(&format!("  {ua} "))), first, "trimmed first");
+        }
     }
 
     #[test]
