@@ -132,20 +132,26 @@ pub async fn lag(consumer: &mut PullConsumer) -> anyhow::Result<u64> {
 }
 
 /// What a message decoded to.
-enum Decoded {
+enum Row {
     Click(ClickRow),
     Link(LinkChange),
 }
 
-fn decode_for(subject: &str, payload: &[u8]) -> Result<Decoded, ContractError> {
+fn decode_for(subject: &str, payload: &[u8]) -> Result<Row, ContractError> {
     Ok(match subject {
-        subjects::URL_CLICKED => {
-            Decoded::Click(ClickRow::from_event(&decode::<UrlClicked>(payload)?))
-        }
-        subjects::URL_CREATED => Decoded::Link(LinkChange::Created(decode::<UrlCreated>(payload)?)),
-        subjects::URL_UPDATED => Decoded::Link(LinkChange::Updated(decode::<UrlUpdated>(payload)?)),
-        _ => Decoded::Link(LinkChange::Deleted(decode::<UrlDeleted>(payload)?)),
+        subjects::URL_CLICKED => Row::Click(ClickRow::from_event(&decode::<UrlClicked>(payload)?)),
+        subjects::URL_CREATED => Row::Link(LinkChange::Created(decode::<UrlCreated>(payload)?)),
+        subjects::URL_UPDATED => Row::Link(LinkChange::Updated(decode::<UrlUpdated>(payload)?)),
+        _ => Row::Link(LinkChange::Deleted(decode::<UrlDeleted>(payload)?)),
     })
+}
+
+/// A batch ready for the store: its valid messages and what they decoded to
+/// (the rest were dead-lettered).
+struct Decoded {
+    valid: Vec<Message>,
+    clicks: Vec<ClickRow>,
+    changes: Vec<LinkChange>,
 }
 
 /// Below this many messages a batch is decoded in place.
@@ -154,10 +160,7 @@ const PARALLEL_DECODE_FROM: usize = 512;
 /// Decodes (validates, enriches) a batch. Decoding is the CPU-bound part of
 /// ingest, so a large batch is split over the blocking pool's threads while
 /// the consumers' own thread stays free for I/O.
-async fn decode_all(
-    subject: &'static str,
-    batch: &[Message],
-) -> Vec<Result<Decoded, ContractError>> {
+async fn decode_all(subject: &'static str, batch: &[Message]) -> Vec<Result<Row, ContractError>> {
     if batch.len() < PARALLEL_DECODE_FROM {
         return batch
             .iter()
@@ -186,6 +189,10 @@ async fn decode_all(
     }
     decoded
 }
+
+/// Dead letters published before their acks are awaited; well below the
+/// client's limit of acks in flight.
+const DEAD_LETTER_CHUNK: usize = 1_000;
 
 /// Why a message goes to the dead-letter subject.
 struct DeadLetter<'a> {
@@ -239,80 +246,132 @@ impl Ingest {
     }
 
     /// Handles batches from one pull stream until it fails or shutdown.
+    ///
+    /// Two batches are in hand at a time: while one is written to the store
+    /// and acknowledged, the next is gathered and decoded, so neither the
+    /// store's round trip nor decoding leaves the other idle. Writes stay in
+    /// stream order: a batch is written only after the one before it.
     async fn consume(
         &self,
         subject: &'static str,
         mut messages: PullStream,
         shutdown: &CancellationToken,
     ) {
+        let mut decoded: Option<Decoded> = None;
         loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = messages.next() => next,
-            };
-            let first = match first {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    tracing::warn!(subject, %error, "pull stream failed; starting a new one");
-                    return;
+            let commit = async {
+                if let Some(batch) = decoded.take() {
+                    self.commit(subject, batch, shutdown).await;
                 }
+            };
+            let next = async {
+                let batch = self.gather(subject, &mut messages, shutdown).await?;
+                self.decode(subject, batch, shutdown).await
+            };
+            let ((), next) = tokio::join!(commit, next);
+            match next {
+                Some(batch) => decoded = Some(batch),
                 None => return,
-            };
-            let mut batch = vec![first];
-            let deadline = Instant::now() + self.settings.linger;
-            while batch.len() < self.settings.batch_size {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(message))) => batch.push(message),
-                    Ok(Some(Err(error))) => {
-                        tracing::warn!(subject, %error, "pull stream failed mid-batch");
-                        break;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
             }
-            self.handle(subject, batch, shutdown).await;
         }
     }
 
-    /// Dead-letters what cannot be decoded, stores the rest, then acks.
-    async fn handle(
+    /// The next batch: the first message, then whatever arrives within the
+    /// linger, up to a batch. None when the pull stream ended or failed, or
+    /// at shutdown.
+    async fn gather(
+        &self,
+        subject: &'static str,
+        messages: &mut PullStream,
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<Message>> {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            next = messages.next() => next,
+        };
+        let first = match first {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                tracing::warn!(subject, %error, "pull stream failed; starting a new one");
+                return None;
+            }
+            None => return None,
+        };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.settings.linger;
+        while batch.len() < self.settings.batch_size {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(subject, %error, "pull stream failed mid-batch");
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Decodes a batch and dead-letters what cannot be decoded. None if
+    /// shutdown came while dead-lettering.
+    async fn decode(
         &self,
         subject: &'static str,
         batch: Vec<Message>,
         shutdown: &CancellationToken,
-    ) {
-        let mut valid = Vec::with_capacity(batch.len());
-        let mut clicks = Vec::new();
-        let mut changes = Vec::new();
-        let decoded = decode_all(subject, &batch).await;
-        for (message, decoded) in batch.into_iter().zip(decoded) {
-            match decoded {
-                Ok(Decoded::Click(row)) => clicks.push(row),
-                Ok(Decoded::Link(change)) => changes.push(change),
+    ) -> Option<Decoded> {
+        let mut decoded = Decoded {
+            valid: Vec::with_capacity(batch.len()),
+            clicks: Vec::new(),
+            changes: Vec::new(),
+        };
+        let rows = decode_all(subject, &batch).await;
+        let mut rejected = Vec::new();
+        for (message, row) in batch.into_iter().zip(rows) {
+            match row {
+                Ok(Row::Click(row)) => decoded.clicks.push(row),
+                Ok(Row::Link(change)) => decoded.changes.push(change),
                 Err(error) => {
-                    let letter = DeadLetter {
-                        reason: error.kind().as_str(),
-                        error: error.to_string(),
-                        path: Some(error.path()),
-                    };
-                    if !self.dead_letter(subject, &message, letter, shutdown).await {
-                        return;
-                    }
+                    rejected.push((message, error));
                     continue;
                 }
             }
-            valid.push(message);
+            decoded.valid.push(message);
         }
-        if valid.is_empty() {
+        let letters: Vec<_> = rejected
+            .iter()
+            .map(|(message, error)| {
+                let letter = DeadLetter {
+                    reason: error.kind().as_str(),
+                    error: error.to_string(),
+                    path: Some(error.path()),
+                };
+                (message, letter)
+            })
+            .collect();
+        self.dead_letter(subject, letters, shutdown)
+            .await
+            .then_some(decoded)
+    }
+
+    /// Stores a decoded batch, then acks its messages.
+    async fn commit(&self, subject: &'static str, batch: Decoded, shutdown: &CancellationToken) {
+        if batch.valid.is_empty() {
             return;
         }
         if !self
-            .store_batch(subject, &clicks, &changes, &valid, shutdown)
+            .store_batch(
+                subject,
+                &batch.clicks,
+                &batch.changes,
+                &batch.valid,
+                shutdown,
+            )
             .await
         {
             return;
         }
-        for message in &valid {
+        for message in &batch.valid {
             if let Err(error) = message.ack().await {
                 // The row is stored; a redelivery will be absorbed.
                 tracing::warn!(subject, %error, "ack failed; the message will be redelivered");
@@ -321,7 +380,7 @@ impl Ingest {
         self.metrics
             .processed
             .get_or_create(&SubjectLabel { subject })
-            .inc_by(valid.len() as u64);
+            .inc_by(batch.valid.len() as u64);
     }
 
     async fn write(&self, clicks: &[ClickRow], changes: &[LinkChange]) -> Result<(), StoreError> {
@@ -363,19 +422,22 @@ impl Ingest {
             tracing::warn!(subject, %error, messages = messages.len(), retry_in = ?backoff, "store write failed; retrying");
             // Last deliveries are kept safe on the dead-letter subject before
             // the server could give them up.
-            for message in messages {
-                let last = message
-                    .info()
-                    .is_ok_and(|i| i.delivered >= self.settings.max_deliver);
-                if last {
+            let last_deliveries = messages
+                .iter()
+                .filter(|m| {
+                    m.info()
+                        .is_ok_and(|i| i.delivered >= self.settings.max_deliver)
+                })
+                .map(|message| {
                     let letter = DeadLetter {
                         reason: "delivery_limit",
                         error: format!("store write kept failing on the last delivery: {error}"),
                         path: None,
                     };
-                    self.dead_letter(subject, message, letter, shutdown).await;
-                }
-            }
+                    (message, letter)
+                })
+                .collect();
+            self.dead_letter(subject, last_deliveries, shutdown).await;
             if claimed_at.elapsed() >= self.settings.ack_wait / 3 {
                 for message in messages {
                     let _ = message.ack_with(AckKind::Progress).await;
@@ -390,63 +452,102 @@ impl Ingest {
         }
     }
 
-    /// Republishes `message` on the dead-letter subject (awaiting the
-    /// JetStream ack), then acks it. False if shutdown came first.
+    /// Republishes each message on the dead-letter subject with its reason
+    /// (all published at once, then every JetStream ack awaited; what was
+    /// not accepted is retried), then acks the originals. False if shutdown
+    /// came first: the originals not yet acked are redelivered later.
     async fn dead_letter(
         &self,
         subject: &'static str,
-        message: &Message,
-        letter: DeadLetter<'_>,
+        letters: Vec<(&Message, DeadLetter<'_>)>,
         shutdown: &CancellationToken,
     ) -> bool {
-        let mut headers = message.headers.clone().unwrap_or_default();
-        headers.insert(DLQ_REASON, letter.reason);
-        headers.insert(DLQ_ERROR, letter.error.as_str());
-        if let Some(path) = letter.path {
-            headers.insert(DLQ_PATH, path);
+        if letters.is_empty() {
+            return true;
         }
-        headers.insert(DLQ_ORIGINAL_SUBJECT, message.subject.as_str());
-        if let Ok(info) = message.info() {
-            headers.insert(
-                DLQ_ORIGINAL_SEQUENCE,
-                info.stream_sequence.to_string().as_str(),
-            );
-            headers.insert(DLQ_DELIVERIES, info.delivered.to_string().as_str());
-        }
-        tracing::warn!(subject, reason = letter.reason, error = %letter.error, "message dead-lettered");
         let target = dead_letter_subject(subject);
+        let mut pending: Vec<(&Message, &'static str, async_nats::HeaderMap)> = letters
+            .into_iter()
+            .map(|(message, letter)| {
+                tracing::warn!(subject, reason = letter.reason, error = %letter.error, "message dead-lettered");
+                (message, letter.reason, dead_letter_headers(message, &letter))
+            })
+            .collect();
         let mut backoff = self.settings.min_backoff;
         loop {
-            let published = match self
-                .jetstream
-                .publish_with_headers(target.clone(), headers.clone(), message.payload.clone())
-                .await
-            {
-                Ok(ack) => ack.await.map(drop).map_err(anyhow::Error::from),
-                Err(error) => Err(error.into()),
-            };
-            match published {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::warn!(subject, %error, retry_in = ?backoff, "dead letter not accepted; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
+            let mut refused = Vec::new();
+            let mut last_error = None;
+            // In chunks: the client holds a bounded number of acks in flight,
+            // and a publish beyond it waits until one is awaited.
+            let mut letters = pending.into_iter().peekable();
+            while letters.peek().is_some() {
+                let chunk: Vec<_> = letters.by_ref().take(DEAD_LETTER_CHUNK).collect();
+                let mut acks = Vec::with_capacity(chunk.len());
+                for (message, _, headers) in &chunk {
+                    acks.push(
+                        self.jetstream
+                            .publish_with_headers(
+                                target.clone(),
+                                headers.clone(),
+                                message.payload.clone(),
+                            )
+                            .await,
+                    );
+                }
+                for (letter, ack) in chunk.into_iter().zip(acks) {
+                    let accepted = match ack {
+                        Ok(ack) => ack.await.map(drop).map_err(anyhow::Error::from),
+                        Err(error) => Err(error.into()),
+                    };
+                    match accepted {
+                        Ok(()) => self.dead_lettered(subject, letter.0, letter.1).await,
+                        Err(error) => {
+                            last_error = Some(error);
+                            refused.push(letter);
+                        }
                     }
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
                 }
             }
+            let Some(error) = last_error else {
+                return true;
+            };
+            tracing::warn!(subject, %error, letters = refused.len(), retry_in = ?backoff, "dead letters not accepted; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+            pending = refused;
         }
+    }
+
+    /// Counts a message the dead-letter subject accepted and acks the original.
+    async fn dead_lettered(&self, subject: &'static str, message: &Message, reason: &'static str) {
         self.metrics
             .dead_letters
-            .get_or_create(&DeadLetterLabels {
-                subject,
-                reason: letter.reason,
-            })
+            .get_or_create(&DeadLetterLabels { subject, reason })
             .inc();
         if let Err(error) = message.ack().await {
             tracing::warn!(subject, %error, "ack of a dead-lettered message failed; it may be dead-lettered twice");
         }
-        true
     }
+}
+
+/// The original headers plus why and from where the message was dead-lettered.
+fn dead_letter_headers(message: &Message, letter: &DeadLetter<'_>) -> async_nats::HeaderMap {
+    let mut headers = message.headers.clone().unwrap_or_default();
+    headers.insert(DLQ_REASON, letter.reason);
+    headers.insert(DLQ_ERROR, letter.error.as_str());
+    if let Some(path) = letter.path {
+        headers.insert(DLQ_PATH, path);
+    }
+    headers.insert(DLQ_ORIGINAL_SUBJECT, message.subject.as_str());
+    if let Ok(info) = message.info() {
+        headers.insert(
+            DLQ_ORIGINAL_SEQUENCE,
+            info.stream_sequence.to_string().as_str(),
+        );
+        headers.insert(DLQ_DELIVERIES, info.delivered.to_string().as_str());
+    }
+    headers
 }

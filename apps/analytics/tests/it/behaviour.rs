@@ -472,6 +472,52 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
     app.stop().await;
 }
 
+/// More poison in one batch than the dead-letter publisher sends before it
+/// awaits acks, and more than the client allows in flight (5,000): all of it is
+/// dead-lettered once, and the valid clicks behind it are counted.
+pub async fn a_burst_of_poison_in_one_batch_is_dead_lettered_in_full(env: &Env) {
+    const POISONED: usize = 6_000;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "burst", D0)]).await;
+    for i in 0..POISONED {
+        publish_raw(
+            &js,
+            URL_CLICKED,
+            &format!("burst-{i}"),
+            b"{not json".to_vec(),
+        )
+        .await;
+    }
+    let valid: Vec<_> = (0..100)
+        .map(|k| clicked(id, "burst", D0 + 10 + k))
+        .collect();
+    publish(&js, &valid).await;
+    // Started after publishing, so the poison arrives in one batch.
+    let app = env.app().await;
+    let path = format!(
+        "/api/v1/links/burst/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == valid.len() as u64)
+        .await;
+    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
+    let letters = dlq.cached_info().state.messages;
+    assert_eq!(
+        letters as usize, POISONED,
+        "each poisoned message dead-lettered once"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "analytics_dead_letters_total{{subject=\"shortener.url.clicked\",reason=\"invalid_json\"}} {POISONED}"
+        )),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
 pub async fn updates_and_deletions_keep_the_copy_current(env: &Env) {
     let app = env.app().await;
     let js = env.jetstream().await;
