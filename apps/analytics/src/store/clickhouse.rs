@@ -185,12 +185,6 @@ struct BucketRecord {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct TopRecord {
-    value: String,
-    clicks: u64,
-}
-
-#[derive(Debug, Row, Deserialize)]
 struct DimensionTopRecord {
     dimension: String,
     value: String,
@@ -494,28 +488,6 @@ impl AnalyticsStore for ClickHouseStore {
                 unique_visitors: r.uniques,
             })
             .collect())
-    }
-
-    async fn top(
-        &self,
-        window: Window,
-        dimension: Dimension,
-        limit: u32,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let column = dimension.column();
-        let rows: Vec<TopRecord> = self
-            .windowed(
-                &format!(
-                    "SELECT {column} AS value, count() AS clicks FROM clicks FINAL \
-                     WHERE {IN_WINDOW} AND {column} != '' \
-                     GROUP BY value ORDER BY clicks DESC, value ASC LIMIT {limit}"
-                ),
-                window,
-            )
-            .fetch_all()
-            .await
-            .map_err(failed)?;
-        Ok(rows.into_iter().map(|r| (r.value, r.clicks)).collect())
     }
 
     /// All five lists from one read of the link's range: each click is

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
+use crate::model::{BucketCount, ClickRow, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
 pub mod sqlite;
@@ -82,26 +82,10 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         bucket: crate::model::Bucket,
     ) -> Result<Vec<BucketCount>, StoreError>;
 
-    /// The most frequent non-empty values, most clicks first, ties by value.
-    async fn top(
-        &self,
-        window: Window,
-        dimension: Dimension,
-        limit: u32,
-    ) -> Result<Vec<(String, u64)>, StoreError>;
-
-    /// The top lists of every dimension, in [`Dimension::ALL`] order.
-    async fn tops(
-        &self,
-        window: Window,
-        limit: u32,
-    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
-        let mut lists = Vec::with_capacity(Dimension::ALL.len());
-        for dimension in Dimension::ALL {
-            lists.push(self.top(window, dimension, limit).await?);
-        }
-        Ok(lists)
-    }
+    /// The top lists of every dimension, in [`Dimension::ALL`](crate::model::Dimension::ALL) order: the
+    /// most frequent non-empty values, most clicks first, ties by value.
+    async fn tops(&self, window: Window, limit: u32)
+        -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
     /// Distinct clicks stored (each `event_id` once).
     async fn click_count(&self) -> Result<u64, StoreError>;

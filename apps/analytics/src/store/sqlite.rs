@@ -109,6 +109,36 @@ impl SqliteStore {
         .map(to_link)
         .collect()
     }
+
+    /// The most frequent non-empty values of one dimension, most clicks
+    /// first, ties by value.
+    async fn top(
+        &self,
+        window: Window,
+        dimension: Dimension,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let column = dimension.column();
+        let mut values = window_values(window);
+        values.push(i64::from(limit).into());
+        self.query(
+            &format!(
+                "SELECT {column} AS value, COUNT(*) AS clicks FROM clicks \
+                 WHERE {IN_WINDOW} AND {column} != '' \
+                 GROUP BY value ORDER BY clicks DESC, value ASC LIMIT ?"
+            ),
+            values,
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "value").map_err(failed)?,
+                count(row.try_get("", "clicks").map_err(failed)?),
+            ))
+        })
+        .collect()
+    }
 }
 
 fn window_values(window: Window) -> Vec<Value> {
@@ -317,32 +347,16 @@ impl AnalyticsStore for SqliteStore {
         .collect()
     }
 
-    async fn top(
+    async fn tops(
         &self,
         window: Window,
-        dimension: Dimension,
         limit: u32,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let column = dimension.column();
-        let mut values = window_values(window);
-        values.push(i64::from(limit).into());
-        self.query(
-            &format!(
-                "SELECT {column} AS value, COUNT(*) AS clicks FROM clicks \
-                 WHERE {IN_WINDOW} AND {column} != '' \
-                 GROUP BY value ORDER BY clicks DESC, value ASC LIMIT ?"
-            ),
-            values,
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "value").map_err(failed)?,
-                count(row.try_get("", "clicks").map_err(failed)?),
-            ))
-        })
-        .collect()
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let mut lists = Vec::with_capacity(Dimension::ALL.len());
+        for dimension in Dimension::ALL {
+            lists.push(self.top(window, dimension, limit).await?);
+        }
+        Ok(lists)
     }
 
     async fn click_count(&self) -> Result<u64, StoreError> {
