@@ -324,6 +324,33 @@ impl Drop for Supervised {
     }
 }
 
+/// The value of the first series in Prometheus text that starts with
+/// `series` (a metric name, with its labels as the service writes them).
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Scrapes `/metrics` on 127.0.0.1:`port` for one series ([`metric_value`]).
+pub fn scrape_metric(port: u16, series: &str) -> Option<f64> {
+    metric_value(&http_get(port, "/metrics")?.1, series)
+}
+
+/// A memory field of `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the peak)
+/// in MB; NaN when the process is gone.
+pub fn memory_mb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// A minimal HTTP/1.0 GET on 127.0.0.1, for readiness probes: the status code
 /// and body, or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

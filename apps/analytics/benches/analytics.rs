@@ -23,7 +23,7 @@ use async_nats::jetstream;
 use chrono::{TimeZone, Utc};
 use contracts::{encode, Envelope, UrlClicked, UrlCreated};
 use rand::{Rng, SeedableRng};
-use system_tests::process::{free_port, http_get};
+use system_tests::process::{free_port, http_get, scrape_metric};
 use system_tests::{ClickHouseServer, NatsServer};
 use uuid::Uuid;
 
@@ -84,14 +84,6 @@ fn wait_ready(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, text) = http_get(port, "/metrics")?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn click(rng: &mut impl Rng, url_id: Uuid, code: &str, at: i64) -> Envelope<UrlClicked> {
@@ -230,7 +222,7 @@ fn ingest(
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
-    let processed = metric(
+    let processed = scrape_metric(
         port,
         r#"analytics_events_processed_total{subject="shortener.url.clicked"}"#,
     )

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use system_tests::process::{free_port, http_get, http_request};
+use system_tests::process::{free_port, http_get, http_request, memory_mb, scrape_metric};
 use system_tests::NatsServer;
 
 const CONNECTIONS: u32 = 64;
@@ -105,19 +105,6 @@ fn wrk(port: u16, duration: Duration) -> Load {
     }
 }
 
-fn rss_mb(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).map(str::to_owned))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let ticks_per_second = 100.0; // USER_HZ on Linux
@@ -133,14 +120,6 @@ fn cpu_seconds(pid: u32) -> f64 {
             Some((utime + stime) / ticks_per_second)
         })
         .unwrap_or(f64::NAN)
-}
-
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, text) = http_get(port, "/metrics")?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// The baseline: a bare actix-web handler answering a fixed 302 from an
@@ -207,7 +186,7 @@ fn main() {
         Some(201),
         "creating the benchmark link"
     );
-    let rss_idle = rss_mb(pid, "VmRSS:");
+    let rss_idle = memory_mb(pid, "VmRSS:");
 
     wrk(port, WARM_UP);
     let nats_pid = nats.pid().expect("nats-server runs");
@@ -224,15 +203,15 @@ fn main() {
     let started = Instant::now();
     let (mut served, mut published) = (0.0, 0.0);
     while started.elapsed() < Duration::from_secs(60) {
-        served = metric(port, served_metric).unwrap_or(f64::NAN);
-        published = metric(port, "shortener_clicks_published_total").unwrap_or(0.0);
+        served = scrape_metric(port, served_metric).unwrap_or(f64::NAN);
+        published = scrape_metric(port, "shortener_clicks_published_total").unwrap_or(0.0);
         if published >= served {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let click_catch_up = started.elapsed();
-    let rss_peak = rss_mb(pid, "VmHWM:");
+    let rss_peak = memory_mb(pid, "VmHWM:");
     drop(shortener);
 
     let baseline_port = free_port();

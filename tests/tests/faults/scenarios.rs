@@ -9,6 +9,7 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 use chrono::Utc;
 use contracts::{encode, Envelope, UrlClicked};
+use system_tests::process::{memory_mb, metric_value};
 use uuid::Uuid;
 
 use crate::load::{Load, Rate, Seen};
@@ -216,13 +217,11 @@ pub fn shortener_killed(mode: Mode) -> Vec<Row> {
 /// Analytics' count of stored click deliveries (`/metrics`).
 fn processed_clicks(system: &System) -> u64 {
     let metrics = system.analytics_get("/metrics").body;
-    metrics
-        .lines()
-        .find(|l| {
-            l.starts_with(r#"analytics_events_processed_total{subject="shortener.url.clicked"}"#)
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    metric_value(
+        &metrics,
+        r#"analytics_events_processed_total{subject="shortener.url.clicked"}"#,
+    )
+    .map_or(0, |n| n as u64)
 }
 
 async fn consumer_state(js: &jetstream::Context, subject: &str) -> (u64, usize) {
@@ -505,17 +504,6 @@ pub fn poison(mode: Mode) -> Vec<Row> {
     }]
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// 6. RSS of both services sampled under steady load.
 pub fn memory(mode: Mode) -> Vec<Row> {
     let system = system(&[]);
@@ -529,7 +517,7 @@ pub fn memory(mode: Mode) -> Vec<Row> {
     let mut samples: Vec<[f64; 2]> = Vec::new();
     while started.elapsed() < duration {
         std::thread::sleep(Duration::from_secs(1));
-        samples.push(pids.map(|(_, pid)| rss_mb(pid)));
+        samples.push(pids.map(|(_, pid)| memory_mb(pid, "VmRSS:")));
     }
     let seen = load.finish();
     let (tally, _) = settle(&system, &seen, true);

@@ -119,6 +119,7 @@ mod observability {
     use std::time::{Duration, Instant};
 
     use serde_json::json;
+    use system_tests::process::metric_value;
 
     use super::helpers::{problem, spawn_app, Store, TestApp};
 
@@ -163,15 +164,6 @@ mod observability {
         app.stop().await;
     }
 
-    /// The value of the first sample of `name` (with labels, if given).
-    fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find(|l| l.starts_with(name_and_labels))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
-
     #[tokio::test]
     async fn metrics_count_requests_redirects_cache_and_clicks() {
         let Some(app) = spawn_app(Store::sqlite, Default::default()).await else {
@@ -186,7 +178,7 @@ mod observability {
         let started = Instant::now();
         let text = loop {
             let text = app.get("/metrics").await.text().await.unwrap();
-            if sample(&text, "shortener_clicks_published_total") == Some(5.0) {
+            if metric_value(&text, "shortener_clicks_published_total") == Some(5.0) {
                 break text;
             }
             assert!(
@@ -196,45 +188,45 @@ mod observability {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(
-            sample(
+            metric_value(
                 &text,
                 r#"shortener_http_requests_total{method="GET",route="/{code}",status="302"}"#
             ),
             Some(5.0)
         );
         assert_eq!(
-            sample(
+            metric_value(
                 &text,
                 r#"shortener_http_requests_total{method="GET",route="/{code}",status="404"}"#
             ),
             Some(1.0)
         );
         assert_eq!(
-            sample(
+            metric_value(
                 &text,
                 r#"shortener_http_requests_total{method="POST",route="/api/v1/links",status="201"}"#
             ),
             Some(1.0)
         );
         assert_eq!(
-            sample(&text, "shortener_redirect_duration_seconds_count"),
+            metric_value(&text, "shortener_redirect_duration_seconds_count"),
             Some(6.0)
         );
         // The first redirect and the unknown code miss; the other four hit.
         assert_eq!(
-            sample(&text, "shortener_redirect_cache_hits_total"),
+            metric_value(&text, "shortener_redirect_cache_hits_total"),
             Some(4.0)
         );
         assert_eq!(
-            sample(&text, "shortener_redirect_cache_misses_total"),
+            metric_value(&text, "shortener_redirect_cache_misses_total"),
             Some(2.0)
         );
         assert_eq!(
-            sample(&text, "shortener_click_publish_lag_seconds_count"),
+            metric_value(&text, "shortener_click_publish_lag_seconds_count"),
             Some(5.0)
         );
-        assert!(sample(&text, "shortener_outbox_depth").is_some());
-        assert!(sample(&text, "shortener_clicks_queued").is_some());
+        assert!(metric_value(&text, "shortener_outbox_depth").is_some());
+        assert!(metric_value(&text, "shortener_clicks_queued").is_some());
         app.stop().await;
     }
 }
