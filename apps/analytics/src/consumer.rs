@@ -194,6 +194,10 @@ async fn decode_all(subject: &'static str, batch: &[Message]) -> Vec<Result<Row,
 /// client's limit of acks in flight.
 const DEAD_LETTER_CHUNK: usize = 1_000;
 
+/// A message on its way to the dead-letter subject: the original, its
+/// reason, and the headers it is republished with.
+type Letter<'m> = (&'m Message, &'static str, async_nats::HeaderMap);
+
 /// Why a message goes to the dead-letter subject.
 struct DeadLetter<'a> {
     reason: &'static str,
@@ -452,21 +456,18 @@ impl Ingest {
         }
     }
 
-    /// Republishes each message on the dead-letter subject with its reason
-    /// (all published at once, then every JetStream ack awaited; what was
-    /// not accepted is retried), then acks the originals. False if shutdown
-    /// came first: the originals not yet acked are redelivered later.
+    /// Republishes each message on the dead-letter subject with its reason,
+    /// retrying what was not accepted, and acks each original once its dead
+    /// letter is stored. False if shutdown came first: the originals not
+    /// yet acked are redelivered later.
     async fn dead_letter(
         &self,
         subject: &'static str,
         letters: Vec<(&Message, DeadLetter<'_>)>,
         shutdown: &CancellationToken,
     ) -> bool {
-        if letters.is_empty() {
-            return true;
-        }
         let target = dead_letter_subject(subject);
-        let mut pending: Vec<(&Message, &'static str, async_nats::HeaderMap)> = letters
+        let mut pending: Vec<Letter> = letters
             .into_iter()
             .map(|(message, letter)| {
                 tracing::warn!(subject, reason = letter.reason, error = %letter.error, "message dead-lettered");
@@ -474,44 +475,19 @@ impl Ingest {
             })
             .collect();
         let mut backoff = self.settings.min_backoff;
-        loop {
+        while !pending.is_empty() {
             let mut refused = Vec::new();
-            let mut last_error = None;
             // In chunks: the client holds a bounded number of acks in flight,
             // and a publish beyond it waits until one is awaited.
             let mut letters = pending.into_iter().peekable();
             while letters.peek().is_some() {
-                let chunk: Vec<_> = letters.by_ref().take(DEAD_LETTER_CHUNK).collect();
-                let mut acks = Vec::with_capacity(chunk.len());
-                for (message, _, headers) in &chunk {
-                    acks.push(
-                        self.jetstream
-                            .publish_with_headers(
-                                target.clone(),
-                                headers.clone(),
-                                message.payload.clone(),
-                            )
-                            .await,
-                    );
-                }
-                for (letter, ack) in chunk.into_iter().zip(acks) {
-                    let accepted = match ack {
-                        Ok(ack) => ack.await.map(drop).map_err(anyhow::Error::from),
-                        Err(error) => Err(error.into()),
-                    };
-                    match accepted {
-                        Ok(()) => self.dead_lettered(subject, letter.0, letter.1).await,
-                        Err(error) => {
-                            last_error = Some(error);
-                            refused.push(letter);
-                        }
-                    }
-                }
+                let chunk = letters.by_ref().take(DEAD_LETTER_CHUNK).collect();
+                refused.extend(self.send_dead_letters(subject, &target, chunk).await);
             }
-            let Some(error) = last_error else {
-                return true;
-            };
-            tracing::warn!(subject, %error, letters = refused.len(), retry_in = ?backoff, "dead letters not accepted; retrying");
+            if refused.is_empty() {
+                break;
+            }
+            tracing::warn!(subject, letters = refused.len(), retry_in = ?backoff, "retrying dead letters");
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
                 _ = tokio::time::sleep(backoff) => {}
@@ -519,6 +495,48 @@ impl Ingest {
             backoff = (backoff * 2).min(self.settings.max_backoff);
             pending = refused;
         }
+        true
+    }
+
+    /// Publishes the letters together, then awaits each JetStream ack;
+    /// returns the ones not accepted.
+    async fn send_dead_letters<'m>(
+        &self,
+        subject: &'static str,
+        target: &str,
+        letters: Vec<Letter<'m>>,
+    ) -> Vec<Letter<'m>> {
+        let mut acks = Vec::with_capacity(letters.len());
+        for (message, _, headers) in &letters {
+            acks.push(
+                self.jetstream
+                    .publish_with_headers(
+                        target.to_owned(),
+                        headers.clone(),
+                        message.payload.clone(),
+                    )
+                    .await,
+            );
+        }
+        let mut refused = Vec::new();
+        let mut last_error = None;
+        for (letter, ack) in letters.into_iter().zip(acks) {
+            let accepted = match ack {
+                Ok(ack) => ack.await.map(drop).map_err(anyhow::Error::from),
+                Err(error) => Err(error.into()),
+            };
+            match accepted {
+                Ok(()) => self.dead_lettered(subject, letter.0, letter.1).await,
+                Err(error) => {
+                    last_error = Some(error);
+                    refused.push(letter);
+                }
+            }
+        }
+        if let Some(error) = last_error {
+            tracing::warn!(subject, %error, letters = refused.len(), "dead letters not accepted");
+        }
+        refused
     }
 
     /// Counts a message the dead-letter subject accepted and acks the original.
