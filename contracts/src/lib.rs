@@ -10,6 +10,7 @@
 //! Subjects, the stream definitions and the header names live here too, so both
 //! services create the same stream and neither depends on the other.
 
+mod click;
 mod codec;
 mod error;
 mod events;
@@ -18,6 +19,7 @@ pub mod schema;
 pub mod stream;
 pub mod subjects;
 
+pub use click::{ClickEvent, ClickFacts, VisitorKey, MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS};
 pub use codec::{decode, decode_any, encode, upcast_to_latest};
 pub use error::{ContractError, ErrorKind, Violation};
 pub use events::{

@@ -8,60 +8,146 @@
 //! each instance must see every event); and entries expire after a TTL, which
 //! bounds staleness if events are ever missed. Expiry of a link is checked on
 //! every hit, so an expired link is never served from the cache.
+//!
+//! Unknown codes are cached too, briefly and bounded, so a flood of random
+//! codes does not reach the store; creating a code ends its "unknown" entry
+//! at once here and, through the created event, on every other instance.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use contracts::stream::{ensure_stream, shortener_stream_config};
 use contracts::{decode_any, subjects, AnyEvent};
 use futures::StreamExt;
-use moka::future::Cache;
+use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+use crate::publish::ensure_shortener_stream;
 use crate::store::Link;
 
 /// Replaying a few seconds of invalidations too many is harmless; missing
 /// one is not.
 const CLOCK_SKEW_MARGIN: time::Duration = time::Duration::seconds(5);
+/// Codes share this many invalidation generations (by hash).
+const STRIPES: usize = 256;
 
-/// Cached links by code, with hit counters for `/metrics`.
+/// What the cache knows about a code.
+#[derive(Debug, Clone)]
+pub enum Cached {
+    Link(Arc<Link>),
+    /// Looked up recently and unknown to the store.
+    Missing,
+    /// Not cached: ask the store.
+    Unknown,
+}
+
+/// A lookup's ticket: taken before reading the store, it lets the result in
+/// only if no invalidation of the code happened meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    stripe: usize,
+    generation: u64,
+}
+
+/// Cached links and recently unknown codes, with hit counters for `/metrics`.
+///
+/// A lookup that read a link before an update or delete must not put the
+/// stale link back after the invalidation. Each code hashes to one of
+/// [`STRIPES`] generations; an invalidation bumps its generation and removes
+/// the entries under the stripe's lock, and an insert checks, under the same
+/// lock, that the generation is still the one its lookup started with.
 pub struct LinkCache {
     links: Cache<String, Arc<Link>>,
+    missing: Cache<String, ()>,
+    generations: Vec<Mutex<u64>>,
     hits: Counter,
     misses: Counter,
 }
 
 impl LinkCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// `capacity` links for `ttl`, and as many unknown codes for `missing_ttl`.
+    pub fn new(capacity: u64, ttl: Duration, missing_ttl: Duration) -> Self {
         Self {
             links: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            missing: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(missing_ttl)
+                .build(),
+            generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             hits: Counter::default(),
             misses: Counter::default(),
         }
     }
 
-    pub async fn get(&self, code: &str) -> Option<Arc<Link>> {
-        let found = self.links.get(code).await;
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
+    fn stripe(code: &str) -> usize {
+        // FNV-1a: cheap, and only needs to spread codes over the stripes.
+        let hash = code.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (hash % STRIPES as u64) as usize
+    }
+
+    pub fn get(&self, code: &str) -> Cached {
+        let found = match self.links.get(code) {
+            Some(link) => Cached::Link(link),
+            None if self.missing.contains_key(code) => Cached::Missing,
+            None => Cached::Unknown,
+        };
+        let counter = match found {
+            Cached::Unknown => &self.misses,
+            _ => &self.hits,
         };
         counter.inc();
         found
     }
 
-    pub async fn insert(&self, link: Arc<Link>) {
-        self.links.insert(link.code.clone(), link).await;
+    /// Take before reading the store; see [`LinkCache`].
+    pub fn ticket(&self, code: &str) -> Ticket {
+        let stripe = Self::stripe(code);
+        let generation = *self.generations[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ticket { stripe, generation }
     }
 
-    pub async fn invalidate(&self, code: &str) {
-        self.links.invalidate(code).await;
+    /// Caches what the store said (`None`: unknown), unless the code was
+    /// invalidated since `ticket` was taken.
+    pub fn insert(&self, code: &str, found: Option<Arc<Link>>, ticket: Ticket) {
+        let generation = self.generations[ticket.stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *generation != ticket.generation {
+            return;
+        }
+        match found {
+            Some(link) => self.links.insert(code.to_owned(), link),
+            None => self.missing.insert(code.to_owned(), ()),
+        }
+    }
+
+    /// Forgets the code: after a write here, or an event from elsewhere.
+    pub fn invalidate(&self, code: &str) {
+        let mut generation = self.generations[Self::stripe(code)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        self.links.invalidate(code);
+        self.missing.invalidate(code);
+    }
+
+    /// Forgets only that the code was unknown (it was just created
+    /// elsewhere); a cached link of it stays.
+    pub fn forget_missing(&self, code: &str) {
+        let mut generation = self.generations[Self::stripe(code)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        self.missing.invalidate(code);
     }
 
     /// `(hits, misses)` since start.
@@ -77,12 +163,12 @@ impl LinkCache {
 
 impl Default for LinkCache {
     fn default() -> Self {
-        Self::new(100_000, Duration::from_secs(60))
+        Self::new(100_000, Duration::from_secs(60), Duration::from_secs(5))
     }
 }
 
-/// Consumes updated/deleted events and drops the links they name from the
-/// cache, until `shutdown`. Delivery starts at `cache_created` (less a
+/// Consumes created/updated/deleted events and drops the codes they name
+/// from the cache (a created event ends a cached "unknown"), until `shutdown`. Delivery starts at `cache_created` (less a
 /// margin for clock skew), not at "new": an event published after the cache
 /// could first hold a link, but before this consumer existed, must not be
 /// missed. Survives NATS outages: ordered consumers resume after the last
@@ -94,12 +180,16 @@ pub async fn run_invalidation(
     shutdown: CancellationToken,
 ) {
     let start_time = cache_created - CLOCK_SKEW_MARGIN;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shutdown.is_cancelled() {
         let run = async {
-            let stream = ensure_stream(&jetstream, shortener_stream_config()).await?;
+            let stream = ensure_shortener_stream(&jetstream).await?;
             let mut merged = Vec::new();
-            for subject in [subjects::URL_UPDATED, subjects::URL_DELETED] {
+            for subject in [
+                subjects::URL_CREATED,
+                subjects::URL_UPDATED,
+                subjects::URL_DELETED,
+            ] {
                 let consumer = stream
                     .create_consumer(consumer::pull::OrderedConfig {
                         filter_subject: subject.to_owned(),
@@ -114,8 +204,9 @@ pub async fn run_invalidation(
             while let Some(message) = messages.next().await {
                 let message = message?;
                 match decode_any(&message.payload) {
-                    Ok(AnyEvent::Updated(e)) => cache.invalidate(&e.data.short_code).await,
-                    Ok(AnyEvent::Deleted(e)) => cache.invalidate(&e.data.short_code).await,
+                    Ok(AnyEvent::Created(e)) => cache.forget_missing(&e.data.short_code),
+                    Ok(AnyEvent::Updated(e)) => cache.invalidate(&e.data.short_code),
+                    Ok(AnyEvent::Deleted(e)) => cache.invalidate(&e.data.short_code),
                     Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(%error, "ignoring an undecodable event on an invalidation subject")
@@ -129,12 +220,11 @@ pub async fn run_invalidation(
             _ = shutdown.cancelled() => return,
         };
         if let Err(error) = outcome {
-            tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cache invalidation interrupted");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cache invalidation interrupted; restarting it"
+            );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff.wait(shutdown.cancelled()).await;
     }
 }

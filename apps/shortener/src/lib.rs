@@ -4,7 +4,7 @@
 //! A library with a thin binary (`main.rs`), so tests build the same
 //! [`Application`] the binary runs, on port 0.
 
-pub mod api;
+pub mod backoff;
 pub mod cache;
 pub mod clicks;
 pub mod configuration;
@@ -12,6 +12,8 @@ pub mod domain;
 pub mod metrics;
 pub mod outbox;
 pub mod problem;
+pub mod publish;
+pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     // `shortener openapi` prints the OpenAPI document (for client generators
     // and validators) without starting anything.
     if std::env::args().nth(1).as_deref() == Some("openapi") {
-        println!("{}", shortener::api::openapi_json());
+        println!("{}", shortener::routes::openapi_json());
         return Ok(());
     }
     tracing_subscriber::fmt()

@@ -15,8 +15,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::gauge::Gauge as GaugeOf;
+
 use crate::cache::LinkCache;
-use crate::clicks::ClickPublisher;
+use crate::clicks::ClickMetrics;
 use crate::outbox::OutboxRelay;
 
 /// HTTP method, as a closed set so labels need no allocation.
@@ -64,10 +68,13 @@ pub struct Metrics {
     pub redirect_seconds: Histogram,
     pub outbox_depth: Gauge,
     pub clicks_queued: Gauge,
+    pub spool_depth: Gauge,
+    pub spool_oldest_age: GaugeOf<f64, AtomicU64>,
+    pub nats_connected: Gauge,
 }
 
 impl Metrics {
-    pub fn new(cache: &LinkCache, relay: &OutboxRelay, clicks: &ClickPublisher) -> Self {
+    pub fn new(cache: &LinkCache, relay: &OutboxRelay, click: &ClickMetrics) -> Self {
         let mut registry = Registry::with_prefix("shortener");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -110,21 +117,53 @@ impl Metrics {
             "Click events waiting to be published",
             clicks_queued.clone(),
         );
-        let click = clicks.metrics();
         registry.register(
             "clicks_published",
-            "Click events acknowledged by JetStream",
-            click.published,
+            "Click events acknowledged by JetStream, directly or from the spool",
+            click.published.clone(),
         );
         registry.register(
             "click_publish_failures",
-            "Click events JetStream did not acknowledge (retried)",
-            click.failures,
+            "Click events JetStream did not acknowledge in time (then spooled)",
+            click.failures.clone(),
         );
         registry.register(
             "click_publish_lag_seconds",
             "Time from a click to its JetStream ack",
-            click.lag_seconds,
+            click.lag_seconds.clone(),
+        );
+        registry.register(
+            "clicks_spooled",
+            "Click events kept in the store because JetStream did not take them",
+            click.spooled.clone(),
+        );
+        registry.register(
+            "clicks_relayed",
+            "Spooled click events published once JetStream was back",
+            click.relayed.clone(),
+        );
+        registry.register(
+            "clicks_dropped",
+            "Click events lost, by reason (queue_full, broker_and_store_unavailable, ...)",
+            click.drops.counter.clone(),
+        );
+        let spool_depth = Gauge::default();
+        registry.register(
+            "click_spool_depth",
+            "Click events waiting in the store's spool",
+            spool_depth.clone(),
+        );
+        let spool_oldest_age = GaugeOf::<f64, AtomicU64>::default();
+        registry.register(
+            "click_spool_oldest_age_seconds",
+            "Age of the oldest spooled click (0 when the spool is empty)",
+            spool_oldest_age.clone(),
+        );
+        let nats_connected = Gauge::default();
+        registry.register(
+            "nats_connected",
+            "1 while the NATS connection is up",
+            nats_connected.clone(),
         );
         Self {
             registry,
@@ -132,6 +171,9 @@ impl Metrics {
             redirect_seconds,
             outbox_depth,
             clicks_queued,
+            spool_depth,
+            spool_oldest_age,
+            nats_connected,
         }
     }
 

@@ -6,8 +6,12 @@
 //! `Nats-Msg-Id` = `event_id`, awaits the server's acks, and only then marks
 //! them sent. A crash between ack and mark republishes them on restart; the
 //! stream's duplicate window drops those, and consumers deduplicate on
-//! `event_id` beyond it. While NATS is away it retries with capped
-//! exponential backoff. It creates the `SHORTENER` stream if it is missing.
+//! `event_id` beyond it. Every batch has one deadline from its first send
+//! (see `publish`), so an unreachable or restarting broker can delay the
+//! relay but never stop it. While NATS is away it retries with capped
+//! exponential backoff. It creates the `SHORTENER` stream if it is missing,
+//! and checks again after every failure: a broker restarted on an empty
+//! data directory has none.
 //!
 //! Shutdown: when the token is cancelled the relay keeps publishing until
 //! the outbox is empty or the drain timeout passes; what is left stays in the
@@ -18,14 +22,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
-use async_nats::HeaderMap;
 use chrono::Utc;
-use contracts::headers;
-use contracts::stream::{ensure_stream, shortener_stream_config};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
+use crate::backoff::Backoff;
+use crate::publish::{ensure_shortener_stream, publish_all, Outgoing};
 use crate::store::LinkStore;
 
 /// Tuning of the relay.
@@ -39,6 +43,8 @@ pub struct RelaySettings {
     /// First and longest wait between attempts while NATS is unreachable.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long a batch may take from its first send to its last ack.
+    pub publish_timeout: Duration,
     /// How long shutdown may keep publishing what is pending.
     pub drain_timeout: Duration,
 }
@@ -50,6 +56,7 @@ impl Default for RelaySettings {
             poll_interval: Duration::from_millis(500),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            publish_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -96,11 +103,11 @@ impl OutboxRelay {
 
     /// Runs until `shutdown` is cancelled, then drains.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = self.settings.min_backoff;
+        let mut backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff);
         while !shutdown.is_cancelled() {
             match self.publish_batch().await {
                 Ok(published) => {
-                    backoff = self.settings.min_backoff;
+                    backoff.reset();
                     if published == 0 {
                         tokio::select! {
                             _ = self.wake.notified() => {}
@@ -110,12 +117,14 @@ impl OutboxRelay {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "outbox relay cannot publish");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
+                    // A broker restarted on an empty data directory has no
+                    // stream: check (and create) it before the next try.
+                    self.stream_ready = false;
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "outbox relay cannot publish; retrying"
+                    );
+                    backoff.wait(shutdown.cancelled()).await;
                 }
             }
         }
@@ -153,9 +162,7 @@ impl OutboxRelay {
     /// Returns how many were published.
     async fn publish_batch(&mut self) -> anyhow::Result<usize> {
         if !self.stream_ready {
-            ensure_stream(&self.jetstream, shortener_stream_config())
-                .await
-                .context("failed to create or check the SHORTENER stream")?;
+            ensure_shortener_stream(&self.jetstream).await?;
             self.stream_ready = true;
         }
         let events = self
@@ -166,36 +173,31 @@ impl OutboxRelay {
         if events.is_empty() {
             return Ok(0);
         }
-        // Send them all, in order, before awaiting any ack: one round trip
-        // of latency for the batch instead of one per event.
-        let mut pending_acks = Vec::with_capacity(events.len());
-        let mut failure = None;
-        for event in events {
-            let headers = headers::for_event(event.event_id, &event.subject, event.event_version);
-            match self
-                .jetstream
-                .publish_with_headers(event.subject, header_map(headers), event.payload.into())
-                .await
-            {
-                Ok(ack) => pending_acks.push((event.event_id, ack)),
-                Err(error) => {
-                    failure = Some(anyhow::Error::from(error).context("failed to send an event"));
-                    break;
-                }
-            }
-        }
-        let mut acked = Vec::with_capacity(pending_acks.len());
-        for (event_id, ack) in pending_acks {
-            match ack.await {
-                // A duplicate ack means the stream already has it: done too.
-                Ok(_) => acked.push(event_id),
-                Err(error) => {
-                    failure.get_or_insert_with(|| {
-                        anyhow::Error::from(error).context("event was not acknowledged")
-                    });
-                }
-            }
-        }
+        // Sent in order before any ack is awaited, one deadline for all.
+        let outgoing: Vec<Outgoing> = events
+            .iter()
+            .map(|event| Outgoing {
+                event_id: event.event_id,
+                subject: &event.subject,
+                event_version: event.event_version,
+                payload: &event.payload,
+            })
+            .collect();
+        let acked_flags =
+            publish_all(&self.jetstream, &outgoing, self.settings.publish_timeout).await;
+        let acked: Vec<Uuid> = events
+            .iter()
+            .zip(&acked_flags)
+            .filter(|(_, acked)| **acked)
+            .map(|(event, _)| event.event_id)
+            .collect();
+        let failure = (acked.len() < events.len()).then(|| {
+            anyhow::anyhow!(
+                "{} of {} events were not acknowledged in time",
+                events.len() - acked.len(),
+                events.len()
+            )
+        });
         self.store
             .outbox_mark_sent(&acked, Utc::now())
             .await
@@ -206,13 +208,4 @@ impl OutboxRelay {
             None => Ok(acked.len()),
         }
     }
-}
-
-/// The NATS headers of an event (see `contracts::headers::for_event`).
-pub(crate) fn header_map(headers: [(&'static str, String); 3]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(name, value.as_str());
-    }
-    map
 }

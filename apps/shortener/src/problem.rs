@@ -15,6 +15,8 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::service::LinkError;
+
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -65,6 +67,19 @@ pub enum ApiError {
     NotReady(Vec<String>),
     #[error("an internal error occurred")]
     Internal(#[source] anyhow::Error),
+}
+
+impl From<LinkError> for ApiError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::NotFound(code) => ApiError::NotFound(code),
+            LinkError::Gone { code, reason } => ApiError::Gone { code, reason },
+            LinkError::AliasTaken(code) => ApiError::AliasTaken(code),
+            LinkError::Conflict(code) => ApiError::Conflict(code),
+            LinkError::Unavailable(e) => ApiError::Unavailable(e),
+            LinkError::Internal(e) => ApiError::Internal(e),
+        }
+    }
 }
 
 impl ApiError {

@@ -6,17 +6,40 @@
 //! Updates read, change and compare-and-set on the version, retrying when
 //! another writer got there first.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::cache::LinkCache;
+use crate::cache::{Cached, LinkCache};
 use crate::domain::{Alias, CodeGenerator, ExpiresAt, TargetUrl};
-use crate::problem::ApiError;
 use crate::store::{Link, LinkStore, OutboxEvent, StoreError};
+
+/// How long one store call of a request may take before the request is
+/// answered 503: a store that hangs (a paused server, a lost connection)
+/// must not hang the API with it.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a use case can fail with; the HTTP layer maps it in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("no link has the code {0:?}")]
+    NotFound(String),
+    #[error("the link {code:?} {reason}")]
+    Gone { code: String, reason: &'static str },
+    #[error("the alias {0:?} is already taken")]
+    AliasTaken(String),
+    #[error("the link {0:?} was changed concurrently; retry")]
+    Conflict(String),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("an internal error occurred")]
+    Internal(#[source] anyhow::Error),
+}
 
 /// Producer name on every event.
 pub const PRODUCER: &str = "shortener";
@@ -59,19 +82,32 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::CodeTaken(code) => ApiError::AliasTaken(code),
-        StoreError::Conflict(code) => ApiError::Conflict(code),
-        StoreError::Unavailable(e) => ApiError::Unavailable(e),
+impl From<StoreError> for LinkError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::CodeTaken(code) => LinkError::AliasTaken(code),
+            StoreError::Conflict(code) => LinkError::Conflict(code),
+            StoreError::Unavailable(e) => LinkError::Unavailable(e),
+        }
     }
 }
 
-fn outbox<T: contracts::Event>(envelope: Envelope<T>) -> Result<OutboxEvent, ApiError> {
+/// A store call, bounded by [`STORE_TIMEOUT`].
+async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(STORE_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the store did not answer within {STORE_TIMEOUT:?}"
+            )))
+        })
+}
+
+fn outbox<T: contracts::Event>(envelope: Envelope<T>) -> Result<OutboxEvent, LinkError> {
     // Everything here was validated on the way in, so an event that breaks
     // its schema is a bug in this service, not bad input.
     OutboxEvent::new(&envelope)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("event does not match its contract: {e}")))
+        .map_err(|e| LinkError::Internal(anyhow::anyhow!("event does not match its contract: {e}")))
 }
 
 impl LinkService {
@@ -89,7 +125,7 @@ impl LinkService {
         }
     }
 
-    pub async fn create(&self, new: NewLink) -> Result<Link, ApiError> {
+    pub async fn create(&self, new: NewLink) -> Result<Link, LinkError> {
         let attempts = if new.alias.is_some() {
             1
         } else {
@@ -115,46 +151,37 @@ impl LinkService {
                 version: 1,
             };
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
-            match self.store.insert(&link, &event).await {
+            match bounded(self.store.insert(&link, &event)).await {
                 Ok(()) => {
+                    // The code may be cached as unknown.
+                    self.cache.invalidate(&link.code);
                     self.relay.notify_one();
                     return Ok(link);
                 }
                 Err(StoreError::CodeTaken(_)) if new.alias.is_none() => {
                     tracing::warn!(code = %code, "generated code collided; drawing another");
                 }
-                Err(error) => return Err(store_error(error)),
+                Err(error) => return Err(error.into()),
             }
         }
-        Err(ApiError::Internal(anyhow::anyhow!(
+        Err(LinkError::Internal(anyhow::anyhow!(
             "{CODE_ATTEMPTS} generated codes in a row were taken; increase SHORTENER_CODE_LENGTH"
         )))
     }
 
     /// The link with this code; deleted links are gone (410).
-    pub async fn get(&self, code: &str) -> Result<Link, ApiError> {
-        let link = self
-            .store
-            .find(code)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(code.to_owned()))?;
-        if link.deleted_at.is_some() {
-            return Err(ApiError::Gone {
-                code: code.to_owned(),
-                reason: "was deleted",
-            });
-        }
-        Ok(link)
+    pub async fn get(&self, code: &str) -> Result<Link, LinkError> {
+        let found = bounded(self.store.find(code)).await?;
+        live(code, found)
     }
 
-    pub async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, ApiError> {
-        self.store.list(after, limit).await.map_err(store_error)
+    pub async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, LinkError> {
+        Ok(bounded(self.store.list(after, limit)).await?)
     }
 
     /// Applies `changes`; emits `shortener.url.updated` with exactly the
     /// fields that changed (nothing is written when nothing changes).
-    pub async fn update(&self, code: &str, changes: &LinkChanges) -> Result<Link, ApiError> {
+    pub async fn update(&self, code: &str, changes: &LinkChanges) -> Result<Link, LinkError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(code).await?;
             let mut next = current.clone();
@@ -193,22 +220,22 @@ impl LinkService {
             next.version = current.version + 1;
             event.updated_at = at;
             let event = outbox(Envelope::new(PRODUCER, at, event))?;
-            match self.store.update(&next, &event).await {
+            match bounded(self.store.update(&next, &event)).await {
                 Ok(()) => {
-                    self.cache.invalidate(code).await;
+                    self.cache.invalidate(code);
                     self.relay.notify_one();
                     return Ok(next);
                 }
                 Err(StoreError::Conflict(_)) => continue,
-                Err(error) => return Err(store_error(error)),
+                Err(error) => return Err(error.into()),
             }
         }
-        Err(ApiError::Conflict(code.to_owned()))
+        Err(LinkError::Conflict(code.to_owned()))
     }
 
     /// Deletes the link: it stops redirecting (410) and its code is never
     /// reused; `shortener.url.deleted` tells the others.
-    pub async fn delete(&self, code: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, code: &str) -> Result<(), LinkError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(code).await?;
             let at = now();
@@ -225,36 +252,61 @@ impl LinkService {
                     deleted_at: at,
                 },
             ))?;
-            match self.store.update(&next, &event).await {
+            match bounded(self.store.update(&next, &event)).await {
                 Ok(()) => {
-                    self.cache.invalidate(code).await;
+                    self.cache.invalidate(code);
                     self.relay.notify_one();
                     return Ok(());
                 }
                 Err(StoreError::Conflict(_)) => continue,
-                Err(error) => return Err(store_error(error)),
+                Err(error) => return Err(error.into()),
             }
         }
-        Err(ApiError::Conflict(code.to_owned()))
+        Err(LinkError::Conflict(code.to_owned()))
     }
 
     /// Where `code` redirects to now: 404 unknown, 410 deleted or expired.
-    /// Served from the cache when it can be; see `cache`.
-    pub async fn resolve(&self, code: &str) -> Result<Arc<Link>, ApiError> {
-        let link = match self.cache.get(code).await {
-            Some(link) => link,
-            None => {
-                let link = Arc::new(self.get(code).await?);
-                self.cache.insert(link.clone()).await;
-                link
+    /// Served from the cache when it can be, unknown codes included; see
+    /// `cache` for why a lookup cannot put a stale link back.
+    pub async fn resolve(&self, code: &str) -> Result<Arc<Link>, LinkError> {
+        let link = match self.cache.get(code) {
+            Cached::Link(link) => link,
+            Cached::Missing => return Err(LinkError::NotFound(code.to_owned())),
+            Cached::Unknown => {
+                let ticket = self.cache.ticket(code);
+                let found = bounded(self.store.find(code)).await?.map(Arc::new);
+                self.cache.insert(code, found.clone(), ticket);
+                match found {
+                    Some(link) => link,
+                    None => return Err(LinkError::NotFound(code.to_owned())),
+                }
             }
         };
+        not_deleted(code, &link)?;
         if link.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ApiError::Gone {
+            return Err(LinkError::Gone {
                 code: code.to_owned(),
                 reason: "has expired",
             });
         }
         Ok(link)
+    }
+}
+
+/// A found link unless it is unknown (404) or deleted (410).
+fn live(code: &str, found: Option<Link>) -> Result<Link, LinkError> {
+    let link = found.ok_or_else(|| LinkError::NotFound(code.to_owned()))?;
+    not_deleted(code, &link)?;
+    Ok(link)
+}
+
+/// Deleted links answer 410 Gone, for ever.
+fn not_deleted(code: &str, link: &Link) -> Result<(), LinkError> {
+    match link.deleted_at {
+        Some(_) => Err(LinkError::Gone {
+            code: code.to_owned(),
+            reason: "was deleted",
+        }),
+        None => Ok(()),
     }
 }

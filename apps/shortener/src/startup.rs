@@ -10,24 +10,29 @@ use anyhow::Context;
 use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState, CreateRateLimit};
 use crate::cache::{run_invalidation, LinkCache};
-use crate::clicks::{click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, VisitorKeys};
+use crate::clicks::{
+    click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, CountFlusher, SpoolRelay,
+    VisitorKeys,
+};
 use crate::configuration::{Settings, StoreSettings};
 use crate::metrics::{Method, Metrics};
 use crate::outbox::{OutboxRelay, RelaySettings};
 use crate::problem::{self, ApiError};
+use crate::routes::{self, ApiState, CreateRateLimit};
 use crate::service::LinkService;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::LinkStore;
 
-/// The running service: HTTP server and outbox relay.
+/// The running service: HTTP server, outbox relay and click pipeline.
 pub struct Application {
     port: u16,
     server: Server,
     relay: OutboxRelay,
     clicks: ClickPublisher,
+    spool_relay: SpoolRelay,
+    counts: CountFlusher,
     store: Arc<dyn LinkStore>,
     jetstream: jetstream::Context,
     cache: Arc<LinkCache>,
@@ -60,8 +65,9 @@ impl Application {
             .with_context(|| format!("invalid NATS URL {:?}", settings.nats_url))?;
         let jetstream = jetstream::new(nats.clone());
         let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
-        let (recorder, clicks) = click_pipeline(
+        let clicks = click_pipeline(
             store.clone(),
+            nats.clone(),
             jetstream.clone(),
             VisitorKeys::new(settings.visitor_key_secret.as_ref()),
             ClickSettings::default(),
@@ -74,10 +80,10 @@ impl Application {
             public_url: settings.public_url.clone(),
             api_key: settings.api_key.clone(),
             create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
-            clicks: recorder,
+            clicks: clicks.recorder,
             country_header: settings.country_header.clone(),
         });
-        let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks));
+        let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks.metrics));
         let probes = web::Data::new(Probes {
             store: store.clone(),
             nats,
@@ -92,7 +98,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(probes.clone())
-                .app_data(web::PayloadConfig::new(api::MAX_BODY_BYTES))
+                .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
                 .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
                 .wrap_fn(move |request, service| {
                     let started = std::time::Instant::now();
@@ -117,8 +123,8 @@ impl Application {
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(render_metrics))
-                .configure(api::routes)
-                .configure(api::redirect_route)
+                .configure(routes::routes)
+                .configure(routes::redirect_route)
         });
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
@@ -131,7 +137,9 @@ impl Application {
             port,
             server,
             relay,
-            clicks,
+            clicks: clicks.publisher,
+            spool_relay: clicks.relay,
+            counts: clicks.flusher,
             store,
             jetstream,
             cache,
@@ -154,12 +162,17 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop):
-    /// in-flight requests finish, then the click publisher and the outbox
-    /// relay drain what is pending before this returns.
+    /// in-flight requests finish, then the click publisher publishes or
+    /// spools what is queued, the counters are saved, and the outbox relay
+    /// drains what is pending before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        // Cancelled only once the publisher is done, so its last acks count.
+        let counts_shutdown = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let clicks = tokio::spawn(self.clicks.run(shutdown.clone()));
+        let spool_relay = tokio::spawn(self.spool_relay.run(shutdown.clone()));
+        let counts = tokio::spawn(self.counts.run(counts_shutdown.clone()));
         let invalidation = tokio::spawn(run_invalidation(
             self.jetstream,
             self.cache,
@@ -169,7 +182,11 @@ impl Application {
         let served = self.server.await;
         tracing::info!("HTTP server stopped; draining clicks and the outbox");
         shutdown.cancel();
-        clicks.await.context("the click publisher panicked")?;
+        let published = clicks.await;
+        counts_shutdown.cancel();
+        published.context("the click publisher panicked")?;
+        counts.await.context("the click counter panicked")?;
+        spool_relay.await.context("the spool relay panicked")?;
         relay.await.context("the outbox relay panicked")?;
         invalidation
             .await
@@ -186,44 +203,63 @@ struct Probes {
     clicks: ClickRecorder,
 }
 
-/// Readiness: the store answers and NATS is connected. A shortener without
-/// NATS still creates links (the outbox holds the events) but stops being
-/// ready, so an orchestrator can tell and route redirects elsewhere.
+/// How long a probe may wait for the store.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn nats_connected(nats: &async_nats::Client) -> bool {
+    matches!(
+        nats.connection_state(),
+        async_nats::connection::State::Connected
+    )
+}
+
+/// Readiness: this instance can serve redirects and the API, which means
+/// its store answers. NATS is reported, not required: without it links are
+/// still created (the outbox holds their events) and clicks wait in the
+/// spool, so a broker outage must not take every replica out of the load
+/// balancer at once.
 async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
-    let store = probes
-        .store
-        .ping()
-        .await
-        .err()
-        .map(|e| format!("store: {e}"));
-    let nats = match probes.nats.connection_state() {
-        async_nats::connection::State::Connected => None,
-        other => Some(format!("nats: {other}")),
-    };
-    let failing: Vec<String> = [store, nats].into_iter().flatten().collect();
-    if failing.is_empty() {
-        Ok(HttpResponse::Ok().json(
-            serde_json::json!({ "status": "ready", "checks": { "store": "ok", "nats": "ok" } }),
-        ))
-    } else {
-        Err(ApiError::NotReady(failing))
+    let store = tokio::time::timeout(PROBE_TIMEOUT, probes.store.ping()).await;
+    if !matches!(store, Ok(Ok(()))) {
+        // Named, not described: error texts can carry hosts and users.
+        return Err(ApiError::NotReady(vec!["store".into()]));
     }
+    // Disconnected: clicks wait in the spool, events in the outbox.
+    let nats = if nats_connected(&probes.nats) {
+        "ok"
+    } else {
+        "disconnected"
+    };
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "status": "ready", "checks": { "store": "ok", "nats": nats } })))
 }
 
 async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
-    if let Ok(depth) = probes.store.outbox_depth().await {
-        probes
-            .metrics
+    let metrics = &probes.metrics;
+    if let Ok(Ok(depth)) = tokio::time::timeout(PROBE_TIMEOUT, probes.store.outbox_depth()).await {
+        metrics
             .outbox_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
-    probes
-        .metrics
+    if let Ok(Ok(spool)) = tokio::time::timeout(PROBE_TIMEOUT, probes.store.spool_state()).await {
+        metrics
+            .spool_depth
+            .set(i64::try_from(spool.depth).unwrap_or(i64::MAX));
+        let age = spool
+            .oldest
+            .map(|at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        metrics.spool_oldest_age.set(age);
+    }
+    metrics
         .clicks_queued
         .set(i64::try_from(probes.clicks.queued()).unwrap_or(i64::MAX));
+    metrics
+        .nats_connected
+        .set(i64::from(nats_connected(&probes.nats)));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(probes.metrics.render())
+        .body(metrics.render())
 }
 
 /// Liveness: the process is up and serving HTTP.

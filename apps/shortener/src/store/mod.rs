@@ -75,6 +75,26 @@ impl OutboxEvent {
     }
 }
 
+/// A click event JetStream did not take in time, kept in the store until
+/// the click relay publishes it (with its own `event_id` as `Nats-Msg-Id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpooledClick {
+    pub event_id: Uuid,
+    /// The link, so the relay can add the click to its counter.
+    pub url_id: Uuid,
+    pub clicked_at: DateTime<Utc>,
+    /// The encoded event, exactly as it is published.
+    pub payload: Vec<u8>,
+}
+
+/// How far behind the click spool is, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpoolState {
+    pub depth: u64,
+    /// When the oldest spooled click happened.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,6 +143,24 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Adds served redirects to the links' counters, in one transaction.
     async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError>;
+
+    /// Keeps click events JetStream did not take, in one transaction.
+    /// Idempotent: a click already spooled (same `event_id`) is kept once.
+    async fn spool_clicks(&self, clicks: &[SpooledClick]) -> Result<(), StoreError>;
+
+    /// The oldest spooled clicks, oldest first.
+    async fn spooled_clicks(&self, limit: u32) -> Result<Vec<SpooledClick>, StoreError>;
+
+    /// Removes clicks JetStream has acknowledged and adds them to their
+    /// links' counters, in one transaction, so each counts exactly once.
+    async fn unspool_clicks(
+        &self,
+        event_ids: &[Uuid],
+        counts: &[(Uuid, u64)],
+    ) -> Result<(), StoreError>;
+
+    /// How many clicks wait in the spool, and since when.
+    async fn spool_state(&self) -> Result<SpoolState, StoreError>;
 
     /// The oldest unsent outbox events, in the order they were written.
     async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;

@@ -4,8 +4,10 @@
 //! events wait in `outbox`, written in the same multi-document transaction as
 //! the link. MongoDB must run as a replica set (a one-node set is enough) for
 //! transactions. Transactions are retried on `TransientTransactionError`
-//! (e.g. a write conflict between two requests claiming one code) and a commit
-//! is retried on `UnknownTransactionCommitResult`, as the driver spec advises.
+//! (e.g. a write conflict between two requests claiming one code), and a
+//! commit is retried on `UnknownTransactionCommitResult` as the driver spec
+//! advises, but only a few times with backoff: a store that stays away is
+//! reported as unavailable, never waited for without end.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,10 +25,16 @@ use mongodb::{Client, ClientSession, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{stored_redirect_type, Link, LinkStore, OutboxEvent, StoreError};
+use super::{
+    stored_redirect_type, Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError,
+};
+use crate::backoff::Backoff;
 
 /// Attempts of one transaction before giving up on transient errors.
 const TRANSACTION_ATTEMPTS: usize = 20;
+/// Attempts of a commit whose result is unknown before reporting the store
+/// unavailable.
+const COMMIT_ATTEMPTS: usize = 5;
 
 /// The MongoDB adapter of [`LinkStore`].
 #[derive(Debug, Clone)]
@@ -35,6 +43,7 @@ pub struct MongoStore {
     database: mongodb::Database,
     links: Collection<LinkDocument>,
     outbox: Collection<OutboxDocument>,
+    spool: Collection<SpoolDocument>,
 }
 
 impl MongoStore {
@@ -46,6 +55,7 @@ impl MongoStore {
         let database = client.database(database);
         let links = database.collection::<LinkDocument>("links");
         let outbox = database.collection::<OutboxDocument>("outbox");
+        let spool = database.collection::<SpoolDocument>("click_spool");
         ensure_index(&links, doc! { "code": 1 }, Some("code_unique")).await?;
         ensure_index(&outbox, doc! { "event_id": 1 }, Some("event_id_unique")).await?;
         ensure_index(&outbox, doc! { "sent_at": 1, "_id": 1 }, None).await?;
@@ -54,7 +64,7 @@ impl MongoStore {
             .list_collection_names()
             .await
             .context("failed to list the MongoDB collections")?;
-        for name in ["links", "outbox"] {
+        for name in ["links", "outbox", "click_spool"] {
             if !existing.iter().any(|n| n == name) {
                 let _ = database.create_collection(name).await;
             }
@@ -64,6 +74,7 @@ impl MongoStore {
             database,
             links,
             outbox,
+            spool,
         })
     }
 
@@ -95,10 +106,16 @@ impl MongoStore {
                     }
                 }
             }
-            loop {
+            let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
+            for commit in 1..=COMMIT_ATTEMPTS {
                 match session.commit_transaction().await {
                     Ok(()) => return Ok(()),
-                    Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+                    Err(e)
+                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                            && commit < COMMIT_ATTEMPTS =>
+                    {
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                     Err(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
                         last = Some(e);
                         break;
@@ -156,6 +173,7 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match &*error.kind {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
         ErrorKind::Command(e) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e.write_errors.iter().flatten().any(|e| e.code == 11000),
         _ => false,
     }
 }
@@ -255,6 +273,65 @@ impl OutboxDocument {
     }
 }
 
+/// A spooled click. `_id` is the event id: a UUID v7, so sorting by it is
+/// click order, and spooling the same click twice keeps one document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpoolDocument {
+    #[serde(rename = "_id")]
+    id: bson::Uuid,
+    url_id: bson::Uuid,
+    clicked_at: bson::DateTime,
+    payload: Binary,
+}
+
+impl SpoolDocument {
+    fn from_click(click: &SpooledClick) -> Self {
+        Self {
+            id: uuid_to_bson(click.event_id),
+            url_id: uuid_to_bson(click.url_id),
+            clicked_at: time_to_bson(click.clicked_at),
+            payload: Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: click.payload.clone(),
+            },
+        }
+    }
+
+    fn into_click(self) -> SpooledClick {
+        SpooledClick {
+            event_id: Uuid::from_bytes(self.id.bytes()),
+            url_id: Uuid::from_bytes(self.url_id.bytes()),
+            clicked_at: time_from_bson(self.clicked_at),
+            payload: self.payload.bytes,
+        }
+    }
+}
+
+/// `$inc` of each link's counter inside a transaction.
+async fn add_counts(
+    links: &Collection<LinkDocument>,
+    session: &mut ClientSession,
+    counts: &[(bson::Uuid, i64)],
+) -> Result<(), TxnError> {
+    for &(id, clicks) in counts {
+        links
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$inc": { "click_count": clicks } },
+            )
+            .session(&mut *session)
+            .await?;
+    }
+    Ok(())
+}
+
+fn bson_counts(counts: &[(Uuid, u64)]) -> Vec<(bson::Uuid, i64)> {
+    counts
+        .iter()
+        .map(|&(id, n)| (uuid_to_bson(id), i64::try_from(n).unwrap_or(i64::MAX)))
+        .collect()
+}
+
 #[async_trait]
 impl LinkStore for MongoStore {
     async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
@@ -352,26 +429,109 @@ impl LinkStore for MongoStore {
             return Ok(());
         }
         // All or nothing: a retried flush after a partial one would count twice.
-        let counts: Vec<(bson::Uuid, i64)> = counts
-            .iter()
-            .map(|&(id, n)| (uuid_to_bson(id), i64::try_from(n).unwrap_or(i64::MAX)))
-            .collect();
+        let counts = bson_counts(counts);
         self.transaction(|session| {
             let (links, counts) = (self.links.clone(), counts.clone());
+            Box::pin(async move { add_counts(&links, session, &counts).await })
+        })
+        .await
+    }
+
+    async fn spool_clicks(&self, clicks: &[SpooledClick]) -> Result<(), StoreError> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
+        let documents: Vec<SpoolDocument> = clicks.iter().map(SpoolDocument::from_click).collect();
+        let inserted = self
+            .transaction(|session| {
+                let (spool, documents) = (self.spool.clone(), documents.clone());
+                Box::pin(async move {
+                    match spool.insert_many(&documents).session(&mut *session).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if is_duplicate_key(&e) => {
+                            Err(TxnError::Store(StoreError::CodeTaken(String::new())))
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                })
+            })
+            .await;
+        match inserted {
+            // Some were spooled before (a commit whose result was unknown):
+            // the slow path, one upsert each, keeps every click once.
+            Err(StoreError::CodeTaken(_)) => {
+                self.transaction(|session| {
+                    let (spool, documents) = (self.spool.clone(), documents.clone());
+                    Box::pin(async move {
+                        for document in &documents {
+                            spool
+                                .replace_one(doc! { "_id": document.id }, document)
+                                .upsert(true)
+                                .session(&mut *session)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+            }
+            other => other,
+        }
+    }
+
+    async fn spooled_clicks(&self, limit: u32) -> Result<Vec<SpooledClick>, StoreError> {
+        let mut cursor = self
+            .spool
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .limit(i64::from(limit))
+            .await
+            .map_err(unavailable)?;
+        let mut clicks = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor
+                .deserialize_current()
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            clicks.push(document.into_click());
+        }
+        Ok(clicks)
+    }
+
+    async fn unspool_clicks(
+        &self,
+        event_ids: &[Uuid],
+        counts: &[(Uuid, u64)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<bson::Uuid> = event_ids.iter().copied().map(uuid_to_bson).collect();
+        let counts = bson_counts(counts);
+        self.transaction(|session| {
+            let (spool, links) = (self.spool.clone(), self.links.clone());
+            let (ids, counts) = (ids.clone(), counts.clone());
             Box::pin(async move {
-                for (id, clicks) in counts {
-                    links
-                        .update_one(
-                            doc! { "_id": id },
-                            doc! { "$inc": { "click_count": clicks } },
-                        )
-                        .session(&mut *session)
-                        .await?;
-                }
-                Ok(())
+                spool
+                    .delete_many(doc! { "_id": { "$in": ids } })
+                    .session(&mut *session)
+                    .await?;
+                add_counts(&links, session, &counts).await
             })
         })
         .await
+    }
+
+    async fn spool_state(&self) -> Result<SpoolState, StoreError> {
+        let depth = self
+            .spool
+            .count_documents(doc! {})
+            .await
+            .map_err(unavailable)?;
+        let oldest = self
+            .spool
+            .find_one(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(unavailable)?
+            .map(|d| time_from_bson(d.clicked_at));
+        Ok(SpoolState { depth, oldest })
     }
 
     async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {

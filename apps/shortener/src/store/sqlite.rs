@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -21,7 +21,9 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use super::{stored_redirect_type, Link, LinkStore, OutboxEvent, StoreError};
+use super::{
+    stored_redirect_type, Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError,
+};
 
 /// The SQLite adapter of [`LinkStore`].
 #[derive(Debug, Clone)]
@@ -110,6 +112,25 @@ fn outbox_row(event: &OutboxEvent) -> outbox::ActiveModel {
     }
 }
 
+/// Adds served redirects to the links' counters inside `txn`.
+async fn add_counts(
+    txn: &sea_orm::DatabaseTransaction,
+    counts: &[(Uuid, u64)],
+) -> Result<(), StoreError> {
+    for &(id, clicks) in counts {
+        links::Entity::update_many()
+            .col_expr(
+                links::Column::ClickCount,
+                Expr::col(links::Column::ClickCount).add(to_i64(clicks)),
+            )
+            .filter(links::Column::Id.eq(id))
+            .exec(txn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl LinkStore for SqliteStore {
     async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
@@ -186,18 +207,82 @@ impl LinkStore for SqliteStore {
 
     async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError> {
         let txn = self.db.begin().await.map_err(unavailable)?;
-        for &(id, clicks) in counts {
-            links::Entity::update_many()
-                .col_expr(
-                    links::Column::ClickCount,
-                    Expr::col(links::Column::ClickCount).add(to_i64(clicks)),
-                )
-                .filter(links::Column::Id.eq(id))
+        add_counts(&txn, counts).await?;
+        txn.commit().await.map_err(unavailable)
+    }
+
+    async fn spool_clicks(&self, clicks: &[SpooledClick]) -> Result<(), StoreError> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        // Bounded statements: SQLite caps the variables of one statement.
+        for chunk in clicks.chunks(1_000) {
+            click_spool::Entity::insert_many(chunk.iter().map(|click| click_spool::ActiveModel {
+                seq: NotSet,
+                event_id: Set(click.event_id),
+                url_id: Set(click.url_id),
+                clicked_at: Set(click.clicked_at),
+                payload: Set(click.payload.clone()),
+            }))
+            .on_conflict(
+                OnConflict::column(click_spool::Column::EventId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)
+    }
+
+    async fn spooled_clicks(&self, limit: u32) -> Result<Vec<SpooledClick>, StoreError> {
+        Ok(click_spool::Entity::find()
+            .order_by_asc(click_spool::Column::Seq)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| SpooledClick {
+                event_id: row.event_id,
+                url_id: row.url_id,
+                clicked_at: row.clicked_at,
+                payload: row.payload,
+            })
+            .collect())
+    }
+
+    async fn unspool_clicks(
+        &self,
+        event_ids: &[Uuid],
+        counts: &[(Uuid, u64)],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        for chunk in event_ids.chunks(1_000) {
+            click_spool::Entity::delete_many()
+                .filter(click_spool::Column::EventId.is_in(chunk.iter().copied()))
                 .exec(&txn)
                 .await
                 .map_err(unavailable)?;
         }
+        add_counts(&txn, counts).await?;
         txn.commit().await.map_err(unavailable)
+    }
+
+    async fn spool_state(&self) -> Result<SpoolState, StoreError> {
+        let depth = click_spool::Entity::find()
+            .count(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let oldest = click_spool::Entity::find()
+            .order_by_asc(click_spool::Column::Seq)
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+            .map(|row| row.clicked_at);
+        Ok(SpoolState { depth, oldest })
     }
 
     async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
@@ -302,6 +387,29 @@ mod outbox {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The `click_spool` table: click events waiting for JetStream to be back.
+mod click_spool {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "click_spool")]
+    pub struct Model {
+        /// Spool order; the relay publishes the oldest first.
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        #[sea_orm(unique)]
+        pub event_id: Uuid,
+        pub url_id: Uuid,
+        pub clicked_at: DateTimeUtc,
+        pub payload: Vec<u8>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// Schema migrations, applied at start-up and recorded by sea-orm-migration.
 mod migration {
     use sea_orm_migration::prelude::*;
@@ -310,7 +418,7 @@ mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateLinksAndOutbox)]
+            vec![Box::new(CreateLinksAndOutbox), Box::new(CreateClickSpool)]
         }
     }
 
@@ -356,6 +464,44 @@ mod migration {
             manager
                 .get_connection()
                 .execute_unprepared("DROP TABLE outbox; DROP TABLE links;")
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// Clicks JetStream could not take wait here (see `clicks`).
+    struct CreateClickSpool;
+
+    /// Named by hand: the derived name is the file's, and the first
+    /// migration already has it.
+    impl MigrationName for CreateClickSpool {
+        fn name(&self) -> &str {
+            "m0002_create_click_spool"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateClickSpool {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE TABLE click_spool (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        event_id BLOB NOT NULL UNIQUE,
+                        url_id BLOB NOT NULL,
+                        clicked_at TEXT NOT NULL,
+                        payload BLOB NOT NULL
+                    );",
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared("DROP TABLE click_spool;")
                 .await?;
             Ok(())
         }

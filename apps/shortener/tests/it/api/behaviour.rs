@@ -377,3 +377,61 @@ pub async fn a_change_on_one_instance_reaches_the_cache_of_another(app: &TestApp
     eventually(app, &via_other, "the deletion", |r| r.status() == 410).await;
     other.stop().await;
 }
+
+/// HEAD answers exactly as GET does (status, `Location`, `Cache-Control`)
+/// and records no click: link checkers and preview bots are not visitors.
+pub async fn head_answers_as_get_and_records_no_click(app: &TestApp) {
+    app.create_ok(
+        json!({ "url": "https://example.com/head", "alias": "headed", "redirect_type": 308 }),
+    )
+    .await;
+    for _ in 0..3 {
+        let head = app
+            .client
+            .head(app.url("/headed?x=1"))
+            .send()
+            .await
+            .unwrap();
+        let get = app.get("/headed?x=1").await;
+        assert_eq!(head.status(), get.status());
+        assert_eq!(head.status(), 308);
+        for name in ["location", "cache-control"] {
+            assert_eq!(head.headers()[name], get.headers()[name], "{name}");
+        }
+    }
+    let unknown = app
+        .client
+        .head(app.url("/no-such-code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // Only the three GETs were clicks.
+    let started = std::time::Instant::now();
+    loop {
+        let count = app.events(Some("shortener.url.clicked")).await.len();
+        if count >= 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert_eq!(app.events(Some("shortener.url.clicked")).await.len(), 3);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{count} clicks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A code looked up while unknown answers 404 from the cache, and creating
+/// it ends that at once: the next redirect follows the new link.
+pub async fn an_unknown_code_is_cached_until_it_is_created(app: &TestApp) {
+    for _ in 0..3 {
+        problem(app.get("/later").await, 404).await;
+    }
+    app.create_ok(json!({ "url": "https://example.com/later", "alias": "later" }))
+        .await;
+    let response = app.get("/later").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "https://example.com/later");
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
-use shortener::store::{Link, LinkStore, OutboxEvent, StoreError};
+use shortener::store::{Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError};
 use uuid::Uuid;
 
 /// A fresh link with this code. Times are whole milliseconds, the precision
@@ -216,4 +216,55 @@ pub async fn the_outbox_hands_out_events_in_order_until_marked_sent(store: &impl
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
     let payload: serde_json::Value = serde_json::from_slice(&expected[4].payload).unwrap();
     assert_eq!(payload["data"]["short_code"], "outbox4");
+}
+
+/// A spooled click of `link`, as the publisher would keep it.
+pub fn spooled(link: &Link) -> SpooledClick {
+    let event = contracts::ClickEvent::new(
+        "shortener",
+        contracts::ClickFacts {
+            url_id: link.id,
+            short_code: &link.code,
+            clicked_at: Utc::now(),
+            ..contracts::ClickFacts::default()
+        },
+    )
+    .unwrap();
+    let payload = event.encode();
+    let event = event.into_envelope();
+    SpooledClick {
+        event_id: event.event_id,
+        url_id: link.id,
+        clicked_at: event.data.clicked_at.trunc_subsecs(3),
+        payload,
+    }
+}
+
+pub async fn the_click_spool_keeps_each_click_once_until_it_is_relayed_and_counted(
+    store: &impl LinkStore,
+) {
+    let target = link("spooled");
+    store.insert(&target, &created(&target)).await.unwrap();
+    assert_eq!(store.spool_state().await.unwrap(), SpoolState::default());
+    let clicks: Vec<SpooledClick> = (0..5).map(|_| spooled(&target)).collect();
+    store.spool_clicks(&clicks[..3]).await.unwrap();
+    // Spooled again after a commit whose result was unknown: kept once.
+    store.spool_clicks(&clicks).await.unwrap();
+    let state = store.spool_state().await.unwrap();
+    assert_eq!(state.depth, 5);
+    assert_eq!(state.oldest, Some(clicks[0].clicked_at));
+    assert_eq!(store.spooled_clicks(2).await.unwrap(), clicks[..2].to_vec());
+
+    // Relayed: gone from the spool and counted, in one step.
+    let relayed: Vec<Uuid> = clicks[..2].iter().map(|c| c.event_id).collect();
+    store
+        .unspool_clicks(&relayed, &[(target.id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spooled_clicks(10).await.unwrap(),
+        clicks[2..].to_vec()
+    );
+    assert_eq!(store.find("spooled").await.unwrap().unwrap().click_count, 2);
+    assert_eq!(store.spool_state().await.unwrap().depth, 3);
 }

@@ -17,6 +17,7 @@ macro_rules! store_suite {
                 listing_is_newest_first_paged_and_skips_deleted_links,
                 clicks_accumulate,
                 the_outbox_hands_out_events_in_order_until_marked_sent,
+                the_click_spool_keeps_each_click_once_until_it_is_relayed_and_counted,
             );
         }
     };

@@ -1,0 +1,176 @@
+//! What the handlers share: JSON bodies parsed into validated values, the
+//! code in the path, the API key, and the creation rate limit.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::HttpRequest;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::de::DeserializeOwned;
+use validator::{Validate, ValidationErrors};
+
+use super::ApiState;
+use crate::domain::{ShortCode, MAX_URL_LENGTH};
+use crate::problem::{ApiError, InvalidParam};
+
+/// Link creations per client IP per minute.
+pub struct CreateRateLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    checks: AtomicU64,
+}
+
+impl CreateRateLimit {
+    pub fn per_minute(rate: u32) -> Option<Self> {
+        NonZeroU32::new(rate).map(|rate| Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(rate)),
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        // Forget idle addresses now and then, so memory stays bounded.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+}
+
+fn validation_errors(errors: ValidationErrors) -> ApiError {
+    let mut params: Vec<InvalidParam> = errors
+        .field_errors()
+        .into_iter()
+        .flat_map(|(field, errors)| {
+            errors.iter().map(move |e| {
+                let reason = e
+                    .message
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| match e.code.as_ref() {
+                        "length" => format!("must be at most {MAX_URL_LENGTH} characters"),
+                        other => format!("is invalid ({other})"),
+                    });
+                InvalidParam::new(field.to_string(), reason)
+            })
+        })
+        .collect();
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    ApiError::InvalidBody(params)
+}
+
+/// The field a serde error is about: its path, or the name quoted in
+/// "missing field `x`" / "unknown field `x`" errors, which are reported at
+/// the enclosing object.
+fn field_of(path: &str, message: &str) -> String {
+    if path != "." && !path.is_empty() {
+        return path.to_owned();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or("body")
+        .to_owned()
+}
+
+/// Parses and validates a JSON request body.
+pub(super) fn json_body<T: DeserializeOwned + Validate>(
+    request: &HttpRequest,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<actix_web::mime::Mime>().ok())
+        .is_some_and(|m| {
+            use actix_web::mime;
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                ApiError::invalid(field_of(&path, &message), message)
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    value.validate().map_err(validation_errors)?;
+    Ok(value)
+}
+
+pub(super) fn require_api_key(state: &ApiState, request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(expected) = &state.api_key else {
+        return Ok(());
+    };
+    let given = request
+        .headers()
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    // Constant time in the key's length, so timing does not leak a prefix.
+    let expected = expected.expose().as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+pub(super) fn code_in_path(request: &HttpRequest) -> Result<ShortCode, ApiError> {
+    let raw = request.match_info().get("code").unwrap_or_default();
+    ShortCode::parse(raw).map_err(|_| ApiError::NotFound(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_errors_are_attributed_to_their_field() {
+        assert_eq!(
+            field_of("url", "invalid type: integer `5`, expected a string"),
+            "url"
+        );
+        assert_eq!(field_of(".", "missing field `url`"), "url");
+        assert_eq!(
+            field_of(".", "unknown field `target`, expected one of `url`"),
+            "target"
+        );
+        assert_eq!(
+            field_of(".", "invalid type: sequence, expected struct"),
+            "body"
+        );
+    }
+}
