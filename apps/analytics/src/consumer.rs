@@ -23,6 +23,7 @@ use async_nats::jetstream::{self, AckKind, Message};
 use contracts::headers::{
     DLQ_DELIVERIES, DLQ_ERROR, DLQ_ORIGINAL_SEQUENCE, DLQ_ORIGINAL_SUBJECT, DLQ_PATH, DLQ_REASON,
 };
+use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 use contracts::subjects::{self, dead_letter_subject};
 use contracts::{decode, ContractError, UrlClicked, UrlCreated, UrlDeleted, UrlUpdated};
 use futures::StreamExt;
@@ -216,14 +217,35 @@ pub struct Ingest {
 
 impl Ingest {
     /// Consumes `subject` until `shutdown`; the batch in hand is finished first.
+    ///
+    /// After a pull stream ends or fails, the stream and the durable
+    /// consumer are looked up again and created if they are gone: a broker
+    /// restarted on an empty data directory, or an operator's
+    /// `consumer rm`, must not leave ingestion pulling from nothing.
     pub async fn run(
         self: Arc<Self>,
         subject: &'static str,
-        consumer: PullConsumer,
+        mut consumer: PullConsumer,
         shutdown: CancellationToken,
     ) {
         let mut backoff = self.settings.min_backoff;
+        let mut recheck = false;
         while !shutdown.is_cancelled() {
+            if recheck {
+                match self.recreate(subject).await {
+                    Ok(found) => consumer = found,
+                    Err(error) => {
+                        tracing::warn!(subject, error = %format!("{error:#}"), retry_in = ?backoff, "cannot find or create the consumer; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(self.settings.max_backoff);
+                        continue;
+                    }
+                }
+            }
+            recheck = true;
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(self.settings.batch_size)
@@ -247,6 +269,19 @@ impl Ingest {
             }
         }
         tracing::info!(subject, "consumer stopped");
+    }
+
+    /// The durable consumer of `subject`, with its streams, created if gone.
+    async fn recreate(&self, subject: &'static str) -> anyhow::Result<PullConsumer> {
+        let stream = ensure_stream(&self.jetstream, shortener_stream_config()).await?;
+        ensure_stream(&self.jetstream, dead_letter_stream_config()).await?;
+        stream
+            .get_or_create_consumer(
+                &consumer_name(subject),
+                consumer_config(subject, &self.settings),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to create the consumer of {subject}: {e}"))
     }
 
     /// Handles batches from one pull stream until it fails or shutdown.

@@ -1,13 +1,18 @@
-//! `make bench-redirect`: redirect throughput and latency of the real
-//! shortener on loopback, with every click flowing to JetStream, next to a
-//! bare actix-web handler that answers a fixed 302 from an in-memory map,
-//! measured in the same run with the same load generator (`wrk`).
+//! `make bench-redirect`: redirect throughput, latency and CPU per redirect
+//! of the real shortener on loopback, with every click flowing to JetStream,
+//! next to a bare actix-web handler that answers a 302 from an in-memory
+//! map, measured in the same run with the same load generator (`wrk`).
 //!
-//! The shortener runs as its own process (the release binary), so the RSS
-//! reported is its own; the baseline is this binary re-executed with
-//! `--baseline-server PORT`. The last line printed is one JSON object.
+//! The main run spreads the load over 10,000 links, uniformly at random (a
+//! wrk Lua script), for the shortener and the baseline alike (its map holds
+//! the same 10,000). A second run clicks one link, as the first version of
+//! this benchmark did. The shortener runs as its own process (the release
+//! binary), so the RSS and CPU reported are its own; the baseline is this
+//! binary re-executed with `--baseline-server PORT CODES_FILE`. The last
+//! line printed is one JSON object.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,10 +20,12 @@ use system_tests::process::{free_port, http_get, http_request, memory_mb, scrape
 use system_tests::NatsServer;
 
 const CONNECTIONS: u32 = 64;
-const THREADS: u32 = 2;
+const THREADS: u32 = 1;
 const WARM_UP: Duration = Duration::from_secs(3);
 const MEASURE: Duration = Duration::from_secs(10);
-const CODE: &str = "bench";
+const LINKS: usize = 10_000;
+/// Every click must be acknowledged by JetStream this soon after the load.
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 /// Kills the child it guards when dropped (by PID, never by name).
 struct Guard(Child);
@@ -64,17 +71,29 @@ fn duration_ms(text: &str) -> f64 {
     number.parse::<f64>().unwrap_or(f64::NAN) * factor
 }
 
-fn wrk(port: u16, duration: Duration) -> Load {
-    let output = Command::new("wrk")
-        .args([
-            format!("-t{THREADS}"),
-            format!("-c{CONNECTIONS}"),
-            format!("-d{}s", duration.as_secs()),
-            "--latency".into(),
-            format!("http://127.0.0.1:{port}/{CODE}"),
-        ])
-        .output()
-        .expect("wrk runs (apt-get install wrk)");
+/// What wrk requests: one code, or a random one of a list each time.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    One(&'a str),
+    Random(&'a Path),
+}
+
+fn wrk(port: u16, duration: Duration, target: Target) -> Load {
+    let mut command = Command::new("wrk");
+    command.args([
+        format!("-t{THREADS}"),
+        format!("-c{CONNECTIONS}"),
+        format!("-d{}s", duration.as_secs()),
+        "--latency".into(),
+    ]);
+    match target {
+        Target::One(code) => command.arg(format!("http://127.0.0.1:{port}/{code}")),
+        Target::Random(script) => command
+            .arg("-s")
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{port}/")),
+    };
+    let output = command.output().expect("wrk runs (apt-get install wrk)");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let field = |prefix: &str| -> Option<String> {
         text.lines()
@@ -124,12 +143,18 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// The baseline: a bare actix-web handler answering a fixed 302 from an
 /// in-memory map; what a redirect costs with nothing else to do.
-fn baseline_server(port: u16) -> std::io::Result<()> {
+fn baseline_server(port: u16, codes: &Path) -> std::io::Result<()> {
     use actix_web::{web, App, HttpResponse, HttpServer};
-    let targets: web::Data<HashMap<String, String>> = web::Data::new(HashMap::from([(
-        CODE.to_owned(),
-        "https://example.com/landing".to_owned(),
-    )]));
+    let targets: HashMap<String, String> = std::fs::read_to_string(codes)?
+        .lines()
+        .map(|code| {
+            (
+                code.to_owned(),
+                format!("https://example.com/landing/{code}"),
+            )
+        })
+        .collect();
+    let targets = web::Data::new(targets);
     actix_web::rt::System::new().block_on(
         HttpServer::new(move || {
             App::new().app_data(targets.clone()).route(
@@ -147,11 +172,77 @@ fn baseline_server(port: u16) -> std::io::Result<()> {
     )
 }
 
+/// A wrk script that asks for a uniformly random code of the file each time.
+fn random_code_script(dir: &Path, codes: &Path) -> PathBuf {
+    let script = dir.join("random-codes.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"local codes = {{}}
+for line in io.lines("{}") do codes[#codes + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/" .. codes[math.random(#codes)])
+end
+"#,
+            codes.display()
+        ),
+    )
+    .expect("the wrk script is written");
+    script
+}
+
+/// Creates the benchmark's links through the API, from a few threads.
+fn create_links(port: u16, count: usize) -> Vec<String> {
+    let per_thread = count.div_ceil(4);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .filter_map(|i| {
+                        let body = format!(r#"{{"url": "https://example.com/landing/{t}/{i}"}}"#);
+                        let answer = http_request(
+                            port,
+                            &format!(
+                                "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            ),
+                        )?;
+                        assert_eq!(answer.0, 201, "creating a benchmark link: {}", answer.1);
+                        let link: serde_json::Value = serde_json::from_str(&answer.1).ok()?;
+                        Some(link["code"].as_str()?.to_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut codes: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a creating thread"))
+        .collect();
+    codes.truncate(count);
+    assert_eq!(codes.len(), count, "every benchmark link was created");
+    codes
+}
+
+/// CPU µs a process spent per request of `load`, from `/proc`.
+fn cpu_us_per_request(cpu_seconds_used: f64, load: &Load) -> f64 {
+    cpu_seconds_used * 1e6 / load.requests.max(1) as f64
+}
+
+/// Measures `pid` under wrk: its load and the CPU seconds it used.
+fn measured(pid: u32, port: u16, target: Target) -> (Load, f64) {
+    wrk(port, WARM_UP, target);
+    let before = cpu_seconds(pid);
+    let load = wrk(port, MEASURE, target);
+    (load, cpu_seconds(pid) - before)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--baseline-server") {
         let port = args[at + 1].parse().expect("a port");
-        baseline_server(port).expect("the baseline server runs");
+        baseline_server(port, Path::new(&args[at + 2])).expect("the baseline server runs");
         return;
     }
 
@@ -173,29 +264,24 @@ fn main() {
     );
     let pid = shortener.0.id();
     wait_for(port, "/ready", 200);
-    let body = format!(r#"{{"url": "https://example.com/landing", "alias": "{CODE}"}}"#);
-    let created = http_request(
-        port,
-        &format!(
-            "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
+    let started = Instant::now();
+    let codes = create_links(port, LINKS);
+    println!(
+        "created {LINKS} links in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        created.map(|(s, _)| s),
-        Some(201),
-        "creating the benchmark link"
-    );
+    let codes_file = dir.path().join("codes.txt");
+    std::fs::write(&codes_file, codes.join("\n") + "\n").unwrap();
+    let script = random_code_script(dir.path(), &codes_file);
     let rss_idle = memory_mb(pid, "VmRSS:");
 
-    wrk(port, WARM_UP);
+    let spool_depth = || scrape_metric(port, "shortener_click_spool_depth").unwrap_or(f64::NAN);
+    let spool_before = spool_depth();
     let nats_pid = nats.pid().expect("nats-server runs");
-    let cpu_before = (cpu_seconds(pid), cpu_seconds(nats_pid));
-    let load = wrk(port, MEASURE);
-    let cpu_used = (
-        cpu_seconds(pid) - cpu_before.0,
-        cpu_seconds(nats_pid) - cpu_before.1,
-    );
+    let nats_cpu_before = cpu_seconds(nats_pid);
+    let (load, cpu) = measured(pid, port, Target::Random(&script));
+    let nats_cpu = cpu_seconds(nats_pid) - nats_cpu_before;
+    let spool_growth = spool_depth() - spool_before;
     // Every redirect served (warm-up included) must have its click event
     // acknowledged by JetStream: one each, none missing, none extra.
     let served_metric =
@@ -211,55 +297,66 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let click_catch_up = started.elapsed();
+    let (single, _) = measured(pid, port, Target::One(&codes[0]));
     let rss_peak = memory_mb(pid, "VmHWM:");
     drop(shortener);
 
     let baseline_port = free_port();
-    let _baseline = Guard(
+    let baseline_process = Guard(
         Command::new(std::env::current_exe().unwrap())
             .args(["--baseline-server", &baseline_port.to_string()])
+            .arg(&codes_file)
             .stdout(Stdio::null())
             .spawn()
             .expect("the baseline server starts"),
     );
-    wait_for(baseline_port, &format!("/{CODE}"), 302);
-    wrk(baseline_port, WARM_UP);
-    let baseline = wrk(baseline_port, MEASURE);
+    wait_for(baseline_port, &format!("/{}", codes[0]), 302);
+    let (baseline, baseline_cpu) = measured(
+        baseline_process.0.id(),
+        baseline_port,
+        Target::Random(&script),
+    );
 
     let ratio = load.rps / baseline.rps;
+    let cpu_us = cpu_us_per_request(cpu, &load);
+    let baseline_cpu_us = cpu_us_per_request(baseline_cpu, &baseline);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!();
     println!(
-        "redirect benchmark: wrk -t{THREADS} -c{CONNECTIONS} -d{}s on 127.0.0.1, {} cores",
+        "redirect benchmark: wrk -t{THREADS} -c{CONNECTIONS} -d{}s on 127.0.0.1, {cores} cores, {LINKS} links picked at random",
         MEASURE.as_secs(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
     );
     println!(
-        "{:<24} {:>12} {:>10} {:>10} {:>12}",
-        "", "requests/s", "p50 ms", "p99 ms", "errors"
+        "{:<28} {:>12} {:>10} {:>10} {:>12} {:>10}",
+        "", "requests/s", "p50 ms", "p99 ms", "CPU µs/req", "errors"
+    );
+    for (name, load, cpu_us) in [
+        ("shortener (SQLite, NATS)", &load, cpu_us),
+        ("bare actix-web 302", &baseline, baseline_cpu_us),
+    ] {
+        println!(
+            "{name:<28} {:>12.0} {:>10.3} {:>10.3} {cpu_us:>12.1} {:>10}",
+            load.rps, load.p50_ms, load.p99_ms, load.non_2xx_3xx
+        );
+    }
+    println!(
+        "{:<28} {:>12.0} {:>10.3} {:>10.3} {:>12} {:>10}",
+        "shortener, one link", single.rps, single.p50_ms, single.p99_ms, "", single.non_2xx_3xx
     );
     println!(
-        "{:<24} {:>12.0} {:>10.3} {:>10.3} {:>12}",
-        "shortener (SQLite, NATS)", load.rps, load.p50_ms, load.p99_ms, load.non_2xx_3xx
+        "measured window: {} redirects by the shortener, {} by the baseline; nats-server used {:.2} cores",
+        load.requests,
+        baseline.requests,
+        nats_cpu / MEASURE.as_secs_f64()
     );
     println!(
-        "{:<24} {:>12.0} {:>10.3} {:>10.3} {:>12}",
-        "bare actix-web 302", baseline.rps, baseline.p50_ms, baseline.p99_ms, baseline.non_2xx_3xx
+        "ratio {ratio:.3}; CPU per redirect {:.2} x the baseline's; shortener RSS {rss_idle:.1} MB idle, {rss_peak:.1} MB peak",
+        cpu_us / baseline_cpu_us
     );
     println!(
-        "measured window: {} redirects by the shortener, {} by the baseline",
-        load.requests, baseline.requests
-    );
-    println!(
-        "cores busy while measured: shortener {:.2}, nats-server {:.2} (wrk and the rest share the remainder of {})",
-        cpu_used.0 / MEASURE.as_secs_f64(),
-        cpu_used.1 / MEASURE.as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-    );
-    println!("ratio {ratio:.3}; shortener RSS {rss_idle:.1} MB idle, {rss_peak:.1} MB peak");
-    println!(
-        "clicks: {} redirects served in all, {} click events acknowledged by JetStream ({:.1} s after the load stopped)",
+        "clicks: {} redirects served by then, {} acknowledged by JetStream ({:.1} s after the load stopped); the spool grew by {spool_growth} during the measured window",
         served as u64,
         published as u64,
         click_catch_up.as_secs_f64()
@@ -268,8 +365,20 @@ fn main() {
         served, published,
         "every served redirect must yield exactly one click event"
     );
+    assert!(
+        click_catch_up <= CATCH_UP,
+        "clicks must be acknowledged within {CATCH_UP:?} of the load"
+    );
     println!(
-        "{{\"bench\":\"redirect\",\"rps\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"baseline_rps\":{:.0},\"ratio\":{:.3},\"rss_mb\":{:.1}}}",
-        load.rps, load.p50_ms, load.p99_ms, baseline.rps, ratio, rss_peak
+        "{{\"bench\":\"redirect\",\"links\":{LINKS},\"rps\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"baseline_rps\":{:.0},\"baseline_p99_ms\":{:.3},\"ratio\":{:.3},\"cpu_us_per_redirect\":{cpu_us:.1},\"baseline_cpu_us_per_redirect\":{baseline_cpu_us:.1},\"single_link_rps\":{:.0},\"single_link_p99_ms\":{:.3},\"spool_growth\":{spool_growth},\"clicks_acked_after_s\":{:.1},\"rss_mb\":{rss_peak:.1}}}",
+        load.rps,
+        load.p50_ms,
+        load.p99_ms,
+        baseline.rps,
+        baseline.p99_ms,
+        ratio,
+        single.rps,
+        single.p99_ms,
+        click_catch_up.as_secs_f64()
     );
 }

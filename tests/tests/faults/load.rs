@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
@@ -15,17 +15,51 @@ pub struct Created {
     pub code: String,
 }
 
+/// One redirect as the load generator saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When it was sent.
+    pub at: SystemTime,
+    pub latency: Duration,
+    /// Answered with the redirect.
+    pub ok: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Seen {
     pub created: Vec<Created>,
     /// Served redirects per code.
     pub served: HashMap<String, u64>,
     pub failed_requests: u64,
+    pub failed_redirects: u64,
+    /// Every redirect sent, in no particular order.
+    pub samples: Vec<Sample>,
 }
 
 impl Seen {
     pub fn total_served(&self) -> u64 {
         self.served.values().sum()
+    }
+
+    /// Redirect latency percentile (0-100) of those sent in `[from, to)`, in ms.
+    pub fn percentile_ms(&self, p: f64, from: SystemTime, to: SystemTime) -> f64 {
+        let mut window: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|s| s.at >= from && s.at < to)
+            .map(|s| s.latency)
+            .collect();
+        if window.is_empty() {
+            return f64::NAN;
+        }
+        window.sort();
+        let index = ((p / 100.0) * (window.len() - 1) as f64).round() as usize;
+        window[index].as_secs_f64() * 1000.0
+    }
+
+    /// Redirects served that were sent at `from` or later.
+    pub fn served_since(&self, from: SystemTime) -> u64 {
+        self.samples.iter().filter(|s| s.ok && s.at >= from).count() as u64
     }
 }
 
@@ -119,6 +153,7 @@ async fn run(base: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
         );
         workers.spawn(async move {
             let mut counts: HashMap<String, u64> = HashMap::new();
+            let mut samples = Vec::new();
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut i = u64::from(w);
@@ -129,16 +164,24 @@ async fn run(base: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
                     links[(i as usize * 7919) % links.len()].clone()
                 };
                 i += 1;
-                match client.get(format!("{base}/{code}")).send().await {
+                let (at, started) = (SystemTime::now(), Instant::now());
+                let ok = match client.get(format!("{base}/{code}")).send().await {
                     Ok(r) if r.status().as_u16() == 302 => {
                         *counts.entry(code).or_default() += 1;
+                        true
                     }
                     _ => {
                         failed.fetch_add(1, Ordering::Relaxed);
+                        false
                     }
-                }
+                };
+                samples.push(Sample {
+                    at,
+                    latency: started.elapsed(),
+                    ok,
+                });
             }
-            counts
+            (counts, samples)
         });
     }
     let mut n = 5;
@@ -165,11 +208,14 @@ async fn run(base: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
         created,
         ..Seen::default()
     };
-    while let Some(counts) = workers.join_next().await {
-        for (code, n) in counts.expect("a load worker") {
+    while let Some(done) = workers.join_next().await {
+        let (counts, samples) = done.expect("a load worker");
+        for (code, n) in counts {
             *seen.served.entry(code).or_default() += n;
         }
+        seen.samples.extend(samples);
     }
     seen.failed_requests = failed.load(Ordering::Relaxed);
+    seen.failed_redirects = seen.samples.iter().filter(|s| !s.ok).count() as u64;
     seen
 }

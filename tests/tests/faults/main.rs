@@ -15,6 +15,7 @@ mod system;
 
 mod fuzz;
 mod load;
+mod outages;
 mod scenarios;
 
 use std::time::Duration;
@@ -77,16 +78,39 @@ fn main() {
         if mode.full { "full" } else { "short" }
     );
     type Scenario = fn(Mode) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("1 faults under load", scenarios::faults_under_load),
         ("2 shortener SIGKILL", scenarios::shortener_killed),
         ("3 duplicates", scenarios::duplicates),
         ("4 poison", scenarios::poison),
         ("5 fuzzing", fuzz::run),
         ("6 memory", scenarios::memory),
+        ("7 nats killed, same data", outages::broker_killed),
+        ("8 nats killed, empty data", outages::broker_lost_its_data),
+        ("9 five nats restarts", outages::broker_restarts),
+        ("10 store unavailable", outages::store_unavailable),
+        (
+            "11 shortener stopped, nats down",
+            outages::shortener_stopped_during_outage,
+        ),
     ];
+    // `FAULTS_ONLY=7,8` runs those scenarios alone.
+    let only: Option<Vec<String>> = std::env::var("FAULTS_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|n| n.trim().to_owned()).collect());
     let mut rows = Vec::new();
-    for (name, scenario) in scenarios {
+    // Scenarios 7 and later count the stream: served / on stream / lost / twice.
+    let mut stream_rows = Vec::new();
+    for (index, (name, scenario)) in scenarios.into_iter().enumerate() {
+        let number = (index + 1).to_string();
+        if only.as_ref().is_some_and(|only| !only.contains(&number)) {
+            continue;
+        }
+        let rows = if index >= 6 {
+            &mut stream_rows
+        } else {
+            &mut rows
+        };
         println!("-- {name}");
         match std::panic::catch_unwind(|| scenario(mode)) {
             Ok(mut done) => rows.append(&mut done),
@@ -100,17 +124,22 @@ fn main() {
             }
         }
     }
-    print_table(&rows);
-    if rows.iter().any(|r| !r.ok) {
+    if !rows.is_empty() {
+        print_table(&rows, ["expected", "counted", "lost", "double"]);
+    }
+    if !stream_rows.is_empty() {
+        print_table(&stream_rows, ["served", "on stream", "lost", "twice"]);
+    }
+    if rows.iter().chain(&stream_rows).any(|r| !r.ok) {
         std::process::exit(1);
     }
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(rows: &[Row], columns: [&str; 4]) {
     println!();
     println!(
         "| {:<36} | {:>9} | {:>9} | {:>6} | {:>6} | {:<4} | notes",
-        "scenario", "expected", "counted", "lost", "double", "ok"
+        "scenario", columns[0], columns[1], columns[2], columns[3], "ok"
     );
     println!(
         "|{:-<38}|{:-<11}|{:-<11}|{:-<8}|{:-<8}|{:-<6}|{:-<40}",

@@ -27,7 +27,7 @@ async fn connect(system: &System) -> jetstream::Context {
     jetstream::new(async_nats::connect(system.nats.url()).await.expect("NATS"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,12 +35,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// What analytics shows against what the load generator saw.
-struct Tally {
-    served: u64,
-    counted: u64,
-    lost: u64,
-    double: u64,
-    links_missing: usize,
+pub struct Tally {
+    pub served: u64,
+    pub counted: u64,
+    pub lost: u64,
+    pub double: u64,
+    pub links_missing: usize,
 }
 
 fn compare(system: &System, seen: &Seen) -> Tally {
@@ -71,7 +71,7 @@ fn compare(system: &System, seen: &Seen) -> Tally {
 
 /// Polls until analytics shows exactly what was seen (or `SETTLE` passed);
 /// the final comparison and how long it took.
-fn settle(system: &System, seen: &Seen, exact: bool) -> (Tally, Duration) {
+pub fn settle(system: &System, seen: &Seen, exact: bool) -> (Tally, Duration) {
     let started = Instant::now();
     loop {
         let tally = compare(system, seen);
@@ -123,7 +123,7 @@ fn rate(mode: Mode) -> Rate {
 
 /// Holds an exclusive lock on a SQLite database (python3's sqlite3) for
 /// `seconds`: writers wait, then fail, as with any locked store.
-fn lock_sqlite(path: &std::path::Path, seconds: u64) -> Child {
+pub fn lock_sqlite(path: &std::path::Path, seconds: u64) -> Child {
     let mut child = Command::new("python3")
         .args([
             "-c",
