@@ -58,6 +58,6 @@ pub fn redirect_route(config: &mut web::ServiceConfig) {
     config.service(
         web::resource("/{code}")
             .route(web::get().to(redirect::redirect))
-            .route(web::head().to(redirect::redirect)),
+            .route(web::head().to(redirect::redirect_head)),
     );
 }

@@ -23,7 +23,8 @@ use crate::problem::{InvalidParam, ProblemBody};
         links::get_link,
         links::update_link,
         links::delete_link,
-        redirect::redirect
+        redirect::redirect,
+        redirect::redirect_head
     ),
     components(schemas(LinkResponse, LinkPage, CreateLinkRequest, UpdateLinkRequest, ProblemBody, InvalidParam)),
     modifiers(&ApiKeySecurity),

@@ -36,7 +36,7 @@ pub fn merge_query(target: &str, query: &str) -> String {
 }
 
 #[utoipa::path(
-    method(get, head),
+    get,
     path = "/{code}",
     tag = "redirect",
     params(("code" = String, Path, description = "The short code; the request's query string is appended to the target's")),
@@ -83,6 +83,30 @@ pub(super) async fn redirect(
         ))
         .insert_header((header::CACHE_CONTROL, cache))
         .finish())
+}
+
+/// `HEAD /{code}`: the same answer as GET, without a body and without a click.
+#[utoipa::path(
+    head,
+    path = "/{code}",
+    tag = "redirect",
+    operation_id = "redirect_head",
+    params(("code" = String, Path, description = "The short code")),
+    responses(
+        (status = 301, description = "Moved Permanently (per link)", headers(("location" = String))),
+        (status = 302, description = "Found (default)", headers(("location" = String))),
+        (status = 307, description = "Temporary Redirect (per link)", headers(("location" = String))),
+        (status = 308, description = "Permanent Redirect (per link)", headers(("location" = String))),
+        (status = 404, description = "Unknown code"),
+        (status = 410, description = "Deleted or expired"),
+        (status = 503, description = "The link is not cached and the store is unavailable"),
+    )
+)]
+pub(super) async fn redirect_head(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    redirect(state, request).await
 }
 
 #[cfg(test)]
