@@ -193,7 +193,7 @@ end
 }
 
 /// Creates the benchmark's links through the API, from a few threads.
-fn create_links(port: u16, count: usize) -> Vec<String> {
+fn create_links(port: u16, key: &'static str, count: usize) -> Vec<String> {
     let per_thread = count.div_ceil(4);
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -204,7 +204,7 @@ fn create_links(port: u16, count: usize) -> Vec<String> {
                         let answer = http_request(
                             port,
                             &format!(
-                                "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Api-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                                 body.len()
                             ),
                         )?;
@@ -251,12 +251,14 @@ fn main() {
 
     // The shortener, as deployed: release binary, SQLite, clicks to JetStream.
     let port = free_port();
+    let key: &'static str = Box::leak(hex::encode(rand::random::<[u8; 32]>()).into_boxed_str());
     let shortener = Guard(
         Command::new(env!("CARGO_BIN_EXE_shortener"))
             .env("SHORTENER_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("SHORTENER_NATS_URL", nats.url())
             .env("SHORTENER_SQLITE_PATH", dir.path().join("links.db"))
             .env("SHORTENER_CREATE_RATE_PER_MINUTE", "0")
+            .env("SHORTENER_API_KEY", key)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -265,7 +267,7 @@ fn main() {
     let pid = shortener.0.id();
     wait_for(port, "/ready", 200);
     let started = Instant::now();
-    let codes = create_links(port, LINKS);
+    let codes = create_links(port, key, LINKS);
     println!(
         "created {LINKS} links in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -48,7 +48,16 @@ pub enum Cached {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     stripe: usize,
-    generation: u64,
+    generations: Generations,
+}
+
+/// Per stripe: bumped by every invalidation (`links`), and by those plus
+/// every creation (`missing`): a creation can make an "unknown" stale, never
+/// a link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Generations {
+    links: u64,
+    missing: u64,
 }
 
 /// Cached links and recently unknown codes, with hit counters for `/metrics`.
@@ -61,7 +70,7 @@ pub struct Ticket {
 pub struct LinkCache {
     links: Cache<String, Arc<Link>>,
     missing: Cache<String, ()>,
-    generations: Vec<Mutex<u64>>,
+    generations: Vec<Mutex<Generations>>,
     hits: Counter,
     misses: Counter,
 }
@@ -78,7 +87,9 @@ impl LinkCache {
                 .max_capacity(capacity)
                 .time_to_live(missing_ttl)
                 .build(),
-            generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            generations: (0..STRIPES)
+                .map(|_| Mutex::new(Generations::default()))
+                .collect(),
             hits: Counter::default(),
             misses: Counter::default(),
         }
@@ -109,33 +120,39 @@ impl LinkCache {
     /// Take before reading the store; see [`LinkCache`].
     pub fn ticket(&self, code: &str) -> Ticket {
         let stripe = Self::stripe(code);
-        let generation = *self.generations[stripe]
+        let generations = *self.generations[stripe]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        Ticket { stripe, generation }
+        Ticket {
+            stripe,
+            generations,
+        }
     }
 
     /// Caches what the store said (`None`: unknown), unless the code was
     /// invalidated since `ticket` was taken.
     pub fn insert(&self, code: &str, found: Option<Arc<Link>>, ticket: Ticket) {
-        let generation = self.generations[ticket.stripe]
+        let now = self.generations[ticket.stripe]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if *generation != ticket.generation {
-            return;
-        }
         match found {
-            Some(link) => self.links.insert(code.to_owned(), link),
-            None => self.missing.insert(code.to_owned(), ()),
+            Some(link) if now.links == ticket.generations.links => {
+                self.links.insert(code.to_owned(), link)
+            }
+            None if now.missing == ticket.generations.missing => {
+                self.missing.insert(code.to_owned(), ())
+            }
+            _ => {}
         }
     }
 
     /// Forgets the code: after a write here, or an event from elsewhere.
     pub fn invalidate(&self, code: &str) {
-        let mut generation = self.generations[Self::stripe(code)]
+        let mut generations = self.generations[Self::stripe(code)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *generation += 1;
+        generations.links += 1;
+        generations.missing += 1;
         self.links.invalidate(code);
         self.missing.invalidate(code);
     }
@@ -143,10 +160,10 @@ impl LinkCache {
     /// Forgets only that the code was unknown (it was just created
     /// elsewhere); a cached link of it stays.
     pub fn forget_missing(&self, code: &str) {
-        let mut generation = self.generations[Self::stripe(code)]
+        let mut generations = self.generations[Self::stripe(code)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *generation += 1;
+        generations.missing += 1;
         self.missing.invalidate(code);
     }
 

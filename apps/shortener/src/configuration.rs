@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use actix_web::http::header::HeaderName;
 use anyhow::{anyhow, Context};
 
+use crate::client_addr::TrustedProxies;
 use crate::domain::CodeGenerator;
 
 /// A secret that never appears in logs or `Debug` output.
@@ -54,8 +55,13 @@ pub struct Settings {
     /// `SHORTENER_MONGODB_URI` (+ `SHORTENER_MONGODB_DATABASE`) selects
     /// MongoDB; otherwise `SHORTENER_SQLITE_PATH`.
     pub store: StoreSettings,
-    /// When set (`SHORTENER_API_KEY`), write endpoints require it in `X-Api-Key`.
+    /// An extra admin key (`SHORTENER_API_KEY`, at least 32 characters),
+    /// for bootstrapping and for `make up`; stored keys are managed with
+    /// `shortener api-key`.
     pub api_key: Option<Secret>,
+    /// Failed key checks per client per minute before it gets 429
+    /// (`SHORTENER_AUTH_FAILURES_PER_MINUTE`).
+    pub auth_failures_per_minute: std::num::NonZeroU32,
     /// Makes codes of the length `SHORTENER_CODE_LENGTH` asks for.
     pub codes: CodeGenerator,
     /// Link creations per client IP per minute (`SHORTENER_CREATE_RATE_PER_MINUTE`); 0 turns it off.
@@ -68,6 +74,10 @@ pub struct Settings {
     /// set by a trusted proxy or CDN (`SHORTENER_COUNTRY_HEADER`, e.g.
     /// `CF-IPCountry`); unset, clicks carry no country.
     pub country_header: Option<HeaderName>,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` and country
+    /// headers are believed (`SHORTENER_TRUSTED_PROXIES`, comma-separated
+    /// CIDRs); empty by default: every peer is the client itself.
+    pub trusted_proxies: TrustedProxies,
     /// HTTP worker threads (`SHORTENER_WORKERS`); defaults to one per core.
     pub workers: Option<usize>,
 }
@@ -83,14 +93,19 @@ impl Default for Settings {
                 path: PathBuf::from(".data/shortener/links.db"),
             },
             api_key: None,
+            auth_failures_per_minute: std::num::NonZeroU32::new(30).expect("non-zero"),
             codes: CodeGenerator::default(),
             create_rate_per_minute: 600,
             visitor_key_secret: None,
             country_header: None,
+            trusted_proxies: TrustedProxies::default(),
             workers: None,
         }
     }
 }
+
+/// The shortest configured key accepted: 32 characters.
+pub const MIN_KEY_CHARS: usize = 32;
 
 fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
 where
@@ -139,7 +154,17 @@ impl Settings {
                     .unwrap_or_else(|| PathBuf::from(".data/shortener/links.db")),
             },
         };
-        settings.api_key = lookup("SHORTENER_API_KEY").map(Secret::new);
+        if let Some(key) = lookup("SHORTENER_API_KEY") {
+            if key.chars().count() < MIN_KEY_CHARS {
+                return Err(anyhow!(
+                    "SHORTENER_API_KEY must be at least {MIN_KEY_CHARS} characters (it is an admin key)"
+                ));
+            }
+            settings.api_key = Some(Secret::new(key));
+        }
+        if let Some(v) = lookup("SHORTENER_AUTH_FAILURES_PER_MINUTE") {
+            settings.auth_failures_per_minute = parsed("SHORTENER_AUTH_FAILURES_PER_MINUTE", &v)?;
+        }
         if let Some(v) = lookup("SHORTENER_CODE_LENGTH") {
             let length = parsed("SHORTENER_CODE_LENGTH", &v)?;
             settings.codes = CodeGenerator::new(length)
@@ -153,6 +178,10 @@ impl Settings {
             let name = HeaderName::from_bytes(v.as_bytes())
                 .map_err(|e| anyhow!("SHORTENER_COUNTRY_HEADER={v:?} is not a header name: {e}"))?;
             settings.country_header = Some(name);
+        }
+        if let Some(v) = lookup("SHORTENER_TRUSTED_PROXIES") {
+            settings.trusted_proxies = TrustedProxies::parse(&v)
+                .map_err(|e| anyhow!("SHORTENER_TRUSTED_PROXIES={v:?}: {e}"))?;
         }
         if let Some(v) = lookup("SHORTENER_WORKERS") {
             let workers: usize = parsed("SHORTENER_WORKERS", &v)?;
@@ -213,6 +242,9 @@ mod tests {
             ("SHORTENER_CREATE_RATE_PER_MINUTE", "-1"),
             ("SHORTENER_WORKERS", "0"),
             ("SHORTENER_WORKERS", "many"),
+            ("SHORTENER_API_KEY", "too-short"),
+            ("SHORTENER_TRUSTED_PROXIES", "10.0.0.0/8,not-a-cidr"),
+            ("SHORTENER_AUTH_FAILURES_PER_MINUTE", "0"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{error}");

@@ -4,11 +4,15 @@
 //! A library with a thin binary (`main.rs`), so tests build the same
 //! [`Application`] the binary runs, on port 0.
 
+pub mod auth;
 pub mod backoff;
 pub mod cache;
+pub mod cli;
 pub mod clicks;
+pub mod client_addr;
 pub mod configuration;
 pub mod domain;
+pub mod keys;
 pub mod metrics;
 pub mod outbox;
 pub mod problem;

@@ -7,9 +7,16 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     // `shortener openapi` prints the OpenAPI document (for client generators
     // and validators) without starting anything.
-    if std::env::args().nth(1).as_deref() == Some("openapi") {
-        println!("{}", shortener::routes::openapi_json());
-        return Ok(());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("openapi") => {
+            println!("{}", shortener::routes::openapi_json());
+            return Ok(());
+        }
+        // Keys are managed without starting the service (and without logs
+        // on stdout, which carries only the new key).
+        Some("api-key") => return shortener::cli::api_key(&args[1..]).await,
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(

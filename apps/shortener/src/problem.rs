@@ -15,6 +15,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::{AuthError, KeyError};
 use crate::service::LinkError;
 
 /// Media type of every error body.
@@ -55,9 +56,15 @@ pub enum ApiError {
     AliasTaken(String),
     #[error("the link {0:?} was changed concurrently; retry")]
     Conflict(String),
-    #[error("a valid X-Api-Key header is required")]
+    #[error("a key named {0:?} exists")]
+    KeyNameTaken(String),
+    #[error("no live key is named {0:?}")]
+    KeyNotFound(String),
+    #[error("a valid API key is required (X-Api-Key or Authorization: Bearer)")]
     Unauthorized,
-    #[error("too many links created from this address; retry in {retry_after_secs} s")]
+    #[error("this key's role may not do this")]
+    Forbidden,
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -67,6 +74,27 @@ pub enum ApiError {
     NotReady(Vec<String>),
     #[error("an internal error occurred")]
     Internal(#[source] anyhow::Error),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing | AuthError::Refused => ApiError::Unauthorized,
+            AuthError::Throttled { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            AuthError::Unavailable(e) => ApiError::Unavailable(e.into()),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::InvalidName(reason) => ApiError::invalid("name", reason),
+            KeyError::NameTaken(name) => ApiError::KeyNameTaken(name),
+            KeyError::NotFound(name) => ApiError::KeyNotFound(name),
+            KeyError::Unavailable(e) => ApiError::Unavailable(e.into()),
+        }
+    }
 }
 
 impl From<LinkError> for ApiError {
@@ -99,7 +127,10 @@ impl ApiError {
             ApiError::Gone { .. } => "gone",
             ApiError::AliasTaken(_) => "alias_taken",
             ApiError::Conflict(_) => "conflict",
+            ApiError::KeyNameTaken(_) => "key_name_taken",
+            ApiError::KeyNotFound(_) => "not_found",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotReady(_) => "not_ready",
@@ -111,6 +142,7 @@ impl ApiError {
         match self {
             ApiError::InvalidBody(params) | ApiError::InvalidQuery(params) => params.clone(),
             ApiError::AliasTaken(_) => vec![InvalidParam::new("alias", "is already taken")],
+            ApiError::KeyNameTaken(_) => vec![InvalidParam::new("name", "is already taken")],
             _ => Vec::new(),
         }
     }
@@ -122,10 +154,13 @@ impl ResponseError for ApiError {
             ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::KeyNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Gone { .. } => StatusCode::GONE,
-            ApiError::AliasTaken(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::AliasTaken(_) | ApiError::Conflict(_) | ApiError::KeyNameTaken(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,7 +193,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("ApiKey header=\"X-Api-Key\""),
+                    HeaderValue::from_static("Bearer, ApiKey header=\"X-Api-Key\""),
                 );
             }
             _ => {}

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::cache::{Cached, LinkCache};
 use crate::domain::{Alias, CodeGenerator, ExpiresAt, TargetUrl};
+use crate::keys::Scope;
 use crate::store::{Link, LinkStore, OutboxEvent, StoreError};
 
 /// How long one store call of a request may take before the request is
@@ -56,6 +57,8 @@ pub struct NewLink {
     pub alias: Option<Alias>,
     pub expires_at: Option<ExpiresAt>,
     pub redirect_type: RedirectType,
+    /// Whether the visitor's query string is merged into the target.
+    pub forward_query: bool,
 }
 
 /// Changes to a link, already validated; `None` leaves a field alone.
@@ -65,6 +68,7 @@ pub struct LinkChanges {
     /// `Some(None)` removes the expiry.
     pub expires_at: Option<Option<ExpiresAt>>,
     pub redirect_type: Option<RedirectType>,
+    pub forward_query: Option<bool>,
 }
 
 /// The shortener's use cases.
@@ -78,7 +82,7 @@ pub struct LinkService {
 
 /// Stored times are whole milliseconds (MongoDB's precision), so what a
 /// response shows is what a later read returns.
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
@@ -88,6 +92,10 @@ impl From<StoreError> for LinkError {
             StoreError::CodeTaken(code) => LinkError::AliasTaken(code),
             StoreError::Conflict(code) => LinkError::Conflict(code),
             StoreError::Unavailable(e) => LinkError::Unavailable(e),
+            // Links never touch keys; reaching this is a bug.
+            StoreError::KeyNameTaken(name) => {
+                LinkError::Internal(anyhow::anyhow!("a link write reported key {name:?}"))
+            }
         }
     }
 }
@@ -125,7 +133,8 @@ impl LinkService {
         }
     }
 
-    pub async fn create(&self, new: NewLink) -> Result<Link, LinkError> {
+    /// Creates a link owned by the key `owner`.
+    pub async fn create(&self, new: NewLink, owner: Uuid) -> Result<Link, LinkError> {
         let attempts = if new.alias.is_some() {
             1
         } else {
@@ -149,6 +158,8 @@ impl LinkService {
                 deleted_at: None,
                 click_count: 0,
                 version: 1,
+                owner: Some(owner),
+                forward_query: new.forward_query,
             };
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
@@ -169,21 +180,40 @@ impl LinkService {
         )))
     }
 
-    /// The link with this code; deleted links are gone (410).
-    pub async fn get(&self, code: &str) -> Result<Link, LinkError> {
-        let found = bounded(self.store.find(code)).await?;
+    /// The link with this code; deleted links are gone (410). A link
+    /// outside `scope` is unknown (404), exactly as a code nobody has, so
+    /// codes cannot be probed.
+    pub async fn get(&self, code: &str, scope: Scope) -> Result<Link, LinkError> {
+        let found = bounded(self.store.find(code))
+            .await?
+            .filter(|link| scope.allows(link.owner));
         live(code, found)
     }
 
-    pub async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, LinkError> {
-        Ok(bounded(self.store.list(after, limit)).await?)
+    /// Live links in `scope`, newest first.
+    pub async fn list(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        scope: Scope,
+    ) -> Result<Vec<Link>, LinkError> {
+        let owner = match scope {
+            Scope::All => None,
+            Scope::OwnedBy(key) => Some(key),
+        };
+        Ok(bounded(self.store.list(after, limit, owner)).await?)
     }
 
     /// Applies `changes`; emits `shortener.url.updated` with exactly the
     /// fields that changed (nothing is written when nothing changes).
-    pub async fn update(&self, code: &str, changes: &LinkChanges) -> Result<Link, LinkError> {
+    pub async fn update(
+        &self,
+        code: &str,
+        changes: &LinkChanges,
+        scope: Scope,
+    ) -> Result<Link, LinkError> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.get(code).await?;
+            let current = self.get(code, scope).await?;
             let mut next = current.clone();
             let mut event = UrlUpdated {
                 url_id: current.id,
@@ -212,6 +242,11 @@ impl LinkService {
                 next.redirect_type = redirect_type;
                 event.redirect_type = Some(redirect_type);
             }
+            // The shortener's own setting: analytics does not need it, so
+            // it changes the link without an event field of its own.
+            if let Some(forward) = changes.forward_query {
+                next.forward_query = forward;
+            }
             if next == current {
                 return Ok(current);
             }
@@ -219,8 +254,13 @@ impl LinkService {
             next.updated_at = at;
             next.version = current.version + 1;
             event.updated_at = at;
-            let event = outbox(Envelope::new(PRODUCER, at, event))?;
-            match bounded(self.store.update(&next, &event)).await {
+            let told = event.original_url.is_some()
+                || event.expires_at.is_some()
+                || event.redirect_type.is_some();
+            let event = told
+                .then(|| outbox(Envelope::new(PRODUCER, at, event)))
+                .transpose()?;
+            match bounded(self.store.update(&next, event.as_ref())).await {
                 Ok(()) => {
                     self.cache.invalidate(code);
                     self.relay.notify_one();
@@ -235,9 +275,9 @@ impl LinkService {
 
     /// Deletes the link: it stops redirecting (410) and its code is never
     /// reused; `shortener.url.deleted` tells the others.
-    pub async fn delete(&self, code: &str) -> Result<(), LinkError> {
+    pub async fn delete(&self, code: &str, scope: Scope) -> Result<(), LinkError> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.get(code).await?;
+            let current = self.get(code, scope).await?;
             let at = now();
             let mut next = current.clone();
             next.deleted_at = Some(at);
@@ -252,7 +292,7 @@ impl LinkService {
                     deleted_at: at,
                 },
             ))?;
-            match bounded(self.store.update(&next, &event)).await {
+            match bounded(self.store.update(&next, Some(&event))).await {
                 Ok(()) => {
                     self.cache.invalidate(code);
                     self.relay.notify_one();

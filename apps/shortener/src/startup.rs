@@ -10,6 +10,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::cache::{run_invalidation, LinkCache};
 use crate::clicks::{
     click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, CountFlusher, SpoolRelay,
@@ -75,13 +76,22 @@ impl Application {
         let cache = Arc::new(LinkCache::default());
         let cache_created = time::OffsetDateTime::now_utc();
         let service = LinkService::new(store.clone(), settings.codes, relay.waker(), cache.clone());
+        if settings.api_key.is_none() {
+            bootstrap_admin_key(store.as_ref()).await?;
+        }
         let state = web::Data::new(ApiState {
             service,
             public_url: settings.public_url.clone(),
-            api_key: settings.api_key.clone(),
+            auth: Authenticator::new(
+                store.clone(),
+                settings.api_key.as_ref(),
+                settings.auth_failures_per_minute,
+            ),
+            store: store.clone(),
             create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
             clicks: clicks.recorder,
             country_header: settings.country_header.clone(),
+            proxies: settings.trusted_proxies.clone(),
         });
         let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks.metrics));
         let probes = web::Data::new(Probes {
@@ -193,6 +203,28 @@ impl Application {
             .context("the cache invalidation panicked")?;
         served.context("the HTTP server failed")
     }
+}
+
+/// With no key at all, nobody could use the API: make an admin key and
+/// show it this once.
+async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
+    let keys = store
+        .list_keys()
+        .await
+        .context("failed to read the API keys")?;
+    if keys.iter().any(|k| k.revoked_at.is_none()) {
+        return Ok(());
+    }
+    let name = format!("admin-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let new = crate::auth::create_key(store, &name, crate::keys::Role::Admin)
+        .await
+        .context("failed to create the first admin key")?;
+    // Printed, not logged: this is the one time the key exists in clear.
+    println!(
+        "No API key existed, so an admin key named {name:?} was created:\n\n    {}\n\nIt is stored only as a hash and will not be shown again.",
+        new.key
+    );
+    Ok(())
 }
 
 /// What `/ready` and `/metrics` look at.

@@ -11,6 +11,9 @@ use tempfile::TempDir;
 pub const CONVERGE: Duration = Duration::from_secs(30);
 
 pub struct System {
+    /// The admin key both services are started with (`*_API_KEY`); every
+    /// request of [`System`]'s helpers sends it.
+    pub key: String,
     // Dropped in this order: services before the broker.
     pub shortener: Service,
     pub analytics: Service,
@@ -45,7 +48,13 @@ impl System {
     ) -> Option<Self> {
         let nats = system_tests::started(NatsServer::start())?;
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let key = format!(
+            "{:032x}{:032x}",
+            uuid::Uuid::new_v4().as_u128(),
+            uuid::Uuid::new_v4().as_u128()
+        );
         let mut env = vec![
+            ("SHORTENER_API_KEY", key.clone()),
             ("SHORTENER_NATS_URL", nats.url()),
             (
                 "SHORTENER_SQLITE_PATH",
@@ -57,6 +66,7 @@ impl System {
         let shortener =
             Service::start("shortener", &env, dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let mut env = vec![
+            ("ANALYTICS_API_KEY", key.clone()),
             ("ANALYTICS_NATS_URL", nats.url()),
             (
                 "ANALYTICS_SQLITE_PATH",
@@ -67,6 +77,7 @@ impl System {
         let analytics =
             Service::start("analytics", &env, dir.path()).unwrap_or_else(|e| panic!("{e}"));
         Some(Self {
+            key,
             shortener,
             analytics,
             nats,
@@ -74,9 +85,17 @@ impl System {
         })
     }
 
-    fn call(service: &Service, method: &str, path: &str, extra: &str, body: &str) -> HttpAnswer {
+    fn call(
+        &self,
+        service: &Service,
+        method: &str,
+        path: &str,
+        extra: &str,
+        body: &str,
+    ) -> HttpAnswer {
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Api-Key: {}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.key,
             body.len()
         );
         http_exchange(service.port(), &request).unwrap_or_else(|| {
@@ -90,7 +109,7 @@ impl System {
     /// `POST /api/v1/links`, whatever it answers.
     pub fn try_create(&self, url: &str) -> HttpAnswer {
         let body = serde_json::json!({ "url": url }).to_string();
-        Self::call(
+        self.call(
             &self.shortener,
             "POST",
             "/api/v1/links",
@@ -108,7 +127,7 @@ impl System {
 
     /// `GET /{code}` as a browser coming from a search engine would.
     pub fn follow(&self, code: &str, query: &str) -> HttpAnswer {
-        Self::call(
+        self.call(
             &self.shortener,
             "GET",
             &format!("/{code}{query}"),
@@ -119,7 +138,7 @@ impl System {
     }
 
     pub fn delete(&self, code: &str) -> u16 {
-        Self::call(
+        self.call(
             &self.shortener,
             "DELETE",
             &format!("/api/v1/links/{code}"),
@@ -130,7 +149,7 @@ impl System {
     }
 
     pub fn link(&self, code: &str) -> Value {
-        let answer = Self::call(
+        let answer = self.call(
             &self.shortener,
             "GET",
             &format!("/api/v1/links/{code}"),
@@ -143,7 +162,7 @@ impl System {
 
     /// Analytics' stats of the link, or `None` while analytics does not know it.
     pub fn stats(&self, code: &str) -> Option<Value> {
-        let answer = Self::call(
+        let answer = self.call(
             &self.analytics,
             "GET",
             &format!("/api/v1/links/{code}/stats"),
@@ -159,11 +178,11 @@ impl System {
 
     #[allow(dead_code)] // the fault suite's
     pub fn shortener_get(&self, path: &str) -> HttpAnswer {
-        Self::call(&self.shortener, "GET", path, "", "")
+        self.call(&self.shortener, "GET", path, "", "")
     }
 
     pub fn analytics_get(&self, path: &str) -> HttpAnswer {
-        Self::call(&self.analytics, "GET", path, "", "")
+        self.call(&self.analytics, "GET", path, "", "")
     }
 
     /// Polls `probe` until it yields a value, at most [`CONVERGE`].

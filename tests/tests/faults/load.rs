@@ -75,8 +75,11 @@ pub struct Rate {
     pub workers: u32,
 }
 
-fn client() -> reqwest::Client {
+fn client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().expect("a key is a header value"));
     reqwest::Client::builder()
+        .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(64)
@@ -103,7 +106,8 @@ async fn create(client: &reqwest::Client, base: &str, n: u64) -> Option<Created>
 impl Load {
     /// Starts the load against `base` (e.g. `http://127.0.0.1:PORT`) in a
     /// thread of its own; [`Load::finish`] stops it and says what was seen.
-    pub fn start(base: String, rate: Rate) -> Self {
+    pub fn start(base: String, key: &str, rate: Rate) -> Self {
+        let key = key.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_ = stop.clone();
         let task = std::thread::spawn(move || {
@@ -112,7 +116,7 @@ impl Load {
                 .enable_all()
                 .build()
                 .expect("a runtime")
-                .block_on(run(base, rate, stop_))
+                .block_on(run(base, key, rate, stop_))
         });
         Self { stop, task }
     }
@@ -123,8 +127,8 @@ impl Load {
     }
 }
 
-async fn run(base: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
-    let client = client();
+async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
+    let client = client(&key);
     let links: Arc<RwLock<Vec<String>>> = Arc::default();
     let failed = Arc::new(AtomicU64::new(0));
     let mut created = Vec::new();

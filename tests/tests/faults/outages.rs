@@ -225,7 +225,7 @@ fn judge(
 pub fn broker_killed(mode: Mode) -> Vec<Row> {
     let mut system = System::start().expect("nats-server is installed");
     let outage = mode.secs(20, 120);
-    let load = Load::start(system.shortener.url(), rate());
+    let load = Load::start(system.shortener.url(), &system.key, rate());
     std::thread::sleep(Duration::from_secs(5));
     println!("   SIGKILL nats-server for {outage:?}");
     let down = SystemTime::now();
@@ -252,7 +252,7 @@ pub fn broker_killed(mode: Mode) -> Vec<Row> {
 pub fn broker_lost_its_data(mode: Mode) -> Vec<Row> {
     let mut system = System::start().expect("nats-server is installed");
     let outage = mode.secs(20, 120);
-    let load = Load::start(system.shortener.url(), rate());
+    let load = Load::start(system.shortener.url(), &system.key, rate());
     std::thread::sleep(Duration::from_secs(5));
     println!("   SIGKILL nats-server for {outage:?}; it comes back empty");
     let down = SystemTime::now();
@@ -323,7 +323,7 @@ fn consumer_caught_up(system: &System) -> bool {
 pub fn broker_restarts(mode: Mode) -> Vec<Row> {
     let mut system = System::start().expect("nats-server is installed");
     let outage = mode.secs(4, 15);
-    let load = Load::start(system.shortener.url(), rate());
+    let load = Load::start(system.shortener.url(), &system.key, rate());
     for round in 1..=5 {
         std::thread::sleep(Duration::from_secs(3));
         println!("   restart {round} of 5 ({outage:?} down)");
@@ -391,6 +391,7 @@ fn store_outage(name: &str, system: &System, outage: impl FnOnce() -> bool) -> R
     // No creations under load: every redirect goes to a link the cache holds.
     let load = Load::start(
         system.shortener.url(),
+        &system.key,
         Rate {
             creations_per_s: 0,
             ..rate()
@@ -419,7 +420,7 @@ fn store_outage(name: &str, system: &System, outage: impl FnOnce() -> bool) -> R
 ///     it holds; after the next start, with NATS back, all of it is published.
 pub fn shortener_stopped_during_outage(mode: Mode) -> Vec<Row> {
     let mut system = System::start().expect("nats-server is installed");
-    let load = Load::start(system.shortener.url(), rate());
+    let load = Load::start(system.shortener.url(), &system.key, rate());
     std::thread::sleep(Duration::from_secs(5));
     println!("   SIGKILL nats-server, then SIGTERM the shortener");
     system.nats.kill();

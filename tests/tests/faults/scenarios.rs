@@ -153,7 +153,7 @@ pub fn faults_under_load(mode: Mode) -> Vec<Row> {
     let mut system = system(&[]);
     let phase = mode.secs(3, 15);
     let outage = mode.secs(3, 10);
-    let load = Load::start(system.shortener.url(), rate(mode));
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
     let started = Instant::now();
 
     std::thread::sleep(phase);
@@ -194,7 +194,7 @@ pub fn faults_under_load(mode: Mode) -> Vec<Row> {
 ///    clicks it had not yet handed to JetStream are measured.
 pub fn shortener_killed(mode: Mode) -> Vec<Row> {
     let mut system = system(&[]);
-    let load = Load::start(system.shortener.url(), rate(mode));
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
     std::thread::sleep(mode.secs(3, 20));
     println!("   SIGKILL shortener");
     system.shortener.kill();
@@ -295,7 +295,7 @@ pub fn duplicates(mode: Mode) -> Vec<Row> {
     let js = rt.block_on(connect(&system));
 
     // Republished copies.
-    let load = Load::start(system.shortener.url(), rate(mode));
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
     std::thread::sleep(mode.secs(3, 20));
     let seen = load.finish();
     let (before, _) = settle(&system, &seen, true);
@@ -318,7 +318,7 @@ pub fn duplicates(mode: Mode) -> Vec<Row> {
     // stored delivery, so what it counts beyond the new clicks is redeliveries.
     let pid = system.analytics.pid().expect("analytics runs") as libc::pid_t;
     let processed_before = processed_clicks(&system);
-    let load = Load::start(system.shortener.url(), rate(mode));
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
     let pauses = mode.pick(2, 6);
     for _ in 0..pauses {
         std::thread::sleep(Duration::from_millis(700));
@@ -512,7 +512,7 @@ pub fn memory(mode: Mode) -> Vec<Row> {
         ("shortener", system.shortener.pid().unwrap()),
         ("analytics", system.analytics.pid().unwrap()),
     ];
-    let load = Load::start(system.shortener.url(), rate(mode));
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
     let started = Instant::now();
     let mut samples: Vec<[f64; 2]> = Vec::new();
     while started.elapsed() < duration {

@@ -15,6 +15,7 @@ use validator::{Validate, ValidationErrors};
 
 use super::ApiState;
 use crate::domain::{ShortCode, MAX_URL_LENGTH};
+use crate::keys::{Caller, Role};
 use crate::problem::{ApiError, InvalidParam};
 
 /// Link creations per client IP per minute.
@@ -31,7 +32,9 @@ impl CreateRateLimit {
         })
     }
 
+    /// Counts a creation by `ip` (an IPv6 client per /64).
     pub(super) fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let ip = crate::auth::client_bucket(ip);
         // Forget idle addresses now and then, so memory stays bounded.
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.limiter.retain_recent();
@@ -124,27 +127,47 @@ pub(super) fn json_body<T: DeserializeOwned + Validate>(
     Ok(value)
 }
 
-pub(super) fn require_api_key(state: &ApiState, request: &HttpRequest) -> Result<(), ApiError> {
-    let Some(expected) = &state.api_key else {
-        return Ok(());
-    };
-    let given = request
-        .headers()
-        .get("x-api-key")
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    // Constant time in the key's length, so timing does not leak a prefix.
-    let expected = expected.expose().as_bytes();
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+/// The key a request presents: `X-Api-Key`, or `Authorization: Bearer`.
+fn presented_key(request: &HttpRequest) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(key) = headers.get("x-api-key") {
+        return key.to_str().ok();
+    }
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The client's address (see `client_addr`) and whether the TCP peer is
+/// a trusted proxy.
+pub(super) fn client(state: &ApiState, request: &HttpRequest) -> (IpAddr, bool) {
+    let peer = request
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let client = state
+        .proxies
+        .client(peer, text("x-forwarded-for"), text("forwarded"));
+    (client, state.proxies.contains(peer))
+}
+
+/// Who is calling: 401 without a valid key, 429 after too many failures.
+pub(super) async fn caller(state: &ApiState, request: &HttpRequest) -> Result<Caller, ApiError> {
+    let (client, _) = client(state, request);
+    state
+        .auth
+        .authenticate(presented_key(request), client)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Like [`caller`], and only for admins (403 for other keys).
+pub(super) async fn admin(state: &ApiState, request: &HttpRequest) -> Result<Caller, ApiError> {
+    let caller = caller(state, request).await?;
+    match caller.role {
+        Role::Admin => Ok(caller),
+        Role::Author => Err(ApiError::Forbidden),
     }
 }
 

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use super::extractors::{code_in_path, json_body, require_api_key};
+use super::extractors::{caller, client, code_in_path, json_body};
 use super::ApiState;
 use crate::domain::{Alias, ExpiresAt, TargetUrl, MAX_URL_LENGTH};
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
@@ -46,6 +46,8 @@ pub(super) struct LinkResponse {
     pub redirect_type: u16,
     /// Redirects served, updated in batches (within about a second).
     pub click_count: u64,
+    /// Whether the visitor's query string is merged into the target.
+    pub forward_query: bool,
 }
 
 impl LinkResponse {
@@ -60,6 +62,7 @@ impl LinkResponse {
             expires_at: link.expires_at,
             redirect_type: link.redirect_type.status(),
             click_count: link.click_count,
+            forward_query: link.forward_query,
         }
     }
 }
@@ -104,6 +107,9 @@ pub(super) struct CreateLinkRequest {
     /// 301, 302 (default), 307 or 308.
     #[validate(custom(function = "valid_redirect_type"))]
     redirect_type: Option<u16>,
+    /// Whether the visitor's query string is merged into the target
+    /// (default true).
+    forward_query: Option<bool>,
 }
 
 impl CreateLinkRequest {
@@ -129,6 +135,7 @@ impl CreateLinkRequest {
                 .transpose()
                 .map_err(|e| ApiError::invalid("redirect_type", e))?
                 .unwrap_or_default(),
+            forward_query: self.forward_query.unwrap_or(true),
         })
     }
 }
@@ -148,6 +155,9 @@ pub(super) struct UpdateLinkRequest {
     #[serde(default, deserialize_with = "contracts::present")]
     #[schema(value_type = Option<u16>)]
     redirect_type: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "contracts::present")]
+    #[schema(value_type = Option<bool>)]
+    forward_query: Option<Option<bool>>,
 }
 
 impl UpdateLinkRequest {
@@ -178,14 +188,22 @@ impl UpdateLinkRequest {
             Some(None) => invalid.push(InvalidParam::new("redirect_type", "must not be null")),
             None => {}
         }
+        match self.forward_query {
+            Some(Some(forward)) => changes.forward_query = Some(forward),
+            Some(None) => invalid.push(InvalidParam::new("forward_query", "must not be null")),
+            None => {}
+        }
         if !invalid.is_empty() {
             return Err(ApiError::InvalidBody(invalid));
         }
-        if changes.url.is_none() && changes.expires_at.is_none() && changes.redirect_type.is_none()
+        if changes.url.is_none()
+            && changes.expires_at.is_none()
+            && changes.redirect_type.is_none()
+            && changes.forward_query.is_none()
         {
             return Err(ApiError::invalid(
                 "body",
-                "must change at least one of url, expires_at, redirect_type",
+                "must change at least one of url, expires_at, redirect_type, forward_query",
             ));
         }
         Ok(changes)
@@ -200,26 +218,26 @@ impl UpdateLinkRequest {
     responses(
         (status = 201, description = "Created", body = LinkResponse, headers(("location" = String, description = "The link's API URL"))),
         (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The alias is taken", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Too many creations from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+        (status = 429, description = "Too many creations, or failed attempts, from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
     ),
-    security((), ("api_key" = []))
+    security(("api_key" = []), ("bearer" = []))
 )]
 pub(super) async fn create_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_api_key(&state, &request)?;
-    if let (Some(limit), Some(peer)) = (&state.create_limit, request.peer_addr()) {
-        limit.check(peer.ip())?;
+    let caller = caller(&state, &request).await?;
+    if let Some(limit) = &state.create_limit {
+        limit.check(client(&state, &request).0)?;
     }
     let new = json_body::<CreateLinkRequest>(&request, &body)?.into_new_link()?;
-    let link = state.service.create(new).await?;
+    let link = state.service.create(new, caller.key_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/links/{}", link.code)))
         .json(LinkResponse::new(link, &state.public_url)))
@@ -232,16 +250,20 @@ pub(super) async fn create_link(
     params(("code" = String, Path, description = "The short code")),
     responses(
         (status = 200, description = "The link", body = LinkResponse),
-        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+        (status = 404, description = "Unknown code, or another author's link", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "Deleted", body = ProblemBody, content_type = "application/problem+json"),
-    )
+    ),
+    security(("api_key" = []), ("bearer" = []))
 )]
 pub(super) async fn get_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&state, &request).await?;
     let code = code_in_path(&request)?;
-    let link = state.service.get(code.as_str()).await?;
+    let link = state.service.get(code.as_str(), caller.scope()).await?;
     Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
 }
 
@@ -262,14 +284,18 @@ pub(super) struct LinkPage {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of live links, newest first", body = LinkPage),
+        (status = 200, description = "A page of live links, newest first (an author's own only)", body = LinkPage),
         (status = 400, description = "Invalid parameter; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
-    )
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
 )]
 pub(super) async fn list_links(
     state: web::Data<ApiState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&state, &request).await?;
     let mut limit = DEFAULT_PAGE_SIZE;
     let mut after = None;
     let mut invalid = Vec::new();
@@ -299,7 +325,7 @@ pub(super) async fn list_links(
         return Err(ApiError::InvalidQuery(invalid));
     }
     // One more than asked for tells whether another page follows.
-    let mut links = state.service.list(after, limit + 1).await?;
+    let mut links = state.service.list(after, limit + 1, caller.scope()).await?;
     let more = links.len() > limit as usize;
     links.truncate(limit as usize);
     let next_cursor = links.last().filter(|_| more).map(|l| l.id.to_string());
@@ -319,24 +345,28 @@ pub(super) async fn list_links(
     responses(
         (status = 200, description = "The updated link", body = LinkResponse),
         (status = 400, description = "Malformed JSON or query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown code, or another author's link", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently too often; retry", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "Deleted", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
     ),
-    security((), ("api_key" = []))
+    security(("api_key" = []), ("bearer" = []))
 )]
 pub(super) async fn update_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    require_api_key(&state, &request)?;
+    let caller = caller(&state, &request).await?;
     let code = code_in_path(&request)?;
     let changes = json_body::<UpdateLinkRequest>(&request, &body)?.into_changes()?;
-    let link = state.service.update(code.as_str(), &changes).await?;
+    let link = state
+        .service
+        .update(code.as_str(), &changes, caller.scope())
+        .await?;
     Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
 }
 
@@ -347,18 +377,19 @@ pub(super) async fn update_link(
     params(("code" = String, Path, description = "The short code")),
     responses(
         (status = 204, description = "Deleted; the code answers 410 from now on"),
-        (status = 401, description = "X-Api-Key missing or wrong (when configured)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown code, or another author's link", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "Already deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
     ),
-    security((), ("api_key" = []))
+    security(("api_key" = []), ("bearer" = []))
 )]
 pub(super) async fn delete_link(
     state: web::Data<ApiState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    require_api_key(&state, &request)?;
+    let caller = caller(&state, &request).await?;
     let code = code_in_path(&request)?;
-    state.service.delete(code.as_str()).await?;
+    state.service.delete(code.as_str(), caller.scope()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

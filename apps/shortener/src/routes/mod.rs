@@ -3,6 +3,7 @@
 //! is `redirect.rs`.
 
 mod extractors;
+mod keys;
 mod links;
 mod openapi;
 mod redirect;
@@ -14,9 +15,13 @@ pub use extractors::CreateRateLimit;
 pub use openapi::{openapi_json, ApiDoc};
 pub use redirect::merge_query;
 
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
 use crate::clicks::ClickRecorder;
-use crate::configuration::Secret;
+use crate::client_addr::TrustedProxies;
 use crate::service::LinkService;
+use crate::store::LinkStore;
 
 /// Largest accepted request body; a link request is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -26,10 +31,14 @@ pub struct ApiState {
     pub service: LinkService,
     /// Base of `short_url`, without a trailing slash.
     pub public_url: String,
-    pub api_key: Option<Secret>,
+    pub auth: Authenticator,
+    /// For key management, which is not a link use case.
+    pub store: Arc<dyn LinkStore>,
     pub create_limit: Option<CreateRateLimit>,
     pub clicks: ClickRecorder,
+    /// Honoured only from a trusted proxy.
     pub country_header: Option<header::HeaderName>,
+    pub proxies: TrustedProxies,
 }
 
 /// The API's routes.
@@ -49,6 +58,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(links::get_link))
                 .route(web::patch().to(links::update_link))
                 .route(web::delete().to(links::delete_link)),
+        )
+        .service(
+            web::resource("/api/v1/keys")
+                .route(web::get().to(keys::list_keys))
+                .route(web::post().to(keys::create_key_handler)),
+        )
+        .service(
+            web::resource("/api/v1/keys/{name}").route(web::delete().to(keys::revoke_key_handler)),
         );
 }
 

@@ -1,12 +1,15 @@
 //! The OpenAPI document, generated from the handlers and types themselves.
 
-use actix_web::HttpResponse;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::extractors::caller;
+use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
 use super::links::{self, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest};
-use super::redirect;
-use crate::problem::{InvalidParam, ProblemBody};
+use super::{redirect, ApiState};
+use crate::keys::Role;
+use crate::problem::{ApiError, InvalidParam, ProblemBody};
 
 /// The OpenAPI document of this API, generated from the handlers and types
 /// themselves so it cannot drift from them.
@@ -24,18 +27,33 @@ use crate::problem::{InvalidParam, ProblemBody};
         links::update_link,
         links::delete_link,
         redirect::redirect,
-        redirect::redirect_head
+        redirect::redirect_head,
+        keys::list_keys,
+        keys::create_key_handler,
+        keys::revoke_key_handler
     ),
-    components(schemas(LinkResponse, LinkPage, CreateLinkRequest, UpdateLinkRequest, ProblemBody, InvalidParam)),
+    components(schemas(
+        LinkResponse,
+        LinkPage,
+        CreateLinkRequest,
+        UpdateLinkRequest,
+        KeyResponse,
+        NewKeyResponse,
+        CreateKeyRequest,
+        Role,
+        ProblemBody,
+        InvalidParam
+    )),
     modifiers(&ApiKeySecurity),
     tags(
-        (name = "links", description = "Create and manage links"),
-        (name = "redirect", description = "Follow a short link")
+        (name = "links", description = "Create and manage links (an author key: its own links only)"),
+        (name = "keys", description = "API keys (admin keys only)"),
+        (name = "redirect", description = "Follow a short link (no key needed)")
     )
 )]
 pub struct ApiDoc;
 
-/// Declares the optional `X-Api-Key` scheme the write endpoints accept.
+/// Declares the two ways to present a key: `X-Api-Key`, or a bearer token.
 struct ApiKeySecurity;
 
 impl Modify for ApiKeySecurity {
@@ -45,8 +63,12 @@ impl Modify for ApiKeySecurity {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",
-                "Required on writes when the service is configured with SHORTENER_API_KEY",
+                "An API key; every endpoint but the redirects, health, readiness and metrics needs one",
             ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
 }
@@ -61,8 +83,14 @@ pub fn openapi_json() -> &'static str {
     &DOCUMENT
 }
 
-pub(super) async fn openapi_document() -> HttpResponse {
-    HttpResponse::Ok()
+/// `GET /api/v1/openapi.json`, for any valid key (`shortener openapi`
+/// prints it without one).
+pub(super) async fn openapi_document(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller(&state, &request).await?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi_json())
+        .body(openapi_json()))
 }

@@ -7,7 +7,7 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use contracts::RedirectType;
 
-use super::extractors::code_in_path;
+use super::extractors::{client, code_in_path};
 use super::ApiState;
 use crate::clicks::ClickContext;
 use crate::problem::{ApiError, ProblemBody};
@@ -60,11 +60,17 @@ pub(super) async fn redirect(
     if request.method() != Method::HEAD {
         let headers = request.headers();
         let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let (ip, from_proxy) = client(&state, &request);
         let context = ClickContext {
-            ip: request.peer_addr().map(|a| a.ip()),
+            ip: Some(ip),
             user_agent: text(&header::USER_AGENT),
             referrer: text(&header::REFERER),
-            country: state.country_header.as_ref().and_then(text),
+            // Anyone can send the header; only a trusted proxy's counts.
+            country: state
+                .country_header
+                .as_ref()
+                .filter(|_| from_proxy)
+                .and_then(text),
         };
         state.clicks.record(&link, context);
     }
@@ -79,7 +85,11 @@ pub(super) async fn redirect(
     Ok(HttpResponse::build(status)
         .insert_header((
             header::LOCATION,
-            merge_query(&link.url, request.query_string()),
+            if link.forward_query {
+                merge_query(&link.url, request.query_string())
+            } else {
+                link.url.clone()
+            },
         ))
         .insert_header((header::CACHE_CONTROL, cache))
         .finish())

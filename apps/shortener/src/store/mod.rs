@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use contracts::{encode, ContractError, Envelope, Event, RedirectType, UrlCreated};
 use uuid::Uuid;
 
+use crate::keys::{KeyDigest, KeyRecord, Role};
+
 pub mod mongo;
 pub mod sqlite;
 
@@ -35,6 +37,12 @@ pub struct Link {
     /// Bumped by every update; updates are compare-and-set on it, so two
     /// concurrent PATCHes never silently overwrite each other.
     pub version: u64,
+    /// The id of the key that created the link: an author sees only its
+    /// own. `None` for links made before keys existed (admins see them).
+    /// The shortener's own data: it never travels in events.
+    pub owner: Option<Uuid>,
+    /// Whether the visitor's query string is merged into the target.
+    pub forward_query: bool,
 }
 
 impl Link {
@@ -104,6 +112,9 @@ pub enum StoreError {
     /// The link changed since it was read (its `version` moved on).
     #[error("link {0:?} was changed concurrently")]
     Conflict(String),
+    /// Another key already has this name.
+    #[error("a key named {0:?} exists")]
+    KeyNameTaken(String),
     /// The database failed or is unreachable.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
@@ -122,6 +133,23 @@ pub(crate) fn stored_redirect_type(code: &str, status: i32) -> Result<RedirectTy
         })
 }
 
+/// Reads a role back from a store; anything else was written by something
+/// else and is reported, not guessed.
+pub(crate) fn stored_role(name: &str, role: &str) -> Result<Role, StoreError> {
+    role.parse().map_err(|e: String| {
+        StoreError::Unavailable(anyhow::anyhow!(
+            "key {name:?} has an invalid stored role: {e}"
+        ))
+    })
+}
+
+/// Reads a digest back from a store.
+pub(crate) fn stored_digest(name: &str, hex: &str) -> Result<KeyDigest, StoreError> {
+    KeyDigest::from_hex(hex).ok_or_else(|| {
+        StoreError::Unavailable(anyhow::anyhow!("key {name:?} has an invalid stored digest"))
+    })
+}
+
 /// The port every shortener store implements.
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
@@ -132,14 +160,21 @@ pub trait LinkStore: Send + Sync + 'static {
     /// The link with this code, deleted ones included.
     async fn find(&self, code: &str) -> Result<Option<Link>, StoreError>;
 
-    /// Live links, newest first, after the link with id `after` when given.
-    async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, StoreError>;
+    /// Live links, newest first, after the link with id `after` when given;
+    /// only those of `owner` when given.
+    async fn list(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        owner: Option<Uuid>,
+    ) -> Result<Vec<Link>, StoreError>;
 
     /// Replaces the mutable fields of `link` (url, host, redirect type,
-    /// expiry, deletion, updated_at) if its stored version is still
-    /// `link.version - 1`, and queues the event, atomically.
+    /// query forwarding, expiry, deletion, updated_at) if its stored version is still
+    /// `link.version - 1`, and queues the event (when the change is one
+    /// other services hear about), atomically.
     /// [`StoreError::Conflict`] when someone else updated it first.
-    async fn update(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError>;
+    async fn update(&self, link: &Link, event: Option<&OutboxEvent>) -> Result<(), StoreError>;
 
     /// Adds served redirects to the links' counters, in one transaction.
     async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError>;
@@ -174,6 +209,21 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// How many events wait to be published.
     async fn outbox_depth(&self) -> Result<u64, StoreError>;
+
+    /// Stores a new key; [`StoreError::KeyNameTaken`] when the name is used.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+
+    /// The key with this digest, revoked ones included.
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes the key of this name; false when no live key has it.
+    async fn revoke_key(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Notes that the key was used.
+    async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;

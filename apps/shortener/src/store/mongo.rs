@@ -26,9 +26,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    stored_redirect_type, Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError,
+    stored_digest, stored_redirect_type, stored_role, Link, LinkStore, OutboxEvent, SpoolState,
+    SpooledClick, StoreError,
 };
 use crate::backoff::Backoff;
+use crate::keys::{KeyDigest, KeyRecord};
 
 /// Attempts of one transaction before giving up on transient errors.
 const TRANSACTION_ATTEMPTS: usize = 20;
@@ -44,6 +46,7 @@ pub struct MongoStore {
     links: Collection<LinkDocument>,
     outbox: Collection<OutboxDocument>,
     spool: Collection<SpoolDocument>,
+    keys: Collection<KeyDocument>,
 }
 
 impl MongoStore {
@@ -56,6 +59,10 @@ impl MongoStore {
         let links = database.collection::<LinkDocument>("links");
         let outbox = database.collection::<OutboxDocument>("outbox");
         let spool = database.collection::<SpoolDocument>("click_spool");
+        let keys = database.collection::<KeyDocument>("api_keys");
+        ensure_index(&keys, doc! { "name": 1 }, Some("name_unique")).await?;
+        ensure_index(&keys, doc! { "digest": 1 }, Some("digest_unique")).await?;
+        ensure_index(&links, doc! { "owner": 1, "_id": -1 }, None).await?;
         ensure_index(&links, doc! { "code": 1 }, Some("code_unique")).await?;
         ensure_index(&outbox, doc! { "event_id": 1 }, Some("event_id_unique")).await?;
         ensure_index(&outbox, doc! { "sent_at": 1, "_id": 1 }, None).await?;
@@ -64,7 +71,7 @@ impl MongoStore {
             .list_collection_names()
             .await
             .context("failed to list the MongoDB collections")?;
-        for name in ["links", "outbox", "click_spool"] {
+        for name in ["links", "outbox", "click_spool", "api_keys"] {
             if !existing.iter().any(|n| n == name) {
                 let _ = database.create_collection(name).await;
             }
@@ -75,6 +82,7 @@ impl MongoStore {
             links,
             outbox,
             spool,
+            keys,
         })
     }
 
@@ -205,6 +213,15 @@ struct LinkDocument {
     deleted_at: Option<bson::DateTime>,
     click_count: i64,
     version: i64,
+    /// Absent on links made before keys existed.
+    #[serde(default)]
+    owner: Option<bson::Uuid>,
+    #[serde(default = "forward_query_default")]
+    forward_query: bool,
+}
+
+fn forward_query_default() -> bool {
+    true
 }
 
 impl LinkDocument {
@@ -221,6 +238,8 @@ impl LinkDocument {
             deleted_at: link.deleted_at.map(time_to_bson),
             click_count: i64::try_from(link.click_count).unwrap_or(i64::MAX),
             version: i64::try_from(link.version).unwrap_or(i64::MAX),
+            owner: link.owner.map(uuid_to_bson),
+            forward_query: link.forward_query,
         }
     }
 
@@ -238,6 +257,8 @@ impl LinkDocument {
             deleted_at: self.deleted_at.map(time_from_bson),
             click_count: u64::try_from(self.click_count).unwrap_or_default(),
             version: u64::try_from(self.version).unwrap_or_default(),
+            owner: self.owner.map(|id| Uuid::from_bytes(id.bytes())),
+            forward_query: self.forward_query,
         })
     }
 }
@@ -270,6 +291,46 @@ impl OutboxDocument {
             created_at: time_to_bson(event.created_at),
             sent_at: None,
         }
+    }
+}
+
+/// An API key's record: its digest, never the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyDocument {
+    #[serde(rename = "_id")]
+    id: bson::Uuid,
+    name: String,
+    role: String,
+    /// SHA-256 of the key, hex.
+    digest: String,
+    created_at: bson::DateTime,
+    last_used_at: Option<bson::DateTime>,
+    revoked_at: Option<bson::DateTime>,
+}
+
+impl KeyDocument {
+    fn from_record(key: &KeyRecord) -> Self {
+        Self {
+            id: uuid_to_bson(key.id),
+            name: key.name.clone(),
+            role: key.role.as_str().to_owned(),
+            digest: key.digest.to_hex(),
+            created_at: time_to_bson(key.created_at),
+            last_used_at: key.last_used_at.map(time_to_bson),
+            revoked_at: key.revoked_at.map(time_to_bson),
+        }
+    }
+
+    fn into_record(self) -> Result<KeyRecord, StoreError> {
+        Ok(KeyRecord {
+            role: stored_role(&self.name, &self.role)?,
+            digest: stored_digest(&self.name, &self.digest)?,
+            id: Uuid::from_bytes(self.id.bytes()),
+            name: self.name,
+            created_at: time_from_bson(self.created_at),
+            last_used_at: self.last_used_at.map(time_from_bson),
+            revoked_at: self.revoked_at.map(time_from_bson),
+        })
     }
 }
 
@@ -365,10 +426,18 @@ impl LinkStore for MongoStore {
             .transpose()
     }
 
-    async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        owner: Option<Uuid>,
+    ) -> Result<Vec<Link>, StoreError> {
         let mut filter = doc! { "deleted_at": null };
         if let Some(after) = after {
             filter.insert("_id", doc! { "$lt": uuid_to_bson(after) });
+        }
+        if let Some(owner) = owner {
+            filter.insert("owner", uuid_to_bson(owner));
         }
         let mut cursor = self
             .links
@@ -387,9 +456,9 @@ impl LinkStore for MongoStore {
         Ok(links)
     }
 
-    async fn update(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
+    async fn update(&self, link: &Link, event: Option<&OutboxEvent>) -> Result<(), StoreError> {
         let document = LinkDocument::from_link(link);
-        let entry = OutboxDocument::from_event(event);
+        let entry = event.map(OutboxDocument::from_event);
         let expected_version = document.version - 1;
         let code = link.code.clone();
         self.transaction(|session| {
@@ -402,6 +471,7 @@ impl LinkStore for MongoStore {
                     "url": &document.url,
                     "target_host": &document.target_host,
                     "redirect_type": document.redirect_type,
+                    "forward_query": document.forward_query,
                     "updated_at": document.updated_at,
                     "expires_at": document.expires_at,
                     "deleted_at": document.deleted_at,
@@ -417,7 +487,9 @@ impl LinkStore for MongoStore {
                 if result.matched_count != 1 {
                     return Err(TxnError::Store(StoreError::Conflict(code)));
                 }
-                outbox.insert_one(&entry).session(&mut *session).await?;
+                if let Some(entry) = &entry {
+                    outbox.insert_one(entry).session(&mut *session).await?;
+                }
                 Ok(())
             })
         })
@@ -582,6 +654,65 @@ impl LinkStore for MongoStore {
             .count_documents(doc! { "sent_at": null })
             .await
             .map_err(unavailable)
+    }
+
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        match self.keys.insert_one(KeyDocument::from_record(key)).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_duplicate_key(&error) => {
+                Err(StoreError::KeyNameTaken(key.name.clone()))
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        self.keys
+            .find_one(doc! { "digest": digest.to_hex() })
+            .await
+            .map_err(unavailable)?
+            .map(KeyDocument::into_record)
+            .transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut cursor = self
+            .keys
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(unavailable)?;
+        let mut keys = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor
+                .deserialize_current()
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            keys.push(document.into_record()?);
+        }
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .keys
+            .update_one(
+                doc! { "name": name, "revoked_at": null },
+                doc! { "$set": { "revoked_at": time_to_bson(at) } },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(result.modified_count > 0)
+    }
+
+    async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.keys
+            .update_one(
+                doc! { "_id": uuid_to_bson(id) },
+                doc! { "$set": { "last_used_at": time_to_bson(at) } },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -22,8 +22,10 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use super::{
-    stored_redirect_type, Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError,
+    stored_digest, stored_redirect_type, stored_role, Link, LinkStore, OutboxEvent, SpoolState,
+    SpooledClick, StoreError,
 };
+use crate::keys::{KeyDigest, KeyRecord};
 
 /// The SQLite adapter of [`LinkStore`].
 #[derive(Debug, Clone)]
@@ -77,6 +79,20 @@ fn to_link(model: links::Model) -> Result<Link, StoreError> {
         deleted_at: model.deleted_at,
         click_count: u64::try_from(model.click_count).unwrap_or_default(),
         version: u64::try_from(model.version).unwrap_or_default(),
+        owner: model.owner,
+        forward_query: model.forward_query,
+    })
+}
+
+fn to_key(model: api_keys::Model) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        role: stored_role(&model.name, &model.role)?,
+        digest: stored_digest(&model.name, &model.digest)?,
+        id: model.id,
+        name: model.name,
+        created_at: model.created_at,
+        last_used_at: model.last_used_at,
+        revoked_at: model.revoked_at,
     })
 }
 
@@ -97,6 +113,8 @@ fn link_row(link: &Link) -> links::ActiveModel {
         deleted_at: Set(link.deleted_at),
         click_count: Set(to_i64(link.click_count)),
         version: Set(to_i64(link.version)),
+        owner: Set(link.owner),
+        forward_query: Set(link.forward_query),
     }
 }
 
@@ -163,10 +181,18 @@ impl LinkStore for SqliteStore {
             .transpose()
     }
 
-    async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Link>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        owner: Option<Uuid>,
+    ) -> Result<Vec<Link>, StoreError> {
         let mut query = links::Entity::find().filter(links::Column::DeletedAt.is_null());
         if let Some(after) = after {
             query = query.filter(links::Column::Id.lt(after));
+        }
+        if let Some(owner) = owner {
+            query = query.filter(links::Column::Owner.eq(owner));
         }
         query
             .order_by_desc(links::Column::Id)
@@ -179,7 +205,7 @@ impl LinkStore for SqliteStore {
             .collect()
     }
 
-    async fn update(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
+    async fn update(&self, link: &Link, event: Option<&OutboxEvent>) -> Result<(), StoreError> {
         let txn = self.db.begin().await.map_err(unavailable)?;
         let mut changes = link_row(link);
         // Identity, creation time and the click counter (owned by the click
@@ -188,6 +214,7 @@ impl LinkStore for SqliteStore {
         changes.code = NotSet;
         changes.created_at = NotSet;
         changes.click_count = NotSet;
+        changes.owner = NotSet;
         let updated = links::Entity::update_many()
             .set(changes)
             .filter(links::Column::Id.eq(link.id))
@@ -198,10 +225,12 @@ impl LinkStore for SqliteStore {
         if updated.rows_affected != 1 {
             return Err(StoreError::Conflict(link.code.clone()));
         }
-        outbox::Entity::insert(outbox_row(event))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(unavailable)?;
+        if let Some(event) = event {
+            outbox::Entity::insert(outbox_row(event))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
         txn.commit().await.map_err(unavailable)
     }
 
@@ -329,6 +358,72 @@ impl LinkStore for SqliteStore {
             .map_err(unavailable)
     }
 
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let row = api_keys::ActiveModel {
+            id: Set(key.id),
+            name: Set(key.name.clone()),
+            role: Set(key.role.as_str().to_owned()),
+            digest: Set(key.digest.to_hex()),
+            created_at: Set(key.created_at),
+            last_used_at: Set(key.last_used_at),
+            revoked_at: Set(key.revoked_at),
+        };
+        match api_keys::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => Err(match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    StoreError::KeyNameTaken(key.name.clone())
+                }
+                _ => unavailable(error),
+            }),
+        }
+    }
+
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::Digest.eq(digest.to_hex()))
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+            .map(to_key)
+            .transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        api_keys::Entity::find()
+            .order_by_asc(api_keys::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(to_key)
+            .collect()
+    }
+
+    async fn revoke_key(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let revoked = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(at))
+            .filter(api_keys::Column::Name.eq(name))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(revoked.rows_affected > 0)
+    }
+
+    async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::LastUsedAt, Expr::value(at))
+            .filter(api_keys::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(unavailable)
     }
@@ -354,6 +449,8 @@ mod links {
         pub deleted_at: Option<DateTimeUtc>,
         pub click_count: i64,
         pub version: i64,
+        pub owner: Option<Uuid>,
+        pub forward_query: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -410,6 +507,32 @@ mod click_spool {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The `api_keys` table: digests of keys, never keys.
+mod api_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        #[sea_orm(unique)]
+        pub name: String,
+        pub role: String,
+        /// SHA-256 of the key, hex.
+        #[sea_orm(unique)]
+        pub digest: String,
+        pub created_at: DateTimeUtc,
+        pub last_used_at: Option<DateTimeUtc>,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// Schema migrations, applied at start-up and recorded by sea-orm-migration.
 mod migration {
     use sea_orm_migration::prelude::*;
@@ -418,7 +541,11 @@ mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateLinksAndOutbox), Box::new(CreateClickSpool)]
+            vec![
+                Box::new(CreateLinksAndOutbox),
+                Box::new(CreateClickSpool),
+                Box::new(KeysAndLinkOwners),
+            ]
         }
     }
 
@@ -464,6 +591,51 @@ mod migration {
             manager
                 .get_connection()
                 .execute_unprepared("DROP TABLE outbox; DROP TABLE links;")
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// API keys, the key that made each link, and per-link query forwarding.
+    struct KeysAndLinkOwners;
+
+    impl MigrationName for KeysAndLinkOwners {
+        fn name(&self) -> &str {
+            "m0003_keys_and_link_owners"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for KeysAndLinkOwners {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE links ADD COLUMN owner BLOB;
+                    ALTER TABLE links ADD COLUMN forward_query INTEGER NOT NULL DEFAULT 1;
+                    CREATE INDEX links_owner ON links (owner, id) WHERE deleted_at IS NULL;
+                    CREATE TABLE api_keys (
+                        id BLOB PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL UNIQUE,
+                        role TEXT NOT NULL,
+                        digest TEXT NOT NULL UNIQUE,
+                        created_at TEXT NOT NULL,
+                        last_used_at TEXT,
+                        revoked_at TEXT
+                    );",
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "DROP TABLE api_keys; DROP INDEX links_owner;
+                    ALTER TABLE links DROP COLUMN forward_query;
+                    ALTER TABLE links DROP COLUMN owner;",
+                )
                 .await?;
             Ok(())
         }

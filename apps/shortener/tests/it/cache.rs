@@ -42,12 +42,16 @@ async fn service(
 async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalidates_it() {
     let (service, store, cache, _dir) = service(Duration::from_secs(600)).await;
     let link = service
-        .create(NewLink {
-            url: TargetUrl::parse("https://example.com/first").unwrap(),
-            alias: None,
-            expires_at: None,
-            redirect_type: RedirectType::Found,
-        })
+        .create(
+            NewLink {
+                url: TargetUrl::parse("https://example.com/first").unwrap(),
+                alias: None,
+                expires_at: None,
+                redirect_type: RedirectType::Found,
+                forward_query: true,
+            },
+            uuid::Uuid::nil(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -59,7 +63,10 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
     let mut behind = link.clone();
     behind.url = "https://example.com/behind".into();
     behind.version = 2;
-    store.update(&behind, &created(&behind)).await.unwrap();
+    store
+        .update(&behind, Some(&created(&behind)))
+        .await
+        .unwrap();
     assert_eq!(
         service.resolve(&link.code).await.unwrap().url,
         "https://example.com/first"
@@ -72,7 +79,10 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
         redirect_type: Some(RedirectType::TemporaryRedirect),
         ..LinkChanges::default()
     };
-    service.update(&link.code, &changes).await.unwrap();
+    service
+        .update(&link.code, &changes, shortener::keys::Scope::All)
+        .await
+        .unwrap();
     let resolved = service.resolve(&link.code).await.unwrap();
     assert_eq!(resolved.url, "https://example.com/behind");
     assert_eq!(resolved.redirect_type, RedirectType::TemporaryRedirect);
@@ -113,6 +123,14 @@ fn a_lookup_that_started_before_an_invalidation_cannot_put_a_stale_link_back() {
     assert!(matches!(cache.get("racy"), Cached::Unknown));
     // A lookup after the invalidation is cached as usual.
     let fresh = cache.ticket("racy");
-    cache.insert("racy", Some(stale), fresh);
+    cache.insert("racy", Some(stale.clone()), fresh);
     assert!(matches!(cache.get("racy"), Cached::Link(_)));
+
+    // A creation elsewhere can make "unknown" stale, never a link.
+    let before_creation = cache.ticket("born");
+    cache.forget_missing("born");
+    cache.insert("born", None, before_creation);
+    assert!(matches!(cache.get("born"), Cached::Unknown));
+    cache.insert("born", Some(stale), before_creation);
+    assert!(matches!(cache.get("born"), Cached::Link(_)));
 }

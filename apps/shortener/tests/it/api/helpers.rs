@@ -23,13 +23,18 @@ pub enum Store {
 /// What a test may change in the settings.
 #[derive(Debug, Default, Clone)]
 pub struct Options {
-    pub api_key: Option<&'static str>,
     pub create_rate_per_minute: Option<u32>,
+    pub auth_failures_per_minute: Option<u32>,
+    pub trusted_proxies: Option<&'static str>,
+    pub country_header: Option<&'static str>,
 }
 
 pub struct TestApp {
     pub address: String,
+    /// Sends the admin key (`SHORTENER_API_KEY`) with every request.
     pub client: reqwest::Client,
+    /// Sends no key.
+    pub anonymous: reqwest::Client,
     pub nats: NatsServer,
     /// The app's own store, still usable after `stop`.
     pub store: Arc<dyn LinkStore>,
@@ -61,13 +66,25 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
             (settings, Some(mongo))
         }
     };
+    let admin_key = hex::encode(rand::random::<[u8; 32]>());
     let settings = Settings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         public_url: "https://sho.rt".into(),
         nats_url: nats.url(),
         store: store_settings,
-        api_key: options.api_key.map(Secret::new),
+        api_key: Some(Secret::new(admin_key.clone())),
         create_rate_per_minute: options.create_rate_per_minute.unwrap_or(0),
+        auth_failures_per_minute: std::num::NonZeroU32::new(
+            options.auth_failures_per_minute.unwrap_or(10_000),
+        )
+        .unwrap(),
+        trusted_proxies: shortener::client_addr::TrustedProxies::parse(
+            options.trusted_proxies.unwrap_or_default(),
+        )
+        .unwrap(),
+        country_header: options
+            .country_header
+            .map(|h| h.parse().expect("a header name")),
         ..Settings::default()
     };
     let app = Application::build(&settings)
@@ -78,14 +95,11 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
     let store = app.store();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = client_with_key(Some(&admin_key));
     Some(TestApp {
         address,
         client,
+        anonymous: client_with_key(None),
         nats,
         store,
         settings: settings_kept,
@@ -96,7 +110,48 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
     })
 }
 
+/// An HTTP client that follows no redirect and sends `key` (if any).
+pub fn client_with_key(key: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert("x-api-key", key.parse().unwrap());
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 impl TestApp {
+    /// The variables that point a `shortener` process at this app's store.
+    pub fn store_env(&self) -> Vec<(String, String)> {
+        match &self.settings.store {
+            StoreSettings::Sqlite { path } => {
+                vec![("SHORTENER_SQLITE_PATH".into(), path.display().to_string())]
+            }
+            StoreSettings::Mongo { uri, database } => vec![
+                ("SHORTENER_MONGODB_URI".into(), uri.expose().to_owned()),
+                ("SHORTENER_MONGODB_DATABASE".into(), database.clone()),
+            ],
+        }
+    }
+
+    /// A new stored key of this role, made through the API; the key.
+    pub async fn key(&self, name: &str, role: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/v1/keys"))
+            .json(&serde_json::json!({ "name": name, "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["key"].as_str().unwrap().to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

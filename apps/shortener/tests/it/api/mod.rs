@@ -47,75 +47,7 @@ macro_rules! api_suite {
 api_suite!(sqlite);
 api_suite!(mongo);
 
-mod access {
-    use serde_json::json;
-
-    use super::helpers::{problem, spawn_app, Options, Store};
-
-    #[tokio::test]
-    async fn writes_need_the_api_key_when_one_is_configured() {
-        let options = Options {
-            api_key: Some("s3cret-key"),
-            ..Options::default()
-        };
-        let Some(app) = spawn_app(Store::sqlite, options).await else {
-            return;
-        };
-        let body = json!({ "url": "https://example.com/", "alias": "keyed" });
-        let missing = app.create(body.clone()).await;
-        assert!(missing.headers().contains_key("www-authenticate"));
-        problem(missing, 401).await;
-        let wrong = app
-            .client
-            .post(app.url("/api/v1/links"))
-            .header("x-api-key", "s3cret-kez")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        problem(wrong, 401).await;
-        let right = app
-            .client
-            .post(app.url("/api/v1/links"))
-            .header("x-api-key", "s3cret-key")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(right.status(), 201);
-        // Reads and redirects stay open.
-        assert_eq!(app.get("/api/v1/links/keyed").await.status(), 200);
-        assert_eq!(app.get("/keyed").await.status(), 302);
-        problem(app.delete("keyed").await, 401).await;
-        app.stop().await;
-    }
-
-    #[tokio::test]
-    async fn creation_is_rate_limited_per_client_with_retry_after() {
-        let options = Options {
-            create_rate_per_minute: Some(3),
-            ..Options::default()
-        };
-        let Some(app) = spawn_app(Store::sqlite, options).await else {
-            return;
-        };
-        for n in 0..3 {
-            app.create_ok(json!({ "url": format!("https://example.com/{n}") }))
-                .await;
-        }
-        let limited = app.create(json!({ "url": "https://example.com/4" })).await;
-        let retry_after: u64 = limited.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=60).contains(&retry_after), "{retry_after}");
-        problem(limited, 429).await;
-        // Only creation is limited.
-        assert_eq!(app.get("/api/v1/links").await.status(), 200);
-        app.stop().await;
-    }
-}
+mod access;
 
 mod observability {
     use std::time::{Duration, Instant};

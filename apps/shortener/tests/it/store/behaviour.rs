@@ -23,6 +23,8 @@ pub fn link(code: &str) -> Link {
         deleted_at: None,
         click_count: 0,
         version: 1,
+        owner: None,
+        forward_query: true,
     }
 }
 
@@ -130,7 +132,10 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) 
     changed.expires_at = None;
     changed.updated_at = original.updated_at + Duration::seconds(1);
     changed.version = 2;
-    store.update(&changed, &updated(&changed)).await.unwrap();
+    store
+        .update(&changed, Some(&updated(&changed)))
+        .await
+        .unwrap();
     assert_eq!(
         store.find("versioned").await.unwrap(),
         Some(changed.clone())
@@ -140,7 +145,10 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) 
     let mut stale = original.clone();
     stale.url = "https://example.net/lost".into();
     stale.version = 2;
-    let error = store.update(&stale, &updated(&stale)).await.unwrap_err();
+    let error = store
+        .update(&stale, Some(&updated(&stale)))
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
     assert_eq!(
         store.find("versioned").await.unwrap(),
@@ -151,7 +159,7 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) 
     let mut gone = changed.clone();
     gone.deleted_at = Some(changed.updated_at + Duration::seconds(1));
     gone.version = 3;
-    store.update(&gone, &deleted(&gone)).await.unwrap();
+    store.update(&gone, Some(&deleted(&gone))).await.unwrap();
     let found = store.find("versioned").await.unwrap().unwrap();
     assert_eq!(
         found.deleted_at, gone.deleted_at,
@@ -169,15 +177,19 @@ pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl 
     let mut gone = links[3].clone();
     gone.deleted_at = Some(Utc::now().trunc_subsecs(3));
     gone.version = 2;
-    store.update(&gone, &deleted(&gone)).await.unwrap();
+    store.update(&gone, Some(&deleted(&gone))).await.unwrap();
 
-    let first = store.list(None, 4).await.unwrap();
+    let first = store.list(None, 4, None).await.unwrap();
     let codes: Vec<_> = first.iter().map(|l| l.code.as_str()).collect();
     assert_eq!(codes, ["page6", "page5", "page4", "page2"]);
-    let rest = store.list(Some(first[3].id), 4).await.unwrap();
+    let rest = store.list(Some(first[3].id), 4, None).await.unwrap();
     let codes: Vec<_> = rest.iter().map(|l| l.code.as_str()).collect();
     assert_eq!(codes, ["page1", "page0"]);
-    assert!(store.list(Some(rest[1].id), 4).await.unwrap().is_empty());
+    assert!(store
+        .list(Some(rest[1].id), 4, None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn clicks_accumulate(store: &impl LinkStore) {
