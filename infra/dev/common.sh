@@ -16,11 +16,45 @@ docker_works() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
+# The admin key `make up` gives both services, and the env file the compose
+# stack reads its secrets from; both 0600, written once and kept.
+key_file="$data_dir/api-key"
+compose_env="$data_dir/compose.env"
+
+random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# ensure_secrets: creates the key and the env file when missing.
+ensure_secrets() {
+    mkdir -p "$data_dir"
+    if [[ ! -s "$key_file" ]]; then
+        (umask 077 && random_hex >"$key_file.tmp" && echo >>"$key_file.tmp" && mv "$key_file.tmp" "$key_file")
+        echo "up: created an admin API key in $key_file"
+    fi
+    chmod 600 "$key_file"
+    if [[ ! -s "$compose_env" ]]; then
+        (umask 077 && printf 'URL_SHORTENER_API_KEY=%s\nCLICKHOUSE_PASSWORD=%s\n' \
+            "$(tr -d '\n' <"$key_file")" "$(random_hex)" >"$compose_env")
+    fi
+    chmod 600 "$compose_env"
+}
+
+# The admin key, for the tour and the scripts.
+api_key() {
+    if [[ -n "${URL_SHORTENER_API_KEY:-}" ]]; then
+        echo "$URL_SHORTENER_API_KEY"
+    elif [[ -s "$key_file" ]]; then
+        tr -d '\n' <"$key_file"
+    else
+        echo "no API key: run make up first (it writes $key_file)" >&2
+        return 1
+    fi
+}
+
 compose() {
     if docker compose version >/dev/null 2>&1; then
-        docker compose -p url-shortener -f infra/docker-compose.yml "$@"
+        docker compose -p url-shortener --env-file "$compose_env" -f infra/docker-compose.yml "$@"
     else
-        docker-compose -p url-shortener -f infra/docker-compose.yml "$@"
+        docker-compose -p url-shortener --env-file "$compose_env" -f infra/docker-compose.yml "$@"
     fi
 }
 
@@ -94,17 +128,22 @@ wait_ready() {
 }
 
 print_welcome() {
+    local key
+    key="$(api_key)"
     cat <<EOF
 
 The URL shortener runs.
   shortener  $shortener_url   (API: $shortener_url/api/v1/links, OpenAPI: $shortener_url/api/v1/openapi.json)
   analytics  $analytics_url   (dashboard: $analytics_url/, stats: $analytics_url/api/v1/links/{code}/stats)
   logs       $1
+  admin key  $key
+             (kept in $key_file, mode 0600; send it as X-Api-Key. Redirects need none.)
 
 Try:
-  curl -s -X POST $shortener_url/api/v1/links -H 'content-type: application/json' -d '{"url":"https://example.com/hello","alias":"hello"}'
+  KEY=\$(cat $key_file)
+  curl -s -X POST $shortener_url/api/v1/links -H "X-Api-Key: \$KEY" -H 'content-type: application/json' -d '{"url":"https://example.com/hello","alias":"hello"}'
   curl -si $shortener_url/hello
-  curl -s $analytics_url/api/v1/links/hello/stats
+  curl -s -H "X-Api-Key: \$KEY" $analytics_url/api/v1/links/hello/stats
 or run the whole tour: make demo. Stop everything: make down.
 EOF
 }

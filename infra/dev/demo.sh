@@ -10,8 +10,8 @@ curl -fsS -o /dev/null --max-time 2 "$shortener_url/ready" && curl -fsS -o /dev/
     echo "demo: the system is not running or not ready; run make up first" >&2
     exit 1
 }
-api_key=()
-[[ -n "${SHORTENER_API_KEY:-}" ]] && api_key=(-H "X-Api-Key: $SHORTENER_API_KEY")
+key="$(api_key)"
+api_key=(-H "X-Api-Key: $key")
 
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
@@ -51,7 +51,7 @@ for i in "${!codes[@]}"; do
     code="${codes[$i]}"
     deadline=$((SECONDS + 30))
     while :; do
-        total="$(curl -fsS "$analytics_url/api/v1/links/$code/stats" 2>/dev/null | json_field total_clicks 2>/dev/null || echo 0)"
+        total="$(curl -fsS "${api_key[@]}" "$analytics_url/api/v1/links/$code/stats" 2>/dev/null | json_field total_clicks 2>/dev/null || echo 0)"
         [[ "$total" == "${clicks[$i]}" ]] && break
         if ((SECONDS >= deadline)); then
             echo "demo: analytics shows $total clicks for $code after 30 s, expected ${clicks[$i]}" >&2
@@ -74,7 +74,7 @@ PY
 for code in "${codes[@]}"; do
     echo
     echo "\$ curl $analytics_url/api/v1/links/$code/stats"
-    curl -fsS "$analytics_url/api/v1/links/$code/stats" | python3 -c "$summary"
+    curl -fsS "${api_key[@]}" "$analytics_url/api/v1/links/$code/stats" | python3 -c "$summary"
 done
 echo
 echo "Dashboard: $analytics_url/  (this link: $analytics_url/links/${codes[0]})"

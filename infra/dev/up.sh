@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source infra/dev/common.sh
 
+ensure_secrets
+key="$(api_key)"
+
 if [[ "${URL_SHORTENER_NATIVE:-}" != 1 ]] && docker_works; then
     mkdir -p "$run_dir"
     echo docker >"$run_dir/mode"
@@ -59,12 +62,14 @@ ensure_free analytics "$analytics_addr"
 start nats "$nats_bin" -js -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor_port" -sd "$data_dir/nats"
 wait_http nats "http://127.0.0.1:$nats_monitor_port/healthz" 30
 
-SHORTENER_HTTP_ADDR="$shortener_addr" \
+SHORTENER_API_KEY="$key" \
+    SHORTENER_HTTP_ADDR="$shortener_addr" \
     SHORTENER_PUBLIC_URL="${SHORTENER_PUBLIC_URL:-$shortener_url}" \
     SHORTENER_NATS_URL="nats://127.0.0.1:$nats_port" \
     SHORTENER_SQLITE_PATH="${SHORTENER_SQLITE_PATH:-$data_dir/shortener/links.db}" \
     start shortener "$bin_dir/shortener"
-ANALYTICS_HTTP_ADDR="$analytics_addr" \
+ANALYTICS_API_KEY="$key" \
+    ANALYTICS_HTTP_ADDR="$analytics_addr" \
     ANALYTICS_NATS_URL="nats://127.0.0.1:$nats_port" \
     ANALYTICS_SQLITE_PATH="${ANALYTICS_SQLITE_PATH:-$data_dir/analytics/analytics.db}" \
     start analytics "$bin_dir/analytics"

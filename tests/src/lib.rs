@@ -16,6 +16,7 @@
 
 mod backends;
 pub mod process;
+pub mod proxy;
 pub mod services;
 
 pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsServer};

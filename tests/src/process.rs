@@ -360,6 +360,14 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     )
 }
 
+/// Like [`http_get`], presenting an API key (`X-Api-Key`).
+pub fn http_get_with_key(port: u16, path: &str, key: &str) -> Option<(u16, String)> {
+    http_request(
+        port,
+        &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Api-Key: {key}\r\n\r\n"),
+    )
+}
+
 /// Sends a raw HTTP/1.0 request to 127.0.0.1 and returns the status code and
 /// body, or `None` when nothing answers.
 pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {

@@ -39,7 +39,32 @@ fn a_compose_tool_accepts_the_file() {
         eprintln!("SKIPPED: docker-compose is not installed");
         return;
     };
+    // Secrets come from the env file `make up` writes; without one the
+    // file must refuse, never fall back to a default.
+    let without = Command::new(&tool)
+        .args(["-f", "infra/docker-compose.yml", "config", "-q"])
+        .current_dir(repo())
+        .env_remove("URL_SHORTENER_API_KEY")
+        .env_remove("CLICKHOUSE_PASSWORD")
+        .output()
+        .expect("docker-compose runs");
+    assert!(
+        !without.status.success(),
+        "the compose file has a default for a secret"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("compose.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "URL_SHORTENER_API_KEY={}\nCLICKHOUSE_PASSWORD=p\n",
+            "k".repeat(64)
+        ),
+    )
+    .unwrap();
     let output = Command::new(tool)
+        .arg("--env-file")
+        .arg(&env_file)
         .args(["-f", "infra/docker-compose.yml", "config", "-q"])
         .current_dir(repo())
         .output()

@@ -23,7 +23,10 @@ use async_nats::jetstream;
 use chrono::{TimeZone, Utc};
 use contracts::{encode, Envelope, UrlClicked, UrlCreated};
 use rand::{Rng, SeedableRng};
-use system_tests::process::{free_port, http_get, scrape_metric};
+use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};
+
+/// The key the benchmark's analytics runs with.
+const BENCH_KEY: &str = "analytics-bench-key-0123456789abcdef0123456789";
 use system_tests::{ClickHouseServer, NatsServer};
 use uuid::Uuid;
 
@@ -64,6 +67,7 @@ fn analytics(vars: &[(&str, String)]) -> (Guard, u16) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
     command
         .env("ANALYTICS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ANALYTICS_API_KEY", BENCH_KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     for (name, value) in vars {
@@ -347,7 +351,8 @@ fn main() {
     let query = |code: &str| {
         let started = Instant::now();
         let (status, body) =
-            http_get(port, &format!("/api/v1/links/{code}/stats")).expect("stats answer");
+            http_get_with_key(port, &format!("/api/v1/links/{code}/stats"), BENCH_KEY)
+                .expect("stats answer");
         assert_eq!(status, 200, "{body}");
         started.elapsed().as_secs_f64() * 1_000.0
     };

@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::model::{Bucket, LinkCopy, Window};
@@ -30,9 +31,31 @@ const DEFAULT_GRACE_SECONDS: i64 = 300;
     ),
     paths(stats_by_code, stats_by_id, reconciliation),
     components(schemas(Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
+    modifiers(&KeySecurity),
     tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks"))
 )]
 pub struct ApiDoc;
+
+/// Every endpoint but `/health`, `/ready` and `/metrics` needs a key:
+/// `X-Api-Key`, or a bearer token.
+struct KeySecurity;
+
+impl Modify for KeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "An analytics API key (analytics api-key create)",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 /// The OpenAPI document, rendered once.
 pub fn openapi_json() -> &'static str {
@@ -338,7 +361,10 @@ async fn stats_response(
         (status = 200, description = "The link's statistics", body = Stats),
         (status = 400, description = "A parameter is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Analytics knows no link with this code", body = ProblemBody, content_type = "application/problem+json"),
-    )
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
 )]
 async fn stats_by_code(
     store: Store,
@@ -360,7 +386,10 @@ async fn stats_by_code(
         (status = 200, description = "The link's statistics", body = Stats),
         (status = 400, description = "A parameter is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Analytics knows no link with this id", body = ProblemBody, content_type = "application/problem+json"),
-    )
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
 )]
 async fn stats_by_id(
     store: Store,
@@ -422,7 +451,10 @@ pub struct Reconciliation {
     responses(
         (status = 200, description = "Orphans and deleted links", body = Reconciliation),
         (status = 400, description = "grace_seconds is not a non-negative integer", body = ProblemBody, content_type = "application/problem+json"),
-    )
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
 )]
 async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let grace = match url::form_urlencoded::parse(request.query_string().as_bytes())

@@ -31,6 +31,37 @@ pub struct Settings {
     pub store: StoreSettings,
     /// `ANALYTICS_BATCH_SIZE`, `ANALYTICS_ACK_WAIT_SECONDS`, `ANALYTICS_MAX_DELIVER`.
     pub consumers: ConsumerSettings,
+    /// An extra key (`ANALYTICS_API_KEY`, at least 32 characters); stored
+    /// keys are managed with `analytics api-key`.
+    pub api_key: Option<ApiKey>,
+    /// Failed key checks per client per minute before it gets 429
+    /// (`ANALYTICS_AUTH_FAILURES_PER_MINUTE`).
+    pub auth_failures_per_minute: std::num::NonZeroU32,
+}
+
+/// A configured key: never printed.
+#[derive(Clone)]
+pub struct ApiKey(pub String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// The shortest configured key accepted.
+pub const MIN_KEY_CHARS: usize = 32;
+
+/// A connection URL as it may be logged: its password masked.
+pub fn masked(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
 }
 
 impl Default for Settings {
@@ -42,6 +73,8 @@ impl Default for Settings {
                 path: PathBuf::from(".data/analytics/analytics.db"),
             },
             consumers: ConsumerSettings::default(),
+            api_key: None,
+            auth_failures_per_minute: std::num::NonZeroU32::new(30).expect("non-zero"),
         }
     }
 }
@@ -118,6 +151,17 @@ impl Settings {
             }
             settings.consumers.max_deliver = n;
         }
+        if let Some(key) = lookup("ANALYTICS_API_KEY") {
+            if key.chars().count() < MIN_KEY_CHARS {
+                return Err(anyhow!(
+                    "ANALYTICS_API_KEY must be at least {MIN_KEY_CHARS} characters"
+                ));
+            }
+            settings.api_key = Some(ApiKey(key));
+        }
+        if let Some(v) = lookup("ANALYTICS_AUTH_FAILURES_PER_MINUTE") {
+            settings.auth_failures_per_minute = parsed("ANALYTICS_AUTH_FAILURES_PER_MINUTE", &v)?;
+        }
         Ok(settings)
     }
 }
@@ -166,9 +210,26 @@ mod tests {
             ("ANALYTICS_BATCH_SIZE", "0"),
             ("ANALYTICS_ACK_WAIT_SECONDS", "soon"),
             ("ANALYTICS_MAX_DELIVER", "1"),
+            ("ANALYTICS_API_KEY", "short"),
+            ("ANALYTICS_AUTH_FAILURES_PER_MINUTE", "0"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{name}: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod masking {
+    use super::masked;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            masked("http://analytics:s3cret@clickhouse:8123/"),
+            "http://analytics:***@clickhouse:8123/"
+        );
+        assert_eq!(masked("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert!(!masked("nats://u:pw@h:1").contains("pw"));
     }
 }

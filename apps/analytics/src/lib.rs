@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod consumer;
 pub mod dashboard;
 pub mod enrich;
+pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod model;

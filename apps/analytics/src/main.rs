@@ -2,7 +2,8 @@
 //!
 //! `analytics` serves; `analytics replay` rebuilds the store from the stream
 //! (run it while the service is stopped); `analytics openapi` prints the
-//! OpenAPI document.
+//! OpenAPI document; `analytics api-key create|list|revoke` manages keys
+//! against the configured store, also while the service runs.
 
 use analytics::{Application, Settings};
 use tracing_subscriber::EnvFilter;
@@ -13,6 +14,11 @@ async fn main() -> anyhow::Result<()> {
     if command.as_deref() == Some("openapi") {
         println!("{}", analytics::api::openapi_json());
         return Ok(());
+    }
+    if command.as_deref() == Some("api-key") {
+        // No logs on stdout: it carries only the new key.
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return api_key(&args).await;
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -36,6 +42,55 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Some(other) => anyhow::bail!("unknown command {other:?}; use serve, replay or openapi"),
+    }
+    Ok(())
+}
+
+const KEY_USAGE: &str = "usage:
+  analytics api-key create --name NAME   prints the new key, and nothing else
+  analytics api-key list                 name, created, last used, revoked
+  analytics api-key revoke NAME";
+
+/// `analytics api-key ...` against the configured store.
+async fn api_key(args: &[String]) -> anyhow::Result<()> {
+    use analytics::keys::{create_key, revoke_key};
+    let settings = Settings::from_env()?;
+    let store = analytics::startup::open_store(&settings.store).await?;
+    let time = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or("-".to_owned(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            })
+    };
+    match args.first().map(String::as_str) {
+        Some("create") => {
+            let name = match (args.get(1).map(String::as_str), args.get(2)) {
+                (Some("--name"), Some(name)) if args.len() == 3 => name,
+                _ => anyhow::bail!("{KEY_USAGE}"),
+            };
+            let (_, key) = create_key(store.as_ref(), name).await?;
+            println!("{key}");
+        }
+        Some("list") => {
+            println!(
+                "{:<24} {:<20} {:<20} revoked",
+                "name", "created", "last used"
+            );
+            for key in store.list_keys().await? {
+                println!(
+                    "{:<24} {:<20} {:<20} {}",
+                    key.name,
+                    time(Some(key.created_at)),
+                    time(key.last_used_at),
+                    time(key.revoked_at)
+                );
+            }
+        }
+        Some("revoke") if args.len() == 2 => {
+            revoke_key(store.as_ref(), &args[1]).await?;
+            eprintln!("revoked {:?}; it stops working within 5 s", args[1]);
+        }
+        _ => anyhow::bail!("{KEY_USAGE}"),
     }
     Ok(())
 }

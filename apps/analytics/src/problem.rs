@@ -29,6 +29,21 @@ pub enum ApiError {
     Unavailable(#[source] anyhow::Error),
     #[error("not ready: {}", .0.join("; "))]
     NotReady(Vec<String>),
+    #[error("a valid API key is required (X-Api-Key or Authorization: Bearer)")]
+    Unauthorized,
+    #[error("too many failed attempts from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl From<crate::keys::AuthError> for ApiError {
+    fn from(error: crate::keys::AuthError) -> Self {
+        use crate::keys::AuthError;
+        match error {
+            AuthError::Refused => ApiError::Unauthorized,
+            AuthError::Throttled { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            AuthError::Unavailable(e) => ApiError::Unavailable(e.into()),
+        }
+    }
 }
 
 impl ApiError {
@@ -45,6 +60,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotReady(_) => "not_ready",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -61,6 +78,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -80,7 +99,23 @@ impl ResponseError for ApiError {
                 .collect();
             detail = format!("{detail}: {}", listed.join("; "));
         }
-        render(self.status_code(), self.code(), &detail, params)
+        let mut response = render(self.status_code(), self.code(), &detail, params);
+        match self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer, ApiKey header=\"X-Api-Key\""),
+                );
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_secs),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

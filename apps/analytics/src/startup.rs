@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::middleware::ErrorHandlers;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, ErrorHandlers, Next};
+use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use async_nats::jetstream;
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, StoreSettings};
 use crate::consumer::{ensure_consumers, lag, ConsumerSettings, Ingest};
+use crate::keys::{bootstrap_key, Authenticator};
 use crate::links::LinkCopies;
 use crate::metrics::{Metrics, RequestLabels, SubjectLabel};
 use crate::problem::{self, ApiError};
@@ -36,7 +39,7 @@ pub async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
         .retry_on_initial_connect()
         .connect(url)
         .await
-        .with_context(|| format!("invalid NATS URL {url:?}"))
+        .with_context(|| format!("invalid NATS URL {}", crate::configuration::masked(url)))
 }
 
 /// The running service: HTTP server and the consumers.
@@ -77,6 +80,14 @@ impl Application {
             metrics: metrics.clone(),
             consuming: consuming.clone(),
         });
+        if settings.api_key.is_none() {
+            bootstrap_key(store.as_ref()).await?;
+        }
+        let auth = web::Data::new(Authenticator::new(
+            store.clone(),
+            settings.api_key.as_ref().map(|k| k.0.as_str()),
+            settings.auth_failures_per_minute,
+        ));
         let store_data: api::Store = web::Data::new(store.clone());
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
@@ -86,6 +97,8 @@ impl Application {
             App::new()
                 .app_data(store_data.clone())
                 .app_data(probes.clone())
+                .app_data(auth.clone())
+                .wrap(from_fn(require_key))
                 .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
                 .wrap_fn(move |request, service| {
                     let response = service.call(request);
@@ -152,6 +165,50 @@ impl Application {
         shutdown.cancel();
         consumers.await.context("the consumers panicked")?;
         served.context("the HTTP server failed")
+    }
+}
+
+/// Paths anyone may read: probes and metrics. Everything else, the
+/// dashboard and unknown paths included, needs a key.
+const PUBLIC: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+/// The key check in front of every route but [`PUBLIC`].
+async fn require_key(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if PUBLIC.contains(&request.path()) {
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    let auth = request
+        .app_data::<web::Data<Authenticator>>()
+        .expect("the authenticator is registered")
+        .clone();
+    let headers = request.headers();
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .map(str::to_owned);
+    let client = request
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
+    match auth.authenticate(key.as_deref(), client).await {
+        Ok(()) => next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+        Err(error) => {
+            let response = ApiError::from(error).error_response();
+            Ok(request.into_response(response))
+        }
     }
 }
 
@@ -245,12 +302,14 @@ async fn report_lag(
 
 /// Readiness: the store answers, NATS is connected and the consumers run.
 async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
-    let store = probes
-        .store
-        .ping()
-        .await
-        .err()
-        .map(|e| format!("store: {e}"));
+    // Named, not described: error texts can carry hosts and users.
+    let store = match probes.store.ping().await {
+        Ok(()) => None,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the store does not answer");
+            Some("store".to_owned())
+        }
+    };
     let nats = match probes.nats.connection_state() {
         async_nats::connection::State::Connected => None,
         other => Some(format!("nats: {other}")),

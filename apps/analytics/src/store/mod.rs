@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::keys::KeyRecord;
 use crate::model::{BucketCount, ClickRow, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
@@ -90,6 +91,21 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Distinct clicks stored (each `event_id` once).
     async fn click_count(&self) -> Result<u64, StoreError>;
 
-    /// Drops every row (replay rebuilds from the stream).
+    /// Drops every row (replay rebuilds from the stream); keys stay.
     async fn reset(&self) -> Result<(), StoreError>;
+
+    /// Stores a new key; false when a key of that name exists.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;
+
+    /// The key with this digest (hex), revoked ones included.
+    async fn find_key(&self, digest: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes the live key of this name; false when there is none.
+    async fn revoke_key(&self, name: &str, at: i64) -> Result<bool, StoreError>;
+
+    /// Notes that the key was used at `at` (seconds since 1970).
+    async fn touch_key(&self, id: Uuid, at: i64) -> Result<(), StoreError>;
 }

@@ -19,6 +19,7 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use super::{AnalyticsStore, ClickSummary, StoreError};
+use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 
 /// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit).
@@ -146,6 +147,19 @@ fn window_values(window: Window) -> Vec<Value> {
 }
 
 const IN_WINDOW: &str = "shortener_url_id = ? AND clicked_at >= ? AND clicked_at < ?";
+
+const KEY_COLUMNS: &str = "id, name, digest, created_at, last_used_at, revoked_at";
+
+fn to_key(row: &QueryResult) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        id: row.try_get("", "id").map_err(failed)?,
+        name: row.try_get("", "name").map_err(failed)?,
+        digest: row.try_get("", "digest").map_err(failed)?,
+        created_at: row.try_get("", "created_at").map_err(failed)?,
+        last_used_at: row.try_get("", "last_used_at").map_err(failed)?,
+        revoked_at: row.try_get("", "revoked_at").map_err(failed)?,
+    })
+}
 
 #[async_trait]
 impl AnalyticsStore for SqliteStore {
@@ -379,6 +393,70 @@ impl AnalyticsStore for SqliteStore {
             .map(drop)
             .map_err(failed)
     }
+
+    async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError> {
+        let inserted = self
+            .db
+            .execute_raw(statement(
+                &format!(
+                    "INSERT OR IGNORE INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                vec![
+                    key.id.into(),
+                    key.name.clone().into(),
+                    key.digest.clone().into(),
+                    key.created_at.into(),
+                    key.last_used_at.into(),
+                    key.revoked_at.into(),
+                ],
+            ))
+            .await
+            .map_err(failed)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn find_key(&self, digest: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let rows = self
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = ?"),
+                vec![digest.into()],
+            )
+            .await?;
+        rows.first().map(to_key).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = self
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"),
+                Vec::new(),
+            )
+            .await?;
+        rows.iter().map(to_key).collect()
+    }
+
+    async fn revoke_key(&self, name: &str, at: i64) -> Result<bool, StoreError> {
+        let revoked = self
+            .db
+            .execute_raw(statement(
+                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                vec![at.into(), name.into()],
+            ))
+            .await
+            .map_err(failed)?;
+        Ok(revoked.rows_affected() > 0)
+    }
+
+    async fn touch_key(&self, id: Uuid, at: i64) -> Result<(), StoreError> {
+        self.db
+            .execute_raw(statement(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                vec![at.into(), id.into()],
+            ))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
 }
 
 mod migration {
@@ -388,7 +466,49 @@ mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateClicksAndUrlCreations)]
+            vec![
+                Box::new(CreateClicksAndUrlCreations),
+                Box::new(CreateApiKeys),
+            ]
+        }
+    }
+
+    /// Analytics' own API keys: digests, never keys.
+    struct CreateApiKeys;
+
+    /// Named by hand: the derived name is the file's, and the first
+    /// migration already has it.
+    impl MigrationName for CreateApiKeys {
+        fn name(&self) -> &str {
+            "m0002_create_api_keys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateApiKeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE TABLE api_keys (
+                        id BLOB PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL UNIQUE,
+                        digest TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL,
+                        last_used_at INTEGER,
+                        revoked_at INTEGER
+                    );",
+                )
+                .await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared("DROP TABLE api_keys;")
+                .await?;
+            Ok(())
         }
     }
 

@@ -47,6 +47,8 @@ impl Env {
         let mut vars = vec![
             ("ANALYTICS_NATS_URL", self.nats.url()),
             ("ANALYTICS_ACK_WAIT_SECONDS", "2".into()),
+            ("ANALYTICS_API_KEY", TEST_KEY.into()),
+            ("ANALYTICS_AUTH_FAILURES_PER_MINUTE", "10000".into()),
         ];
         match &self.clickhouse {
             Some(ch) => {
@@ -95,6 +97,11 @@ impl Env {
             address,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(
+                    [("x-api-key".parse().unwrap(), TEST_KEY.parse().unwrap())]
+                        .into_iter()
+                        .collect(),
+                )
                 .build()
                 .unwrap(),
             handle,
@@ -104,6 +111,9 @@ impl Env {
         app
     }
 }
+
+/// The key every test app is started with (`ANALYTICS_API_KEY`).
+pub const TEST_KEY: &str = "analytics-test-key-0123456789abcdef0123456789";
 
 pub struct TestApp {
     pub address: String,

@@ -1,6 +1,7 @@
 //! The analytics service's integration tests: one binary, real servers
 //! from the harness (nats-server, and clickhouse-server for that store).
 
+mod access;
 mod behaviour;
 mod helpers;
 mod process;

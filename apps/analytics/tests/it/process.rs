@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use system_tests::process::{free_port, http_get};
+use system_tests::process::{free_port, http_get_with_key};
 use uuid::Uuid;
 
 use super::helpers::{clicked, created, publish, Env};
@@ -37,9 +37,10 @@ fn start(env: &Env, port: u16) -> Analytics {
 }
 
 fn total(port: u16, code: &str) -> Option<u64> {
-    let (status, body) = http_get(
+    let (status, body) = http_get_with_key(
         port,
         &format!("/api/v1/links/{code}/stats?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"),
+        crate::helpers::TEST_KEY,
     )?;
     (status == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).ok())??["total_clicks"]
         .as_u64()
