@@ -78,7 +78,11 @@ fn forward(mut client: TcpStream, target: u16, key: &str) -> io::Result<()> {
         lines.next().unwrap_or_default()
     );
     for line in lines {
-        let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if name != "connection" && name != "x-api-key" && name != "keep-alive" {
             request.push_str(line);
             request.push_str("\r\n");

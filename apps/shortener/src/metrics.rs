@@ -6,6 +6,7 @@
 //! and the registry holds clones of them; gauges that are cheaper to read
 //! than to maintain (outbox depth, queued clicks) are set at scrape time.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -57,7 +58,7 @@ pub struct RequestLabels {
     pub method: Method,
     /// The matched route pattern (`/{code}`, `/api/v1/links`), never the raw
     /// path, so the label set stays small.
-    pub route: String,
+    pub route: Cow<'static, str>,
     pub status: u16,
 }
 
@@ -177,7 +178,13 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, method: Method, route: String, status: u16, elapsed: Duration) {
+    pub fn observe_request(
+        &self,
+        method: Method,
+        route: Cow<'static, str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         if route == "/{code}" {
             self.redirect_seconds.observe(elapsed.as_secs_f64());
         }

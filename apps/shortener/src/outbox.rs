@@ -180,7 +180,7 @@ impl OutboxRelay {
                 event_id: event.event_id,
                 subject: &event.subject,
                 event_version: event.event_version,
-                payload: &event.payload,
+                payload: event.payload.clone().into(),
             })
             .collect();
         let acked_flags =

@@ -48,7 +48,8 @@ pub struct Outgoing<'a> {
     pub event_id: Uuid,
     pub subject: &'a str,
     pub event_version: u32,
-    pub payload: &'a [u8],
+    /// Shared with the caller, not copied.
+    pub payload: bytes::Bytes,
 }
 
 /// Sends every message in order, then awaits the acks, all within `limit`
@@ -62,23 +63,32 @@ pub async fn publish_all(
 ) -> Vec<bool> {
     let deadline = Instant::now() + limit;
     let mut acks = Vec::with_capacity(messages.len());
-    for message in messages {
-        let headers =
-            contracts::headers::for_event(message.event_id, message.subject, message.event_version);
-        let send = jetstream.publish_with_headers(
-            message.subject.to_owned(),
-            header_map(headers),
-            message.payload.to_vec().into(),
-        );
-        match timeout_at(deadline, send).await {
-            Ok(Ok(ack)) => acks.push(ack),
-            _ => break,
+    // One timer for the whole batch, not one per message.
+    let _ = timeout_at(deadline, async {
+        for message in messages {
+            let headers = contracts::headers::for_event(
+                message.event_id,
+                message.subject,
+                message.event_version,
+            );
+            let send = jetstream.publish_with_headers(
+                message.subject.to_owned(),
+                header_map(headers),
+                message.payload.clone(),
+            );
+            match send.await {
+                Ok(ack) => acks.push(ack),
+                Err(_) => break,
+            }
         }
-    }
-    let mut acked = Vec::with_capacity(messages.len());
-    for ack in acks {
-        acked.push(matches!(timeout_at(deadline, ack).await, Ok(Ok(_))));
-    }
-    acked.resize(messages.len(), false);
+    })
+    .await;
+    let mut acked = vec![false; messages.len()];
+    let _ = timeout_at(deadline, async {
+        for (slot, ack) in acked.iter_mut().zip(acks) {
+            *slot = ack.await.is_ok();
+        }
+    })
+    .await;
     acked
 }

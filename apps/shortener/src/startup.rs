@@ -117,10 +117,7 @@ impl Application {
                     let metrics = metrics.clone();
                     async move {
                         let response = response.await?;
-                        let route = response
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".into());
+                        let route = route_label(response.request());
                         metrics.observe_request(
                             method,
                             route,
@@ -225,6 +222,22 @@ async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
         new.key
     );
     Ok(())
+}
+
+/// The matched route pattern, for metrics. Every single-segment path but
+/// the probes is the redirect route, so the hot path is labelled without
+/// matching the path against every route again (which `match_pattern`
+/// does) and without allocating.
+fn route_label(request: &actix_web::HttpRequest) -> std::borrow::Cow<'static, str> {
+    let path = request.path();
+    let single_segment = path.len() > 1 && !path[1..].contains('/');
+    if single_segment && !matches!(path, "/health" | "/ready" | "/metrics") {
+        return std::borrow::Cow::Borrowed("/{code}");
+    }
+    request.match_pattern().map_or(
+        std::borrow::Cow::Borrowed("unmatched"),
+        std::borrow::Cow::Owned,
+    )
 }
 
 /// What `/ready` and `/metrics` look at.

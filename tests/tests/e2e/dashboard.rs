@@ -86,7 +86,11 @@ fn the_dashboard_shows_the_chart_of_a_link_with_clicks_in_a_browser() {
         .expect("the key proxy starts");
     let base = format!("http://127.0.0.1:{}", proxy.port());
     let anonymous = system_tests::process::http_get(system.analytics.port(), "/");
-    assert_eq!(anonymous.map(|(s, _)| s), Some(401), "the dashboard needs a key");
+    assert_eq!(
+        anonymous.map(|(s, _)| s),
+        Some(401),
+        "the dashboard needs a key"
+    );
 
     // The link's page, as the browser built its DOM.
     let dom = browse(

@@ -17,9 +17,15 @@ use crate::store::LinkStore;
 pub struct ClickCounts(Mutex<HashMap<Uuid, u64>>);
 
 impl ClickCounts {
-    pub fn add(&self, link: Uuid, clicks: u64) {
+    /// Adds a batch's clicks under one lock.
+    pub fn add_all(&self, clicks: HashMap<Uuid, u64>) {
+        if clicks.is_empty() {
+            return;
+        }
         if let Ok(mut counts) = self.0.lock() {
-            *counts.entry(link).or_default() += clicks;
+            for (link, n) in clicks {
+                *counts.entry(link).or_default() += n;
+            }
         }
     }
 
@@ -32,9 +38,7 @@ impl ClickCounts {
 
     /// Puts back what could not be saved, adding to what arrived meanwhile.
     fn restore(&self, unsaved: HashMap<Uuid, u64>) {
-        for (link, clicks) in unsaved {
-            self.add(link, clicks);
-        }
+        self.add_all(unsaved);
     }
 }
 

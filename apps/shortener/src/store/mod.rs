@@ -92,7 +92,7 @@ pub struct SpooledClick {
     pub url_id: Uuid,
     pub clicked_at: DateTime<Utc>,
     /// The encoded event, exactly as it is published.
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
 }
 
 /// How far behind the click spool is, for `/metrics`.

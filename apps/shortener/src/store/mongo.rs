@@ -353,7 +353,7 @@ impl SpoolDocument {
             clicked_at: time_to_bson(click.clicked_at),
             payload: Binary {
                 subtype: BinarySubtype::Generic,
-                bytes: click.payload.clone(),
+                bytes: click.payload.to_vec(),
             },
         }
     }
@@ -363,7 +363,7 @@ impl SpoolDocument {
             event_id: Uuid::from_bytes(self.id.bytes()),
             url_id: Uuid::from_bytes(self.url_id.bytes()),
             clicked_at: time_from_bson(self.clicked_at),
-            payload: self.payload.bytes,
+            payload: self.payload.bytes.into(),
         }
     }
 }

@@ -11,12 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -130,21 +130,33 @@ fn outbox_row(event: &OutboxEvent) -> outbox::ActiveModel {
     }
 }
 
-/// Adds served redirects to the links' counters inside `txn`.
+/// Adds served redirects to the links' counters inside `txn`: one
+/// statement per few hundred links, not one per link, since a busy
+/// shortener flushes thousands of links every second.
 async fn add_counts(
     txn: &sea_orm::DatabaseTransaction,
     counts: &[(Uuid, u64)],
 ) -> Result<(), StoreError> {
-    for &(id, clicks) in counts {
-        links::Entity::update_many()
-            .col_expr(
-                links::Column::ClickCount,
-                Expr::col(links::Column::ClickCount).add(to_i64(clicks)),
-            )
-            .filter(links::Column::Id.eq(id))
-            .exec(txn)
-            .await
-            .map_err(unavailable)?;
+    const LINKS_PER_STATEMENT: usize = 400;
+    for chunk in counts.chunks(LINKS_PER_STATEMENT) {
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        // A join (UPDATE ... FROM): one primary-key lookup per link.
+        let sql = format!(
+            "WITH added(id, n) AS (VALUES {rows}) \
+             UPDATE links SET click_count = links.click_count + added.n \
+             FROM added WHERE links.id = added.id"
+        );
+        let values: Vec<sea_orm::Value> = chunk
+            .iter()
+            .flat_map(|&(id, clicks)| [id.into(), to_i64(clicks).into()])
+            .collect();
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await
+        .map_err(unavailable)?;
     }
     Ok(())
 }
@@ -252,7 +264,7 @@ impl LinkStore for SqliteStore {
                 event_id: Set(click.event_id),
                 url_id: Set(click.url_id),
                 clicked_at: Set(click.clicked_at),
-                payload: Set(click.payload.clone()),
+                payload: Set(click.payload.to_vec()),
             }))
             .on_conflict(
                 OnConflict::column(click_spool::Column::EventId)
@@ -278,7 +290,7 @@ impl LinkStore for SqliteStore {
                 event_id: row.event_id,
                 url_id: row.url_id,
                 clicked_at: row.clicked_at,
-                payload: row.payload,
+                payload: row.payload.into(),
             })
             .collect())
     }

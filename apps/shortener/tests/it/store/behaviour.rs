@@ -248,7 +248,7 @@ pub fn spooled(link: &Link) -> SpooledClick {
         event_id: event.event_id,
         url_id: link.id,
         clicked_at: event.data.clicked_at.trunc_subsecs(3),
-        payload,
+        payload: payload.into(),
     }
 }
 
