@@ -145,7 +145,14 @@ impl ClickEvent {
     /// The JSON to publish. No validator runs: the construction above is
     /// proven to produce only valid events (see the module documentation).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.0).expect("strings, numbers and times always serialise")
+        let data = &self.0.data;
+        // Sized once: the fixed members take about 400 bytes.
+        let free_text = data.referrer.as_ref().map_or(0, String::len)
+            + data.user_agent.as_ref().map_or(0, String::len);
+        let mut json = Vec::with_capacity(448 + free_text + free_text / 8);
+        serde_json::to_writer(&mut json, &self.0)
+            .expect("strings, numbers and times always serialise");
+        json
     }
 }
 

@@ -30,6 +30,10 @@ use crate::store::Link;
 /// Replaying a few seconds of invalidations too many is harmless; missing
 /// one is not.
 const CLOCK_SKEW_MARGIN: time::Duration = time::Duration::seconds(5);
+/// Every redirect hashes its code: a fast hasher with a per-process random
+/// seed, so codes an attacker picks cannot be made to collide.
+type Hasher = foldhash::quality::RandomState;
+
 /// Codes share this many invalidation generations (by hash).
 const STRIPES: usize = 256;
 
@@ -68,8 +72,8 @@ struct Generations {
 /// the entries under the stripe's lock, and an insert checks, under the same
 /// lock, that the generation is still the one its lookup started with.
 pub struct LinkCache {
-    links: Cache<String, Arc<Link>>,
-    missing: Cache<String, ()>,
+    links: Cache<String, Arc<Link>, Hasher>,
+    missing: Cache<String, (), Hasher>,
     generations: Vec<Mutex<Generations>>,
     hits: Counter,
     misses: Counter,
@@ -82,11 +86,11 @@ impl LinkCache {
             links: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(Hasher::default()),
             missing: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(missing_ttl)
-                .build(),
+                .build_with_hasher(Hasher::default()),
             generations: (0..STRIPES)
                 .map(|_| Mutex::new(Generations::default()))
                 .collect(),

@@ -63,8 +63,13 @@ pub struct RequestLabels {
 }
 
 /// The service's metrics.
+/// The answers of the redirect route, whose counters are kept at hand.
+const REDIRECT_STATUSES: [u16; 6] = [301, 302, 307, 308, 404, 410];
+
 pub struct Metrics {
     registry: Registry,
+    /// `requests` of GET and HEAD on `/{code}` by [`REDIRECT_STATUSES`].
+    redirect_counters: [[Counter; 6]; 2],
     pub requests: Family<RequestLabels, Counter>,
     pub redirect_seconds: Histogram,
     pub outbox_depth: Gauge,
@@ -166,8 +171,20 @@ impl Metrics {
             "1 while the NATS connection is up",
             nats_connected.clone(),
         );
+        let redirect_counters = [Method::GET, Method::HEAD].map(|method| {
+            REDIRECT_STATUSES.map(|status| {
+                requests
+                    .get_or_create(&RequestLabels {
+                        method,
+                        route: Cow::Borrowed("/{code}"),
+                        status,
+                    })
+                    .clone()
+            })
+        });
         Self {
             registry,
+            redirect_counters,
             requests,
             redirect_seconds,
             outbox_depth,
@@ -187,6 +204,10 @@ impl Metrics {
     ) {
         if route == "/{code}" {
             self.redirect_seconds.observe(elapsed.as_secs_f64());
+            if let Some(counter) = self.redirect_counter(method, status) {
+                counter.inc();
+                return;
+            }
         }
         self.requests
             .get_or_create(&RequestLabels {
@@ -195,6 +216,18 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// The counter of a usual redirect answer, looked up without hashing:
+    /// this runs once per redirect.
+    fn redirect_counter(&self, method: Method, status: u16) -> Option<&Counter> {
+        let row = match method {
+            Method::GET => 0,
+            Method::HEAD => 1,
+            _ => return None,
+        };
+        let column = REDIRECT_STATUSES.iter().position(|s| *s == status)?;
+        Some(&self.redirect_counters[row][column])
     }
 
     /// The text exposition format.

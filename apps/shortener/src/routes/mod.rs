@@ -43,30 +43,31 @@ pub struct ApiState {
 
 /// The API's routes.
 pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route(
-            "/api/v1/openapi.json",
-            web::get().to(openapi::openapi_document),
-        )
-        .service(
-            web::resource("/api/v1/links")
-                .route(web::post().to(links::create_link))
-                .route(web::get().to(links::list_links)),
-        )
-        .service(
-            web::resource("/api/v1/links/{code}")
-                .route(web::get().to(links::get_link))
-                .route(web::patch().to(links::update_link))
-                .route(web::delete().to(links::delete_link)),
-        )
-        .service(
-            web::resource("/api/v1/keys")
-                .route(web::get().to(keys::list_keys))
-                .route(web::post().to(keys::create_key_handler)),
-        )
-        .service(
-            web::resource("/api/v1/keys/{name}").route(web::delete().to(keys::revoke_key_handler)),
-        );
+    // One scope: a redirect is told apart from the API by one prefix
+    // comparison, not by trying every API route (some of them regexes).
+    config.service(
+        web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi::openapi_document))
+            .service(
+                web::resource("/links")
+                    .route(web::post().to(links::create_link))
+                    .route(web::get().to(links::list_links)),
+            )
+            .service(
+                web::resource("/links/{code}")
+                    .route(web::get().to(links::get_link))
+                    .route(web::patch().to(links::update_link))
+                    .route(web::delete().to(links::delete_link)),
+            )
+            .service(
+                web::resource("/keys")
+                    .route(web::get().to(keys::list_keys))
+                    .route(web::post().to(keys::create_key_handler)),
+            )
+            .service(
+                web::resource("/keys/{name}").route(web::delete().to(keys::revoke_key_handler)),
+            ),
+    );
 }
 
 /// The redirect route, GET and HEAD; registered last, so it never shadows

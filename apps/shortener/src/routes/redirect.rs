@@ -82,16 +82,21 @@ pub(super) async fn redirect(
         RedirectType::MovedPermanently | RedirectType::PermanentRedirect => "public, max-age=300",
         RedirectType::Found | RedirectType::TemporaryRedirect => "private, no-store",
     };
+    let location = match link.forward_query {
+        true => merge_query(&link.url, request.query_string()),
+        false => link.url.clone(),
+    };
+    // Taken as they are: stored targets are normalised, valid header bytes.
+    let location =
+        header::HeaderValue::from_maybe_shared(bytes::Bytes::from(location)).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!("a stored target is no header value: {e}"))
+        })?;
     Ok(HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
         .insert_header((
-            header::LOCATION,
-            if link.forward_query {
-                merge_query(&link.url, request.query_string())
-            } else {
-                link.url.clone()
-            },
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(cache),
         ))
-        .insert_header((header::CACHE_CONTROL, cache))
         .finish())
 }
 
