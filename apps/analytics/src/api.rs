@@ -12,7 +12,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::model::{Bucket, LinkCopy, Window};
-use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use crate::problem::{resource, ApiError, InvalidParam, ProblemBody};
 use crate::store::AnalyticsStore;
 
 /// Entries in each top list.
@@ -75,13 +75,13 @@ async fn openapi_document() -> HttpResponse {
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .route("/api/v1/openapi.json", web::get().to(openapi_document))
-        .route("/api/v1/links/{code}/stats", web::get().to(stats_by_code))
-        .route(
-            "/api/v1/urls/{shortener_url_id}/stats",
-            web::get().to(stats_by_id),
+        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi_document)))
+        .service(resource("/api/v1/links/{code}/stats", "GET").route(web::get().to(stats_by_code)))
+        .service(
+            resource("/api/v1/urls/{shortener_url_id}/stats", "GET")
+                .route(web::get().to(stats_by_id)),
         )
-        .route("/api/v1/reconciliation", web::get().to(reconciliation));
+        .service(resource("/api/v1/reconciliation", "GET").route(web::get().to(reconciliation)));
 }
 
 pub type Store = web::Data<Arc<dyn AnalyticsStore>>;

@@ -60,8 +60,8 @@ svg .grid { stroke:var(--line); }
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .route("/", web::get().to(index))
-        .route("/links/{code}", web::get().to(link_page));
+        .service(crate::problem::resource("/", "GET").route(web::get().to(index)))
+        .service(crate::problem::resource("/links/{code}", "GET").route(web::get().to(link_page)));
 }
 
 fn page(title: &str, body: Markup) -> HttpResponse {

@@ -198,3 +198,26 @@ pub fn problem_for_framework_errors<B: MessageBody + 'static>(
         request, problem,
     )))
 }
+
+/// A resource on `path` whose other methods answer 405 problem+json with
+/// an `Allow` header listing `allow` (RFC 9110 requires it).
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    actix_web::web::resource(path).default_service(actix_web::web::to(
+        move |request: actix_web::HttpRequest| async move {
+            let mut response = render(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!(
+                    "{} is not allowed on {}; use {allow}",
+                    request.method(),
+                    request.path()
+                ),
+                Vec::new(),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+            response
+        },
+    ))
+}

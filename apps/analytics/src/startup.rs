@@ -119,9 +119,9 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .route("/health", web::get().to(health))
-                .route("/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(render_metrics))
+                .service(problem::resource("/health", "GET").route(web::get().to(health)))
+                .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
+                .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
                 .configure(api::routes)
                 .configure(dashboard::routes)
         })

@@ -104,6 +104,18 @@ impl Default for Settings {
     }
 }
 
+/// A connection URL as it may be logged: its password masked.
+pub fn masked(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
 /// The shortest configured key accepted: 32 characters.
 pub const MIN_KEY_CHARS: usize = 32;
 

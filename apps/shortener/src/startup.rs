@@ -63,7 +63,12 @@ impl Application {
             .retry_on_initial_connect()
             .connect(&settings.nats_url)
             .await
-            .with_context(|| format!("invalid NATS URL {:?}", settings.nats_url))?;
+            .with_context(|| {
+                format!(
+                    "invalid NATS URL {}",
+                    crate::configuration::masked(&settings.nats_url)
+                )
+            })?;
         let jetstream = jetstream::new(nats.clone());
         let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
         let clicks = click_pipeline(
@@ -127,9 +132,9 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .route("/health", web::get().to(health))
-                .route("/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(render_metrics))
+                .service(problem::resource("/health", "GET").route(web::get().to(health)))
+                .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
+                .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
                 .configure(routes::routes)
                 .configure(routes::redirect_route)
         });

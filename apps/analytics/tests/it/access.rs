@@ -94,6 +94,17 @@ pub async fn every_endpoint_but_the_probes_needs_a_key(env: &Env) {
         .await
         .unwrap();
     assert_eq!(bearer.status(), 200, "a bearer token is a key too");
+    // A method a route does not take: 405 naming the ones it does.
+    for path in ["/api/v1/reconciliation", "/links/x", "/health"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "POST {path}");
+        assert_eq!(response.headers()["allow"], "GET", "POST {path}");
+    }
     app.stop().await;
 }
 

@@ -237,9 +237,11 @@ impl Default for ClickMetrics {
 }
 
 impl ClickMetrics {
-    fn acknowledged(&self, clicked_at: DateTime<Utc>) {
+    /// Counts clicks JetStream acknowledged at `now` (one clock read per
+    /// batch).
+    fn acknowledged(&self, clicked_at: DateTime<Utc>, now: DateTime<Utc>) {
         self.published.inc();
-        let lag = (Utc::now() - clicked_at).to_std().unwrap_or_default();
+        let lag = (now - clicked_at).to_std().unwrap_or_default();
         self.lag_seconds.observe(lag.as_secs_f64());
     }
 }

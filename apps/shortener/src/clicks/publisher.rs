@@ -118,10 +118,11 @@ impl ClickPublisher {
             .await;
             let mut unacknowledged = Vec::new();
             let mut counted: HashMap<Uuid, u64> = HashMap::new();
+            let now = chrono::Utc::now();
             for (click, acked) in clicks.into_iter().zip(acked) {
                 if acked {
                     *counted.entry(click.url_id).or_default() += 1;
-                    self.metrics.acknowledged(click.clicked_at);
+                    self.metrics.acknowledged(click.clicked_at, now);
                 } else {
                     unacknowledged.push(click);
                 }

@@ -94,9 +94,10 @@ impl SpoolRelay {
             // Deleted and counted together: if this fails, they are
             // published again later (a duplicate to JetStream) and counted then.
             self.store.unspool_clicks(&ids, &counts).await?;
+            let now = chrono::Utc::now();
             for (click, acked) in clicks.iter().zip(&acked) {
                 if *acked {
-                    self.metrics.acknowledged(click.clicked_at);
+                    self.metrics.acknowledged(click.clicked_at, now);
                 }
             }
             self.metrics.relayed.inc_by(ids.len() as u64);

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::clicks::ClickRecorder;
 use crate::client_addr::TrustedProxies;
+use crate::problem::resource;
 use crate::service::LinkService;
 use crate::store::LinkStore;
 
@@ -47,25 +48,28 @@ pub fn routes(config: &mut web::ServiceConfig) {
     // comparison, not by trying every API route (some of them regexes).
     config.service(
         web::scope("/api/v1")
-            .route("/openapi.json", web::get().to(openapi::openapi_document))
             .service(
-                web::resource("/links")
+                resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_document)),
+            )
+            .service(
+                resource("/links", "GET, POST")
                     .route(web::post().to(links::create_link))
                     .route(web::get().to(links::list_links)),
             )
             .service(
-                web::resource("/links/{code}")
+                resource("/links/{code}", "GET, PATCH, DELETE")
                     .route(web::get().to(links::get_link))
                     .route(web::patch().to(links::update_link))
                     .route(web::delete().to(links::delete_link)),
             )
             .service(
-                web::resource("/keys")
+                resource("/keys", "GET, POST")
                     .route(web::get().to(keys::list_keys))
                     .route(web::post().to(keys::create_key_handler)),
             )
             .service(
-                web::resource("/keys/{name}").route(web::delete().to(keys::revoke_key_handler)),
+                resource("/keys/{name}", "DELETE")
+                    .route(web::delete().to(keys::revoke_key_handler)),
             ),
     );
 }
@@ -74,7 +78,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// the API.
 pub fn redirect_route(config: &mut web::ServiceConfig) {
     config.service(
-        web::resource("/{code}")
+        resource("/{code}", "GET, HEAD")
             .route(web::get().to(redirect::redirect))
             .route(web::head().to(redirect::redirect_head)),
     );

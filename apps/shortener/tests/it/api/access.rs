@@ -430,3 +430,28 @@ async fn the_cli_manages_keys_on_sqlite() {
 async fn the_cli_manages_keys_on_mongodb() {
     cli_creates_uses_and_revokes_keys(Store::mongo).await;
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_gets_405_with_allow() {
+    let Some(app) = spawn_app(Store::sqlite, Options::default()).await else {
+        return;
+    };
+    for (method, path, allow) in [
+        (Method::PUT, "/api/v1/links", "GET, POST"),
+        (Method::POST, "/api/v1/links/abc", "GET, PATCH, DELETE"),
+        (Method::PATCH, "/api/v1/keys", "GET, POST"),
+        (Method::GET, "/api/v1/keys/someone", "DELETE"),
+        (Method::POST, "/abc1234", "GET, HEAD"),
+        (Method::DELETE, "/health", "GET"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        problem(response, 405).await;
+    }
+    app.stop().await;
+}
