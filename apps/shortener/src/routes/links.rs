@@ -89,6 +89,33 @@ fn valid_expiry(at: &DateTime<Utc>) -> Result<(), ValidationError> {
     reason("expires_at", ExpiresAt::parse(*at, Utc::now()))
 }
 
+/// The redirect statuses a link may use, as the document states them (an
+/// enum, so a client generator and a contract test know 303 is refused).
+fn redirect_type_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .enum_values(Some([
+            serde_json::json!(301),
+            serde_json::json!(302),
+            serde_json::json!(307),
+            serde_json::json!(308),
+            serde_json::Value::Null,
+        ]))
+        .description(Some("301, 302 (default), 307 or 308."))
+        .build()
+}
+
+/// [`redirect_type_schema`] where null is not accepted (a change).
+fn redirect_type_schema_not_null() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::Integer))
+        .enum_values(Some([301, 302, 307, 308].map(|s| serde_json::json!(s))))
+        .description(Some("301, 302, 307 or 308."))
+        .build()
+}
+
 /// `POST /api/v1/links`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +132,7 @@ pub(super) struct CreateLinkRequest {
     #[validate(custom(function = "valid_expiry"))]
     expires_at: Option<DateTime<Utc>>,
     /// 301, 302 (default), 307 or 308.
+    #[schema(schema_with = redirect_type_schema)]
     #[validate(custom(function = "valid_redirect_type"))]
     redirect_type: Option<u16>,
     /// Whether the visitor's query string is merged into the target
@@ -146,17 +174,21 @@ impl CreateLinkRequest {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateLink)]
 pub(super) struct UpdateLinkRequest {
+    /// The new target (not null).
     #[serde(default, deserialize_with = "contracts::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, max_length = 2048)]
     url: Option<Option<String>>,
+    /// The new expiry; null removes it.
     #[serde(default, deserialize_with = "contracts::present")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
+    #[schema(value_type = Option<DateTime<Utc>>, required = false)]
     expires_at: Option<Option<DateTime<Utc>>>,
+    /// The new status (not null).
     #[serde(default, deserialize_with = "contracts::present")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(schema_with = redirect_type_schema_not_null, required = false)]
     redirect_type: Option<Option<u16>>,
+    /// Whether the visitor's query string is merged into the target (not null).
     #[serde(default, deserialize_with = "contracts::present")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     forward_query: Option<Option<bool>>,
 }
 
@@ -280,8 +312,8 @@ pub(super) struct LinkPage {
     path = "/api/v1/links",
     tag = "links",
     params(
-        ("limit" = Option<u32>, Query, description = "Page size, 1-100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)"),
+        ("cursor" = Option<String>, Query, format = Uuid, description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of live links, newest first (an author's own only)", body = LinkPage),

@@ -70,6 +70,13 @@ impl Modify for ApiKeySecurity {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // A change must change something; utoipa's attribute for this
+        // writes maxProperties, so it is set here.
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(update))) =
+            components.schemas.get_mut("UpdateLink")
+        {
+            update.min_properties = Some(1);
+        }
     }
 }
 
