@@ -220,23 +220,38 @@ fn judge(
     }
 }
 
-/// 7. nats-server SIGKILLed for the outage under load, then restarted on
-///    its data directory.
-pub fn broker_killed(mode: Mode) -> Vec<Row> {
+/// nats-server SIGKILLed for the outage under load, then restarted (on an
+/// empty data directory when `empty`); the system, what the load saw, when
+/// the broker went down, and the redirect p99 during the outage.
+fn broker_outage(mode: Mode, empty: bool) -> (System, Seen, SystemTime, f64) {
     let mut system = System::start().expect("nats-server is installed");
     let outage = mode.secs(20, 120);
     let load = Load::start(system.shortener.url(), &system.key, rate());
     std::thread::sleep(Duration::from_secs(5));
-    println!("   SIGKILL nats-server for {outage:?}");
+    println!(
+        "   SIGKILL nats-server for {outage:?}{}",
+        if empty { "; it comes back empty" } else { "" }
+    );
     let down = SystemTime::now();
     system.nats.kill();
+    if empty {
+        let store = system.nats.data_dir().join("jetstream");
+        std::fs::remove_dir_all(&store).expect("the JetStream data is removed");
+    }
     std::thread::sleep(outage);
     let up = SystemTime::now();
     system.nats.restart().expect("nats-server restarts");
     std::thread::sleep(Duration::from_secs(5));
     let seen = load.finish();
     let p99 = seen.percentile_ms(99.0, down, up);
-    let name = format!("7 nats SIGKILL {} s, same data", outage.as_secs());
+    (system, seen, down, p99)
+}
+
+/// 7. nats-server SIGKILLed for the outage under load, then restarted on
+///    its data directory.
+pub fn broker_killed(mode: Mode) -> Vec<Row> {
+    let (system, seen, _, p99) = broker_outage(mode, false);
+    let name = format!("7 nats SIGKILL {} s, same data", mode.pick(20, 120));
     vec![judge(
         &name,
         &system,
@@ -250,28 +265,14 @@ pub fn broker_killed(mode: Mode) -> Vec<Row> {
 ///    the stream is created again and every click served since the kill
 ///    arrives on it, and analytics recreates its consumers.
 pub fn broker_lost_its_data(mode: Mode) -> Vec<Row> {
-    let mut system = System::start().expect("nats-server is installed");
-    let outage = mode.secs(20, 120);
-    let load = Load::start(system.shortener.url(), &system.key, rate());
-    std::thread::sleep(Duration::from_secs(5));
-    println!("   SIGKILL nats-server for {outage:?}; it comes back empty");
-    let down = SystemTime::now();
-    system.nats.kill();
-    let store = system.nats.data_dir().join("jetstream");
-    std::fs::remove_dir_all(&store).expect("the JetStream data is removed");
-    std::thread::sleep(outage);
-    let up = SystemTime::now();
-    system.nats.restart().expect("nats-server restarts");
-    std::thread::sleep(Duration::from_secs(5));
-    let seen = load.finish();
-    let p99 = seen.percentile_ms(99.0, down, up);
+    let (system, seen, down, p99) = broker_outage(mode, true);
     let (stream, took) = wait_on_stream(&system, &seen, Some(down));
     // Analytics counted what the old stream delivered before the kill; it
     // must take up the new stream too and never count a click twice.
     let (analytics, _) = settle(&system, &seen, false);
     let recovered = consumer_caught_up(&system);
     vec![Row {
-        scenario: format!("8 nats SIGKILL {} s, empty data", outage.as_secs()),
+        scenario: format!("8 nats SIGKILL {} s, empty data", mode.pick(20, 120)),
         expected: stream.served,
         counted: stream.distinct,
         lost: stream.lost,

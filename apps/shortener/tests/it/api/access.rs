@@ -29,6 +29,16 @@ async fn call(
     request.send().await.unwrap()
 }
 
+/// A 429 says when to come back: within the minute its quota refills in.
+fn assert_retry_after(response: &reqwest::Response) {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+}
+
 /// Asserts the status, and a problem+json body for errors.
 async fn expect(response: reqwest::Response, status: u16, what: &str) {
     assert_eq!(response.status().as_u16(), status, "{what}");
@@ -213,12 +223,7 @@ async fn repeated_failures_from_one_client_are_throttled_even_with_a_right_key()
         .send()
         .await
         .unwrap();
-    let retry_after: u64 = throttled.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_retry_after(&throttled);
     problem(throttled, 429).await;
     // Guessing gains nothing: while throttled, the right key is refused too.
     problem(app.get("/api/v1/links").await, 429).await;
@@ -249,12 +254,7 @@ async fn creation_is_rate_limited_per_client_with_retry_after() {
             .await;
     }
     let limited = app.create(json!({ "url": "https://example.com/4" })).await;
-    let retry_after: u64 = limited.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_retry_after(&limited);
     problem(limited, 429).await;
     // Only creation is limited.
     assert_eq!(app.get("/api/v1/links").await.status(), 200);
