@@ -178,7 +178,8 @@ impl OutboxRelay {
             .iter()
             .map(|event| Outgoing {
                 event_id: event.event_id,
-                subject: &event.subject,
+                subject: async_nats::Subject::from(event.subject.clone()),
+                event_type: &event.subject,
                 event_version: event.event_version,
                 payload: event.payload.clone().into(),
             })

@@ -38,7 +38,7 @@ pub async fn ensure_shortener_stream(
 pub fn header_map(headers: [(&'static str, String); 3]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        map.insert(name, value.as_str());
+        map.insert(name, async_nats::HeaderValue::from(value));
     }
     map
 }
@@ -46,7 +46,9 @@ pub fn header_map(headers: [(&'static str, String); 3]) -> HeaderMap {
 /// One event on its way to JetStream.
 pub struct Outgoing<'a> {
     pub event_id: Uuid,
-    pub subject: &'a str,
+    /// A static subject costs no allocation per message.
+    pub subject: async_nats::Subject,
+    pub event_type: &'a str,
     pub event_version: u32,
     /// Shared with the caller, not copied.
     pub payload: bytes::Bytes,
@@ -68,11 +70,11 @@ pub async fn publish_all(
         for message in messages {
             let headers = contracts::headers::for_event(
                 message.event_id,
-                message.subject,
+                message.event_type,
                 message.event_version,
             );
             let send = jetstream.publish_with_headers(
-                message.subject.to_owned(),
+                message.subject.clone(),
                 header_map(headers),
                 message.payload.clone(),
             );

@@ -12,13 +12,17 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::store::LinkStore;
 
+/// Clicks per link. Counted once per published click, so hashed with a
+/// fast seeded hasher rather than SipHash.
+pub type PerLink = HashMap<Uuid, u64, foldhash::fast::RandomState>;
+
 /// Acknowledged clicks per link, not yet added to the store.
 #[derive(Default)]
-pub struct ClickCounts(Mutex<HashMap<Uuid, u64>>);
+pub struct ClickCounts(Mutex<PerLink>);
 
 impl ClickCounts {
     /// Adds a batch's clicks under one lock.
-    pub fn add_all(&self, clicks: HashMap<Uuid, u64>) {
+    pub fn add_all(&self, clicks: PerLink) {
         if clicks.is_empty() {
             return;
         }
@@ -29,7 +33,7 @@ impl ClickCounts {
         }
     }
 
-    fn take(&self) -> HashMap<Uuid, u64> {
+    fn take(&self) -> PerLink {
         self.0
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
@@ -37,7 +41,7 @@ impl ClickCounts {
     }
 
     /// Puts back what could not be saved, adding to what arrived meanwhile.
-    fn restore(&self, unsaved: HashMap<Uuid, u64>) {
+    fn restore(&self, unsaved: PerLink) {
         self.add_all(unsaved);
     }
 }

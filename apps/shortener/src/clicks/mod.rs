@@ -89,7 +89,7 @@ impl Default for ClickSettings {
             publish_timeout: Duration::from_secs(2),
             store_timeout: Duration::from_secs(5),
             spool_attempts: 3,
-            count_flush_interval: Duration::from_secs(2),
+            count_flush_interval: Duration::from_secs(5),
             relay_poll_interval: Duration::from_secs(1),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),

@@ -1,7 +1,6 @@
 //! Takes clicks off the queue and publishes them, or spools what JetStream
 //! does not take in time; see the module documentation of `clicks`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_nats::jetstream;
@@ -9,8 +8,8 @@ use contracts::{ClickEvent, Event, UrlClicked};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+use super::counts::PerLink;
 use super::{ClickCounts, ClickMetrics, ClickSettings};
 use crate::backoff::Backoff;
 use crate::publish::{publish_all, Outgoing};
@@ -33,7 +32,8 @@ pub struct ClickPublisher {
 pub(super) fn outgoing(click: &SpooledClick) -> Outgoing<'_> {
     Outgoing {
         event_id: click.event_id,
-        subject: UrlClicked::EVENT_TYPE,
+        subject: async_nats::Subject::from_static(UrlClicked::EVENT_TYPE),
+        event_type: UrlClicked::EVENT_TYPE,
         event_version: UrlClicked::VERSION,
         payload: click.payload.clone(),
     }
@@ -117,7 +117,7 @@ impl ClickPublisher {
             )
             .await;
             let mut unacknowledged = Vec::new();
-            let mut counted: HashMap<Uuid, u64> = HashMap::new();
+            let mut counted = PerLink::default();
             let now = chrono::Utc::now();
             for (click, acked) in clicks.into_iter().zip(acked) {
                 if acked {

@@ -44,7 +44,7 @@ pub(super) struct LinkResponse {
     /// 301, 302, 307 or 308.
     #[schema(example = 302)]
     pub redirect_type: u16,
-    /// Redirects served, updated in batches (within a few seconds).
+    /// Redirects served, updated in batches (every 5 s).
     pub click_count: u64,
     /// Whether the visitor's query string is merged into the target.
     pub forward_query: bool,
