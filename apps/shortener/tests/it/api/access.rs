@@ -227,7 +227,7 @@ async fn repeated_failures_from_one_client_are_throttled_even_with_a_right_key()
     problem(throttled, 429).await;
     // Guessing gains nothing: while throttled, the right key is refused too.
     problem(app.get("/api/v1/links").await, 429).await;
-    // Redirects are never throttled by this.
+    // The probes are never throttled by this.
     assert_eq!(
         app.anonymous
             .get(app.url("/health"))
