@@ -164,12 +164,25 @@ pub struct Stats {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct StatsParams {
-    /// Start (inclusive), RFC 3339. Default: the link's first click or creation.
+    /// Start (inclusive), RFC 3339; not after `to`. Default: the link's
+    /// first click or creation.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// End (exclusive), RFC 3339. Default: now.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `hour` or `day` (default `day`).
-    bucket: Option<String>,
+    #[param(inline)]
+    bucket: Option<BucketParam>,
+}
+
+/// The width of a series bucket, as the query states it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum BucketParam {
+    Hour,
+    Day,
 }
 
 /// The parsed stats parameters.
@@ -447,7 +460,7 @@ pub struct Reconciliation {
     get,
     path = "/api/v1/reconciliation",
     tag = "operations",
-    params(("grace_seconds" = Option<i64>, Query, description = "How long a click may wait for its link's creation before it is an orphan (default 300)")),
+    params(("grace_seconds" = Option<i64>, Query, minimum = 0, description = "How long a click may wait for its link's creation before it is an orphan (default 300)")),
     responses(
         (status = 200, description = "Orphans and deleted links", body = Reconciliation),
         (status = 400, description = "grace_seconds is not a non-negative integer", body = ProblemBody, content_type = "application/problem+json"),
