@@ -40,21 +40,22 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    /// The client behind `peer`, given the request's forwarding headers.
+    /// The client behind `peer`, given the request's forwarding headers,
+    /// and whether `peer` is a trusted proxy (one check serves both).
     pub fn client(
         &self,
         peer: IpAddr,
         forwarded_for: Option<&str>,
         forwarded: Option<&str>,
-    ) -> IpAddr {
+    ) -> (IpAddr, bool) {
         let peer = canonical(peer);
         if !self.contains(peer) {
-            return peer;
+            return (peer, false);
         }
         let hops: Vec<Option<IpAddr>> = match (forwarded_for, forwarded) {
             (Some(list), _) => list.split(',').map(parse_hop).collect(),
             (None, Some(list)) => list.split(',').map(forwarded_for_of).collect(),
-            (None, None) => return peer,
+            (None, None) => return (peer, true),
         };
         // From the nearest hop outwards; the first one not trusted is the
         // client. A hop that does not parse ends the walk: nothing beyond
@@ -71,7 +72,7 @@ impl TrustedProxies {
                 None => break,
             }
         }
-        client
+        (client, true)
     }
 }
 
@@ -113,6 +114,12 @@ fn forwarded_for_of(element: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
+    impl TrustedProxies {
+        fn client_ip(&self, peer: IpAddr, xff: Option<&str>, fwd: Option<&str>) -> IpAddr {
+            self.client(peer, xff, fwd).0
+        }
+    }
+
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
@@ -121,12 +128,12 @@ mod tests {
     fn headers_from_an_untrusted_peer_are_ignored() {
         let none = TrustedProxies::default();
         assert_eq!(
-            none.client(ip("203.0.113.9"), Some("1.1.1.1"), None),
+            none.client_ip(ip("203.0.113.9"), Some("1.1.1.1"), None),
             ip("203.0.113.9")
         );
         let some = TrustedProxies::parse("10.0.0.0/8").unwrap();
         assert_eq!(
-            some.client(ip("203.0.113.9"), Some("1.1.1.1"), None),
+            some.client_ip(ip("203.0.113.9"), Some("1.1.1.1"), None),
             ip("203.0.113.9")
         );
     }
@@ -137,28 +144,28 @@ mod tests {
         let peer = ip("127.0.0.1");
         // A client that forged its own header gets its real address taken.
         assert_eq!(
-            trusted.client(peer, Some("6.6.6.6, 198.51.100.7, 10.1.1.1"), None),
+            trusted.client_ip(peer, Some("6.6.6.6, 198.51.100.7, 10.1.1.1"), None),
             ip("198.51.100.7")
         );
         assert_eq!(
-            trusted.client(peer, Some("198.51.100.7:5555"), None),
+            trusted.client_ip(peer, Some("198.51.100.7:5555"), None),
             ip("198.51.100.7")
         );
         assert_eq!(
-            trusted.client(peer, Some("[2001:db8::1]:443"), None),
+            trusted.client_ip(peer, Some("[2001:db8::1]:443"), None),
             ip("2001:db8::1")
         );
         // Only trusted hops: the farthest is the client.
         assert_eq!(
-            trusted.client(peer, Some("10.0.0.5, 10.0.0.6"), None),
+            trusted.client_ip(peer, Some("10.0.0.5, 10.0.0.6"), None),
             ip("10.0.0.5")
         );
         // Garbage ends the walk at the last hop that was believed.
         assert_eq!(
-            trusted.client(peer, Some("nonsense, 10.0.0.6"), None),
+            trusted.client_ip(peer, Some("nonsense, 10.0.0.6"), None),
             ip("10.0.0.6")
         );
-        assert_eq!(trusted.client(peer, None, None), peer);
+        assert_eq!(trusted.client_ip(peer, None, None), peer);
     }
 
     #[test]
@@ -166,11 +173,11 @@ mod tests {
         let trusted = TrustedProxies::parse("127.0.0.1/32").unwrap();
         let header = r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711""#;
         assert_eq!(
-            trusted.client(ip("127.0.0.1"), None, Some(header)),
+            trusted.client_ip(ip("127.0.0.1"), None, Some(header)),
             ip("2001:db8:cafe::17")
         );
         assert_eq!(
-            trusted.client(ip("127.0.0.1"), Some("198.51.100.1"), Some(header)),
+            trusted.client_ip(ip("127.0.0.1"), Some("198.51.100.1"), Some(header)),
             ip("198.51.100.1")
         );
     }

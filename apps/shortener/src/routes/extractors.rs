@@ -146,10 +146,9 @@ pub(super) fn client(state: &ApiState, request: &HttpRequest) -> (IpAddr, bool) 
         .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
     let headers = request.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let client = state
+    state
         .proxies
-        .client(peer, text("x-forwarded-for"), text("forwarded"));
-    (client, state.proxies.contains(peer))
+        .client(peer, text("x-forwarded-for"), text("forwarded"))
 }
 
 /// Who is calling: 401 without a valid key, 429 after too many failures.
