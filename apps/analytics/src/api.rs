@@ -150,7 +150,8 @@ pub struct Stats {
     pub unique_visitors: u64,
     pub bot_clicks: u64,
     pub human_clicks: u64,
-    /// One point per bucket from `from` to `to`, empty buckets included.
+    /// One point per bucket from `from` to `to`, empty buckets included; at
+    /// most 10,000 points, the latest ones when the range holds more.
     pub series: Vec<SeriesPoint>,
     pub top_referrers: Vec<TopItem>,
     pub browsers: Vec<TopItem>,
@@ -164,8 +165,8 @@ pub struct Stats {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct StatsParams {
-    /// Start (inclusive), RFC 3339; not after `to`. Default: the link's
-    /// first click or creation.
+    /// Start (inclusive), RFC 3339. Default: the link's first click or
+    /// creation. A `from` not before `to` is an empty range (no clicks).
     #[param(format = DateTime)]
     from: Option<String>,
     /// End (exclusive), RFC 3339. Default: now.
@@ -229,14 +230,6 @@ impl StatsQuery {
                 None
             }
         };
-        if let (Some(from), Some(to)) = (from, to) {
-            if from > to {
-                problems.push(InvalidParam {
-                    name: "from".into(),
-                    reason: "must not be after to".into(),
-                });
-            }
-        }
         match bucket {
             Some(bucket) if problems.is_empty() => Ok(Self { from, to, bucket }),
             _ => Err(ApiError::InvalidQuery(problems)),
@@ -269,17 +262,16 @@ pub async fn stats(
                 .min(to)
         }
     };
-    let first_bucket = bucket.floor(from);
-    let buckets = (to - first_bucket + bucket.seconds() - 1) / bucket.seconds();
-    if buckets > MAX_BUCKETS {
-        return Err(ApiError::invalid(
-            "bucket",
-            format!(
-                "the range has {buckets} {}s, more than {MAX_BUCKETS}; use day or a shorter range",
-                bucket.as_str()
-            ),
-        ));
-    }
+    // A range whose start is not before its end is empty: no clicks, no
+    // points. A series has at most MAX_BUCKETS points, the latest ones; the
+    // totals and tops always cover the whole range.
+    let first_bucket = match from < to {
+        true => bucket
+            .floor(from)
+            .max(bucket.floor(to - 1) - (MAX_BUCKETS - 1) * bucket.seconds()),
+        false => to,
+    };
+    let buckets = ((to - first_bucket).max(0) + bucket.seconds() - 1) / bucket.seconds();
     let window = Window {
         url_id: link.shortener_url_id,
         from,
@@ -296,6 +288,8 @@ pub async fn stats(
     let mut series = Vec::with_capacity(usize::try_from(buckets).unwrap_or_default());
     let mut start = first_bucket;
     while start < to {
+        // Buckets before a truncated series starts are not shown.
+        while counts.next_if(|c| c.start < start).is_some() {}
         let point = match counts.peek() {
             Some(c) if c.start == start => {
                 let c = counts.next().expect("peeked");

@@ -2,6 +2,7 @@
 //! `nats-server`, as separate processes talking only over HTTP and JetStream,
 //! the way `make up` runs them.
 
+mod contract;
 mod dashboard;
 mod flows;
 mod system;

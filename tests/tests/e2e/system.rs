@@ -108,13 +108,17 @@ impl System {
 
     /// `POST /api/v1/links`, whatever it answers.
     pub fn try_create(&self, url: &str) -> HttpAnswer {
-        let body = serde_json::json!({ "url": url }).to_string();
+        self.post_link(&serde_json::json!({ "url": url }))
+    }
+
+    /// `POST /api/v1/links` with this body, whatever it answers.
+    pub fn post_link(&self, body: &Value) -> HttpAnswer {
         self.call(
             &self.shortener,
             "POST",
             "/api/v1/links",
             "Content-Type: application/json\r\n",
-            &body,
+            &body.to_string(),
         )
     }
 

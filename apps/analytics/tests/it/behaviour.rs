@@ -577,15 +577,37 @@ pub async fn bad_parameters_get_problem_json_naming_the_field(env: &Env) {
     app.eventually("/api/v1/links/params/stats", |status, _| status == 200)
         .await;
     let cases = [
-        ("/api/v1/links/params/stats?from=yesterday", 400, Some("from")),
-        ("/api/v1/links/params/stats?to=2026-02-30T00:00:00Z", 400, Some("to")),
-        ("/api/v1/links/params/stats?bucket=week", 400, Some("bucket")),
-        ("/api/v1/links/params/stats?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", 400, Some("from")),
-        ("/api/v1/links/params/stats?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&bucket=hour", 400, Some("bucket")),
-        ("/api/v1/urls/not-a-uuid/stats", 400, Some("shortener_url_id")),
-        ("/api/v1/reconciliation?grace_seconds=-1", 400, Some("grace_seconds")),
+        (
+            "/api/v1/links/params/stats?from=yesterday",
+            400,
+            Some("from"),
+        ),
+        (
+            "/api/v1/links/params/stats?to=2026-02-30T00:00:00Z",
+            400,
+            Some("to"),
+        ),
+        (
+            "/api/v1/links/params/stats?bucket=week",
+            400,
+            Some("bucket"),
+        ),
+        (
+            "/api/v1/urls/not-a-uuid/stats",
+            400,
+            Some("shortener_url_id"),
+        ),
+        (
+            "/api/v1/reconciliation?grace_seconds=-1",
+            400,
+            Some("grace_seconds"),
+        ),
         ("/api/v1/links/nobody/stats", 404, None),
-        (&*format!("/api/v1/urls/{}/stats", Uuid::now_v7()), 404, None),
+        (
+            &*format!("/api/v1/urls/{}/stats", Uuid::now_v7()),
+            404,
+            None,
+        ),
         ("/api/v1/nothing-here", 404, None),
     ];
     for (path, status, field) in cases {
@@ -600,6 +622,22 @@ pub async fn bad_parameters_get_problem_json_naming_the_field(env: &Env) {
         assert_eq!(body["status"], status, "{path}");
         assert_eq!(body["field"].as_str(), field, "{path}: {body}");
     }
+    // What the document allows is answered: a start after the end is an
+    // empty range, and a series longer than 10,000 points keeps the latest.
+    let (status, empty) = app
+        .get_json("/api/v1/links/params/stats?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z")
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["total_clicks"], 0);
+    assert_eq!(empty["series"], json!([]));
+    let (status, long) = app
+        .get_json("/api/v1/links/params/stats?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&bucket=hour")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(long["from"], "2000-01-01T00:00:00Z");
+    let series = long["series"].as_array().unwrap();
+    assert_eq!(series.len(), 10_000);
+    assert_eq!(series[9_999]["t"], "2025-12-31T23:00:00Z");
     app.stop().await;
 }
 

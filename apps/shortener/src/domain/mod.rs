@@ -9,5 +9,5 @@ mod target_url;
 
 pub use contracts::RedirectType;
 pub use expiry::ExpiresAt;
-pub use short_code::{Alias, CodeGenerator, ShortCode, RESERVED_WORDS};
-pub use target_url::{TargetUrl, MAX_URL_LENGTH};
+pub use short_code::{Alias, CodeGenerator, ShortCode, ALIAS_PATTERN, RESERVED_WORDS};
+pub use target_url::{TargetUrl, MAX_URL_LENGTH, URL_PATTERN};

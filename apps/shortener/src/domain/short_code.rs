@@ -29,6 +29,10 @@ pub const RESERVED_WORDS: &[&str] = &[
 
 const MAX_CODE_LENGTH: usize = 64;
 
+/// An alias's characters and length, as the OpenAPI document states them
+/// (the reserved words are stated beside it).
+pub const ALIAS_PATTERN: &str = "^[A-Za-z0-9_-]{3,64}$";
+
 fn is_code_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }

@@ -14,7 +14,9 @@ use validator::{Validate, ValidationError};
 
 use super::extractors::{caller, client, code_in_path, json_body};
 use super::ApiState;
-use crate::domain::{Alias, ExpiresAt, TargetUrl, MAX_URL_LENGTH};
+use crate::domain::{
+    Alias, ExpiresAt, TargetUrl, ALIAS_PATTERN, MAX_URL_LENGTH, RESERVED_WORDS, URL_PATTERN,
+};
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::service::{LinkChanges, NewLink};
 use crate::store::Link;
@@ -85,8 +87,38 @@ fn valid_redirect_type(status: u16) -> Result<(), ValidationError> {
     reason("redirect_type", RedirectType::try_from(status))
 }
 
-fn valid_expiry(at: &DateTime<Utc>) -> Result<(), ValidationError> {
-    reason("expires_at", ExpiresAt::parse(*at, Utc::now()))
+/// A target as the document states it: exactly the pattern the service
+/// enforces, so a schema-valid target is an accepted one.
+fn url_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_URL_LENGTH))
+        .pattern(Some(URL_PATTERN))
+        .description(Some(
+            "An absolute http(s) URL in RFC 3986 characters (percent-encode others, \
+             give an international domain name in punycode; an xn-- label must be valid \
+             punycode), with an IPv4 address or a name of at most 254 characters as host, \
+             no user name or password, at most 2048 characters. Stored normalised: scheme and host in lower case, \
+             default port and dot segments removed.",
+        ))
+        .examples(Some(serde_json::json!("https://example.com/docs")))
+        .build()
+}
+
+/// A custom code as the document states it: the characters and length as a
+/// pattern, the reserved words (any case) as a `not`.
+fn alias_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(ALIAS_PATTERN))
+        .description(Some(format!(
+            "Custom code: 3-64 of `[A-Za-z0-9_-]`, not a reserved word ({}, in any case).",
+            RESERVED_WORDS.join(", ")
+        )))
+        .build()
 }
 
 /// The redirect statuses a link may use, as the document states them (an
@@ -121,15 +153,14 @@ fn redirect_type_schema_not_null() -> utoipa::openapi::Object {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateLink)]
 pub(super) struct CreateLinkRequest {
-    /// Absolute http(s) URL, at most 2048 characters, no credentials.
-    #[schema(example = "https://example.com/docs")]
+    #[schema(schema_with = url_schema)]
     #[validate(length(max = MAX_URL_CHARS), custom(function = "valid_url"))]
     url: String,
-    /// Custom code: 3-64 of `[A-Za-z0-9_-]`, not a reserved word.
+    #[schema(schema_with = alias_schema)]
     #[validate(custom(function = "valid_alias"))]
     alias: Option<String>,
-    /// Must be in the future.
-    #[validate(custom(function = "valid_expiry"))]
+    /// When the link stops redirecting (410 after); an instant already past
+    /// expires it at once.
     expires_at: Option<DateTime<Utc>>,
     /// 301, 302 (default), 307 or 308.
     #[schema(schema_with = redirect_type_schema)]
@@ -143,7 +174,6 @@ pub(super) struct CreateLinkRequest {
 impl CreateLinkRequest {
     /// Every rule was checked by `validate`; this only builds the values.
     fn into_new_link(self) -> Result<NewLink, ApiError> {
-        let now = Utc::now();
         Ok(NewLink {
             url: TargetUrl::parse(&self.url).map_err(|e| ApiError::invalid("url", e))?,
             alias: self
@@ -152,11 +182,7 @@ impl CreateLinkRequest {
                 .map(Alias::parse)
                 .transpose()
                 .map_err(|e| ApiError::invalid("alias", e))?,
-            expires_at: self
-                .expires_at
-                .map(|at| ExpiresAt::parse(at, now))
-                .transpose()
-                .map_err(|e| ApiError::invalid("expires_at", e))?,
+            expires_at: self.expires_at.map(ExpiresAt::new),
             redirect_type: self
                 .redirect_type
                 .map(RedirectType::try_from)
@@ -176,7 +202,7 @@ impl CreateLinkRequest {
 pub(super) struct UpdateLinkRequest {
     /// The new target (not null).
     #[serde(default, deserialize_with = "contracts::present")]
-    #[schema(value_type = String, required = false, max_length = 2048)]
+    #[schema(schema_with = url_schema, required = false)]
     url: Option<Option<String>>,
     /// The new expiry; null removes it.
     #[serde(default, deserialize_with = "contracts::present")]
@@ -204,14 +230,7 @@ impl UpdateLinkRequest {
             Some(None) => invalid.push(InvalidParam::new("url", "must not be null")),
             None => {}
         }
-        match self.expires_at {
-            Some(Some(at)) => match ExpiresAt::parse(at, Utc::now()) {
-                Ok(at) => changes.expires_at = Some(Some(at)),
-                Err(e) => invalid.push(InvalidParam::new("expires_at", e)),
-            },
-            Some(None) => changes.expires_at = Some(None),
-            None => {}
-        }
+        changes.expires_at = self.expires_at.map(|at| at.map(ExpiresAt::new));
         match self.redirect_type {
             Some(Some(status)) => match RedirectType::try_from(status) {
                 Ok(t) => changes.redirect_type = Some(t),

@@ -8,6 +8,7 @@ use super::extractors::caller;
 use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
 use super::links::{self, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest};
 use super::{redirect, ApiState};
+use crate::domain::RESERVED_WORDS;
 use crate::keys::Role;
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 
@@ -83,11 +84,33 @@ impl Modify for ApiKeySecurity {
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static str {
     static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut document =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+        refuse_reserved_aliases(&mut document);
+        serde_json::to_string_pretty(&document).expect("the OpenAPI document serialises")
     });
     &DOCUMENT
+}
+
+/// States the reserved words an alias may not be, as a `not` (which utoipa's
+/// model lacks): any case of each, so the document refuses exactly what the
+/// service does. Typed as a string, so that a null alias still passes.
+fn refuse_reserved_aliases(document: &mut serde_json::Value) {
+    let any_case = |word: &str| -> String {
+        word.chars()
+            .map(|c| match c.is_ascii_alphabetic() {
+                true => format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()),
+                false => c.to_string(),
+            })
+            .collect()
+    };
+    let words: Vec<String> = RESERVED_WORDS.iter().map(|w| any_case(w)).collect();
+    let alias = &mut document["components"]["schemas"]["CreateLink"]["properties"]["alias"];
+    assert!(alias.is_object(), "CreateLink has an alias");
+    alias["not"] = serde_json::json!({
+        "type": "string",
+        "pattern": format!("^(?:{})$", words.join("|")),
+    });
 }
 
 /// `GET /api/v1/openapi.json`, for any valid key (`shortener openapi`

@@ -174,6 +174,32 @@ pub async fn unknown_codes_are_404_and_deleted_or_expired_links_are_410(app: &Te
     tokio::time::sleep(Duration::from_millis(2700)).await;
     let gone = problem(app.get("/short-lived").await, 410).await;
     assert!(gone["detail"].as_str().unwrap().contains("expired"));
+
+    // An expiry already past retires a link at once: on creation, and as a
+    // change (which a later change can undo).
+    let past = "2001-01-01T00:00:00Z";
+    app.create_ok(
+        json!({ "url": "https://example.com/", "alias": "born-expired", "expires_at": past }),
+    )
+    .await;
+    problem(app.get("/born-expired").await, 410).await;
+    app.create_ok(json!({ "url": "https://example.com/", "alias": "retired" }))
+        .await;
+    assert_eq!(app.get("/retired").await.status(), 302);
+    assert_eq!(
+        app.patch("retired", json!({ "expires_at": past }))
+            .await
+            .status(),
+        200
+    );
+    problem(app.get("/retired").await, 410).await;
+    assert_eq!(
+        app.patch("retired", json!({ "expires_at": null }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.get("/retired").await.status(), 302);
 }
 
 pub async fn every_write_reaches_the_stream_as_a_valid_event(app: &TestApp) {
