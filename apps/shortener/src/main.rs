@@ -3,6 +3,13 @@
 use shortener::{Application, Settings};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's allocator: a click is built on an HTTP
+/// worker and freed on the publishing thread, a cross-thread pattern glibc
+/// pays for in arena locking and consolidation (about 8% of the CPU under
+/// load in the profile; see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     // `shortener openapi` prints the OpenAPI document (for client generators

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
-use crate::publish::{ensure_shortener_stream, publish_all, Outgoing};
+use crate::publish::{ensure_shortener_stream, Outgoing, Publisher};
 use crate::store::LinkStore;
 
 /// Tuning of the relay.
@@ -66,6 +66,7 @@ impl Default for RelaySettings {
 pub struct OutboxRelay {
     store: Arc<dyn LinkStore>,
     jetstream: jetstream::Context,
+    publisher: Publisher,
     settings: RelaySettings,
     wake: Arc<Notify>,
     /// Set once the stream is known to exist; checked before every round
@@ -82,6 +83,7 @@ impl OutboxRelay {
     ) -> Self {
         Self {
             store,
+            publisher: Publisher::new(jetstream.client()),
             jetstream,
             settings,
             wake: Arc::new(Notify::new()),
@@ -184,8 +186,10 @@ impl OutboxRelay {
                 payload: event.payload.clone().into(),
             })
             .collect();
-        let acked_flags =
-            publish_all(&self.jetstream, &outgoing, self.settings.publish_timeout).await;
+        let acked_flags = self
+            .publisher
+            .publish_all(&outgoing, self.settings.publish_timeout)
+            .await;
         let acked: Vec<Uuid> = events
             .iter()
             .zip(&acked_flags)

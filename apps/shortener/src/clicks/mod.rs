@@ -52,6 +52,7 @@ pub use relay::SpoolRelay;
 
 use crate::backoff::Backoff;
 use crate::configuration::Secret;
+use crate::publish::Publisher;
 use crate::service::PRODUCER;
 use crate::store::{Link, LinkStore};
 
@@ -85,7 +86,7 @@ impl Default for ClickSettings {
         Self {
             channel_capacity: 65_536,
             batch_size: 1_000,
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(20),
             publish_timeout: Duration::from_secs(2),
             store_timeout: Duration::from_secs(5),
             spool_attempts: 3,
@@ -323,7 +324,7 @@ pub fn click_pipeline(
             rx,
             store: store.clone(),
             nats: nats.clone(),
-            jetstream: jetstream.clone(),
+            publisher: Publisher::new(nats.clone()),
             settings: settings.clone(),
             counts: counts.clone(),
             metrics: metrics.clone(),
@@ -331,6 +332,7 @@ pub fn click_pipeline(
         },
         relay: SpoolRelay {
             store: store.clone(),
+            publisher: Publisher::new(nats.clone()),
             nats,
             jetstream,
             settings: settings.clone(),

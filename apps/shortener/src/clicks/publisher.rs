@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream;
 use contracts::{ClickEvent, Event, UrlClicked};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -12,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::counts::PerLink;
 use super::{ClickCounts, ClickMetrics, ClickSettings};
 use crate::backoff::Backoff;
-use crate::publish::{publish_all, Outgoing};
+use crate::publish::{Outgoing, Publisher};
 use crate::store::{LinkStore, SpooledClick};
 
 /// The click publisher task.
@@ -20,7 +19,7 @@ pub struct ClickPublisher {
     pub(crate) rx: mpsc::Receiver<ClickEvent>,
     pub(crate) store: Arc<dyn LinkStore>,
     pub(crate) nats: async_nats::Client,
-    pub(crate) jetstream: jetstream::Context,
+    pub(crate) publisher: Publisher,
     pub(crate) settings: ClickSettings,
     pub(crate) counts: Arc<ClickCounts>,
     pub(crate) metrics: ClickMetrics,
@@ -110,12 +109,13 @@ impl ClickPublisher {
             async_nats::connection::State::Connected
         );
         let unacknowledged = if connected {
-            let acked = publish_all(
-                &self.jetstream,
-                &clicks.iter().map(outgoing).collect::<Vec<_>>(),
-                self.settings.publish_timeout,
-            )
-            .await;
+            let acked = self
+                .publisher
+                .publish_all(
+                    &clicks.iter().map(outgoing).collect::<Vec<_>>(),
+                    self.settings.publish_timeout,
+                )
+                .await;
             let mut unacknowledged = Vec::new();
             let mut counted = PerLink::default();
             let now = chrono::Utc::now();

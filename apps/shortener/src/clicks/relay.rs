@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::publisher::outgoing;
 use super::{ClickMetrics, ClickSettings};
 use crate::backoff::Backoff;
-use crate::publish::{ensure_shortener_stream, publish_all};
+use crate::publish::{ensure_shortener_stream, Publisher};
 use crate::store::LinkStore;
 
 /// The spool relay task.
@@ -20,6 +20,7 @@ pub struct SpoolRelay {
     pub(crate) store: Arc<dyn LinkStore>,
     pub(crate) nats: async_nats::Client,
     pub(crate) jetstream: jetstream::Context,
+    pub(crate) publisher: Publisher,
     pub(crate) settings: ClickSettings,
     pub(crate) metrics: ClickMetrics,
     pub(crate) wake: Arc<Notify>,
@@ -28,7 +29,7 @@ pub struct SpoolRelay {
 impl SpoolRelay {
     /// Relays until `shutdown`. What is still spooled then stays in the
     /// store and is relayed after the next start.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff);
         // Checked again after every failure: a broker restarted on an empty
         // data directory has no stream until someone creates it.
@@ -65,7 +66,7 @@ impl SpoolRelay {
     }
 
     /// Publishes the oldest spooled clicks; returns how many were relayed.
-    async fn relay_batch(&self, stream_checked: &mut bool) -> anyhow::Result<usize> {
+    async fn relay_batch(&mut self, stream_checked: &mut bool) -> anyhow::Result<usize> {
         let limit = u32::try_from(self.settings.batch_size).unwrap_or(u32::MAX);
         let clicks = self.store.spooled_clicks(limit).await?;
         if clicks.is_empty() {
@@ -75,12 +76,13 @@ impl SpoolRelay {
             ensure_shortener_stream(&self.jetstream).await?;
             *stream_checked = true;
         }
-        let acked = publish_all(
-            &self.jetstream,
-            &clicks.iter().map(outgoing).collect::<Vec<_>>(),
-            self.settings.publish_timeout,
-        )
-        .await;
+        let acked = self
+            .publisher
+            .publish_all(
+                &clicks.iter().map(outgoing).collect::<Vec<_>>(),
+                self.settings.publish_timeout,
+            )
+            .await;
         let mut ids = Vec::new();
         let mut counts: HashMap<Uuid, u64> = HashMap::new();
         for (click, acked) in clicks.iter().zip(&acked) {
