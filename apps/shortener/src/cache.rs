@@ -1,7 +1,9 @@
 //! The redirect cache: a cache hit serves a redirect without touching the
 //! store.
 //!
-//! Bounded (`moka`, TinyLFU admission) and kept correct in three ways:
+//! Bounded (`quick_cache`: S3-FIFO, where a hit is a shard read lock and a
+//! hash lookup, no per-read bookkeeping queue) and kept correct in three
+//! ways:
 //! a write on this instance invalidates its entry at once; writes on other
 //! instances arrive as `shortener.url.updated`/`deleted` events, which every
 //! instance consumes with its own ordered consumer (not a shared durable one:
@@ -14,13 +16,14 @@
 //! at once here and, through the created event, on every other instance.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
 use contracts::{decode_any, subjects, AnyEvent};
 use futures::StreamExt;
-use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::UnitWeighter;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -36,6 +39,48 @@ type Hasher = foldhash::quality::RandomState;
 
 /// Codes share this many invalidation generations (by hash).
 const STRIPES: usize = 256;
+
+/// A value with the instant it was put in.
+type Stamped<V> = (V, Instant);
+
+/// A bounded map whose entries are forgotten `ttl` after they were put in.
+struct Timed<V: Clone> {
+    entries: Cache<String, Stamped<V>, UnitWeighter, Hasher, DefaultLifecycle<String, Stamped<V>>>,
+    ttl: Duration,
+}
+
+impl<V: Clone> Timed<V> {
+    fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            entries: Cache::with(
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+                capacity,
+                UnitWeighter,
+                Hasher::default(),
+                DefaultLifecycle::default(),
+            ),
+            ttl,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let (value, at) = self.entries.get(key)?;
+        if at.elapsed() < self.ttl {
+            return Some(value);
+        }
+        // Only this stale entry: not one a concurrent insert just put in.
+        self.entries.remove_if(key, |(_, put)| *put == at);
+        None
+    }
+
+    fn insert(&self, key: String, value: V) {
+        self.entries.insert(key, (value, Instant::now()));
+    }
+
+    fn invalidate(&self, key: &str) {
+        self.entries.remove(key);
+    }
+}
 
 /// What the cache knows about a code.
 #[derive(Debug, Clone)]
@@ -72,8 +117,8 @@ struct Generations {
 /// the entries under the stripe's lock, and an insert checks, under the same
 /// lock, that the generation is still the one its lookup started with.
 pub struct LinkCache {
-    links: Cache<String, Arc<Link>, Hasher>,
-    missing: Cache<String, (), Hasher>,
+    links: Timed<Arc<Link>>,
+    missing: Timed<()>,
     generations: Vec<Mutex<Generations>>,
     hits: Counter,
     misses: Counter,
@@ -83,14 +128,8 @@ impl LinkCache {
     /// `capacity` links for `ttl`, and as many unknown codes for `missing_ttl`.
     pub fn new(capacity: u64, ttl: Duration, missing_ttl: Duration) -> Self {
         Self {
-            links: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build_with_hasher(Hasher::default()),
-            missing: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(missing_ttl)
-                .build_with_hasher(Hasher::default()),
+            links: Timed::new(capacity, ttl),
+            missing: Timed::new(capacity, missing_ttl),
             generations: (0..STRIPES)
                 .map(|_| Mutex::new(Generations::default()))
                 .collect(),
@@ -110,7 +149,7 @@ impl LinkCache {
     pub fn get(&self, code: &str) -> Cached {
         let found = match self.links.get(code) {
             Some(link) => Cached::Link(link),
-            None if self.missing.contains_key(code) => Cached::Missing,
+            None if self.missing.get(code).is_some() => Cached::Missing,
             None => Cached::Unknown,
         };
         let counter = match found {
