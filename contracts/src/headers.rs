@@ -37,5 +37,9 @@ pub const DLQ_PATH: &str = "Dlq-Path";
 pub const DLQ_ORIGINAL_SUBJECT: &str = "Dlq-Original-Subject";
 /// On a dead letter: the message's sequence in the source stream.
 pub const DLQ_ORIGINAL_SEQUENCE: &str = "Dlq-Original-Sequence";
+/// On a dead letter whose original did not fit beside its headers: the
+/// original payload's size in bytes (the letter's own payload is empty; the
+/// original is on the source stream at `Dlq-Original-Sequence`).
+pub const DLQ_PAYLOAD_OMITTED: &str = "Dlq-Payload-Omitted";
 /// On a dead letter: how many times the message had been delivered.
 pub const DLQ_DELIVERIES: &str = "Dlq-Deliveries";

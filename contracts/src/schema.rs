@@ -122,9 +122,11 @@ pub fn validate(event_type: &str, version: u32, instance: &Value) -> Result<(), 
                     path.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
             }
+            // Masked: the offending value stays out of the message, which
+            // travels in logs and dead-letter headers (a value can be huge).
             Violation {
                 path,
-                message: error.to_string(),
+                message: error.masked().to_string(),
             }
         })
         .collect();

@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{self, Stream as PullStream};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, AckKind, Message};
 use contracts::headers::{
-    DLQ_DELIVERIES, DLQ_ERROR, DLQ_ORIGINAL_SEQUENCE, DLQ_ORIGINAL_SUBJECT, DLQ_PATH, DLQ_REASON,
+    DLQ_DELIVERIES, DLQ_ERROR, DLQ_ORIGINAL_SEQUENCE, DLQ_ORIGINAL_SUBJECT, DLQ_PATH,
+    DLQ_PAYLOAD_OMITTED, DLQ_REASON,
 };
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 use contracts::subjects::{self, dead_letter_subject};
@@ -196,8 +198,19 @@ async fn decode_all(subject: &'static str, batch: &[Message]) -> Vec<Result<Row,
 const DEAD_LETTER_CHUNK: usize = 1_000;
 
 /// A message on its way to the dead-letter subject: the original, its
-/// reason, and the headers it is republished with.
-type Letter<'m> = (&'m Message, &'static str, async_nats::HeaderMap);
+/// reason, and the headers and payload it is republished with.
+type Letter<'m> = (
+    &'m Message,
+    &'static str,
+    async_nats::HeaderMap,
+    bytes::Bytes,
+);
+
+/// The longest error text a dead letter carries, in bytes.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// Room kept for the protocol's own bytes beside headers and payload.
+const LETTER_OVERHEAD: usize = 512;
 
 /// Why a message goes to the dead-letter subject.
 struct DeadLetter<'a> {
@@ -502,11 +515,13 @@ impl Ingest {
         shutdown: &CancellationToken,
     ) -> bool {
         let target = dead_letter_subject(subject);
+        let max_payload = self.jetstream.client().server_info().max_payload;
         let mut pending: Vec<Letter> = letters
             .into_iter()
             .map(|(message, letter)| {
-                tracing::warn!(subject, reason = letter.reason, error = %letter.error, "message dead-lettered");
-                (message, letter.reason, dead_letter_headers(message, &letter))
+                let (headers, payload) = dead_letter_of(message, &letter, max_payload);
+                tracing::warn!(subject, reason = letter.reason, error = %headers.get(DLQ_ERROR).map(|v| v.as_str()).unwrap_or_default(), "message dead-lettered");
+                (message, letter.reason, headers, payload)
             })
             .collect();
         let mut backoff = self.settings.min_backoff;
@@ -542,14 +557,10 @@ impl Ingest {
         letters: Vec<Letter<'m>>,
     ) -> Vec<Letter<'m>> {
         let mut acks = Vec::with_capacity(letters.len());
-        for (message, _, headers) in &letters {
+        for (_, _, headers, payload) in &letters {
             acks.push(
                 self.jetstream
-                    .publish_with_headers(
-                        target.to_owned(),
-                        headers.clone(),
-                        message.payload.clone(),
-                    )
+                    .publish_with_headers(target.to_owned(), headers.clone(), payload.clone())
                     .await,
             );
         }
@@ -558,6 +569,12 @@ impl Ingest {
         for (letter, ack) in letters.into_iter().zip(acks) {
             let accepted = match ack {
                 Ok(ack) => ack.await.map(drop).map_err(anyhow::Error::from),
+                // Retrying cannot make a letter smaller: the original is
+                // given up (terminated, counted), never retried forever.
+                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    self.unpublishable(subject, letter.0, &error).await;
+                    continue;
+                }
                 Err(error) => Err(error.into()),
             };
             match accepted {
@@ -574,6 +591,23 @@ impl Ingest {
         refused
     }
 
+    /// Terminates a message whose dead letter can never be published, after
+    /// saying so: it stays on the source stream, at the logged sequence.
+    async fn unpublishable(&self, subject: &'static str, message: &Message, error: &PublishError) {
+        let sequence = message.info().map(|i| i.stream_sequence).ok();
+        tracing::error!(subject, ?sequence, %error, "a dead letter cannot be published; the message is terminated");
+        self.metrics
+            .dead_letters
+            .get_or_create(&DeadLetterLabels {
+                subject,
+                reason: "unpublishable",
+            })
+            .inc();
+        if let Err(error) = message.ack_with(AckKind::Term).await {
+            tracing::warn!(subject, %error, "terminating an unpublishable message failed");
+        }
+    }
+
     /// Counts a message the dead-letter subject accepted and acks the original.
     async fn dead_lettered(&self, subject: &'static str, message: &Message, reason: &'static str) {
         self.metrics
@@ -586,13 +620,20 @@ impl Ingest {
     }
 }
 
-/// The original headers plus why and from where the message was dead-lettered.
-fn dead_letter_headers(message: &Message, letter: &DeadLetter<'_>) -> async_nats::HeaderMap {
+/// The letter for `message`: its original headers plus why and from where it
+/// was dead-lettered, every added value on one line and bounded; and its
+/// payload, unless the letter would then exceed the server's `max_payload`,
+/// in which case it says so and where the original is.
+fn dead_letter_of(
+    message: &Message,
+    letter: &DeadLetter<'_>,
+    max_payload: usize,
+) -> (async_nats::HeaderMap, bytes::Bytes) {
     let mut headers = message.headers.clone().unwrap_or_default();
     headers.insert(DLQ_REASON, letter.reason);
-    headers.insert(DLQ_ERROR, letter.error.as_str());
+    headers.insert(DLQ_ERROR, header_text(&letter.error).as_str());
     if let Some(path) = letter.path {
-        headers.insert(DLQ_PATH, path);
+        headers.insert(DLQ_PATH, header_text(path).as_str());
     }
     headers.insert(DLQ_ORIGINAL_SUBJECT, message.subject.as_str());
     if let Ok(info) = message.info() {
@@ -602,5 +643,49 @@ fn dead_letter_headers(message: &Message, letter: &DeadLetter<'_>) -> async_nats
         );
         headers.insert(DLQ_DELIVERIES, info.delivered.to_string().as_str());
     }
-    headers
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            values
+                .iter()
+                .map(|v| AsRef::<str>::as_ref(name).len() + v.as_str().len() + 4)
+                .sum::<usize>()
+        })
+        .sum();
+    let payload = message.payload.clone();
+    if header_bytes + payload.len() + LETTER_OVERHEAD <= max_payload {
+        return (headers, payload);
+    }
+    headers.insert(DLQ_PAYLOAD_OMITTED, payload.len().to_string().as_str());
+    (headers, bytes::Bytes::new())
+}
+
+/// `text` fit for a header value: control characters (CR and LF above all,
+/// which the client refuses) as spaces, and at most [`MAX_ERROR_TEXT`] bytes.
+fn header_text(text: &str) -> String {
+    const ELLIPSIS: char = '…';
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT));
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > MAX_ERROR_TEXT - ELLIPSIS.len_utf8() {
+            out.push(ELLIPSIS);
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_is_one_bounded_line() {
+        assert_eq!(header_text("a\r\nb\tc"), "a  b c");
+        let long = header_text(&"é".repeat(2_000));
+        assert!(long.len() <= MAX_ERROR_TEXT, "{}", long.len());
+        assert!(long.ends_with('…'));
+        assert_eq!(header_text("short"), "short");
+    }
 }

@@ -206,7 +206,7 @@ pub fn shortener_killed(mode: Mode) -> Vec<Row> {
         "2 shortener SIGKILL (window)",
         &tally,
         format!(
-            "{} links all present; clicks lost in the kill window: {} (bound: the 5 ms linger + batch in flight, at most 65,536)",
+            "{} links all present; clicks lost in the kill window: {} (bound: the 20 ms linger + batch in flight, at most 65,536)",
             seen.created.len(),
             tally.lost
         ),

@@ -472,6 +472,91 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
     app.stop().await;
 }
 
+/// Poison that used to stop a subject for good: a 700 KB schema-breaking
+/// click (the validator's message embedded the value, so the letter outgrew
+/// the server's limit), a value with CR/LF (the client panics on a header
+/// value with one), and an event so near the limit that its letter cannot
+/// carry it. Each is dead-lettered once, with bounded one-line
+/// headers, and the valid clicks around them are counted.
+pub async fn huge_and_header_breaking_poison_is_dead_lettered_and_ingestion_goes_on(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "bulky", D0)]).await;
+    let mut huge = serde_json::to_value(clicked(id, "bulky", D0 + 1)).unwrap();
+    huge["data"]["user_agent"] = json!("A".repeat(700_000));
+    let mut crlf = serde_json::to_value(clicked(id, "bulky", D0 + 2)).unwrap();
+    crlf["data"]["country"] = json!("U\r\nDlq-Reason: forged");
+    let max_payload = js.client().server_info().max_payload;
+    let near_limit = format!("{{{}", " ".repeat(max_payload - 200)).into_bytes();
+    let poisons: [(&str, Vec<u8>); 3] = [
+        ("huge", serde_json::to_vec(&huge).unwrap()),
+        ("crlf", serde_json::to_vec(&crlf).unwrap()),
+        ("near-limit", near_limit),
+    ];
+    let mut valid = Vec::new();
+    for (i, (name, payload)) in poisons.iter().enumerate() {
+        let batch: Vec<_> = (0..10)
+            .map(|k| clicked(id, "bulky", D0 + 100 + (i * 10 + k) as i64))
+            .collect();
+        publish(&js, &batch).await;
+        valid.extend(batch);
+        publish_raw(&js, URL_CLICKED, name, payload.clone()).await;
+    }
+    let tail: Vec<_> = (0..10)
+        .map(|k| clicked(id, "bulky", D0 + 500 + k))
+        .collect();
+    publish(&js, &tail).await;
+    valid.extend(tail);
+    let path = format!(
+        "/api/v1/links/bulky/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == valid.len() as u64)
+        .await;
+
+    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
+    let consumer = dlq
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: format!("analytics.dlq.{URL_CLICKED}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut letters = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut seen = BTreeMap::new();
+    while let Some(Ok(letter)) = letters.next().await {
+        let headers = letter.headers.clone().unwrap();
+        let name = headers.get("Nats-Msg-Id").unwrap().to_string();
+        let error = headers.get("Dlq-Error").unwrap().as_str().to_owned();
+        assert!(error.len() <= 1024, "{name}: a {} byte error", error.len());
+        assert!(!error.contains(['\r', '\n']), "{name}: {error:?}");
+        assert!(!error.contains("AAAA"), "{name}: the value is masked");
+        let omitted = headers.get("Dlq-Payload-Omitted").map(|v| v.to_string());
+        seen.insert(name, (letter.payload.len(), omitted));
+    }
+    let expected: BTreeMap<String, (usize, Option<String>)> = [
+        ("huge".to_owned(), (poisons[0].1.len(), None)),
+        ("crlf".to_owned(), (poisons[1].1.len(), None)),
+        (
+            "near-limit".to_owned(),
+            (0, Some(poisons[2].1.len().to_string())),
+        ),
+    ]
+    .into();
+    assert_eq!(seen, expected, "each poison dead-lettered once");
+    let (_, body) = app.get_json(&path).await;
+    assert_eq!(total(&body), valid.len() as u64, "no poison was counted");
+    app.stop().await;
+}
+
 /// More poison in one batch than the dead-letter publisher sends before it
 /// awaits acks, and more than the client allows in flight (5,000): all of it is
 /// dead-lettered once, and the valid clicks behind it are counted.

@@ -19,6 +19,7 @@ macro_rules! store_suite {
                 a_click_before_its_link_is_counted_and_later_attributed,
                 poison_messages_land_in_the_dead_letter_subject_while_valid_traffic_flows,
                 a_burst_of_poison_in_one_batch_is_dead_lettered_in_full,
+                huge_and_header_breaking_poison_is_dead_lettered_and_ingestion_goes_on,
                 updates_and_deletions_keep_the_copy_current,
                 bad_parameters_get_problem_json_naming_the_field,
                 replay_rebuilds_identical_stats,
