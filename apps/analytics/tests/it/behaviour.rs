@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::helpers::{at, clicked, created, publish, publish_raw, total, Env};
+use super::helpers::{at, clicked, created, publish, publish_raw, total, Env, TestApp};
 
 /// 2026-03-01T00:00:00Z.
 const D0: i64 = 1_772_323_200;
@@ -398,45 +398,14 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
         ),
         ("wrong_event_type", wrong_type),
     ];
-    let mut valid = Vec::new();
-    for (i, (_, payload)) in poisons.iter().enumerate() {
-        let batch: Vec<_> = (0..10)
-            .map(|k| clicked(id, "poison", D0 + 100 + (i * 10 + k) as i64))
-            .collect();
-        publish(&js, &batch).await;
-        valid.extend(batch);
-        publish_raw(&js, URL_CLICKED, &format!("poison-{i}"), payload.clone()).await;
-    }
-    let tail: Vec<_> = (0..10)
-        .map(|k| clicked(id, "poison", D0 + 500 + k))
+    let named: Vec<(String, Vec<u8>)> = poisons
+        .iter()
+        .enumerate()
+        .map(|(i, (_, payload))| (format!("poison-{i}"), payload.clone()))
         .collect();
-    publish(&js, &tail).await;
-    valid.extend(tail);
-    let path = format!(
-        "/api/v1/links/poison/stats?from={}&to={}",
-        rfc3339(D0),
-        rfc3339(D0 + DAY)
-    );
-    app.eventually(&path, |_, body| total(body) == valid.len() as u64)
-        .await;
-
-    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
-    let consumer = dlq
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: format!("analytics.dlq.{URL_CLICKED}"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut letters = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(std::time::Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
+    let (path, valid, letters) = around_poison(env, &app, id, "poison", &named).await;
     let mut reasons = BTreeMap::new();
-    while let Some(Ok(letter)) = letters.next().await {
+    for letter in letters {
         let headers = letter.headers.clone().unwrap();
         let reason = headers.get("Dlq-Reason").unwrap().to_string();
         assert!(headers
@@ -466,10 +435,63 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
         "each poison once, with its reason and original payload"
     );
     let (_, body) = app.get_json(&path).await;
-    assert_eq!(total(&body), valid.len() as u64, "no poison was counted");
+    assert_eq!(total(&body), valid, "no poison was counted");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("analytics_dead_letters_total{subject=\"shortener.url.clicked\",reason=\"invalid_json\"} 1"), "{metrics}");
     app.stop().await;
+}
+
+/// Publishes ten valid clicks of `code` before each poison (published raw
+/// under its name as `Nats-Msg-Id`) and ten after the last, waits until
+/// analytics counts exactly the valid ones, and returns the stats path, that
+/// count, and the dead letters on the clicked subject.
+async fn around_poison(
+    env: &Env,
+    app: &TestApp,
+    id: Uuid,
+    code: &str,
+    poisons: &[(String, Vec<u8>)],
+) -> (String, u64, Vec<async_nats::jetstream::Message>) {
+    let js = env.jetstream().await;
+    let mut valid = 0;
+    for (i, (name, payload)) in poisons.iter().enumerate() {
+        let batch: Vec<_> = (0..10)
+            .map(|k| clicked(id, code, D0 + 100 + (i * 10 + k) as i64))
+            .collect();
+        publish(&js, &batch).await;
+        valid += batch.len() as u64;
+        publish_raw(&js, URL_CLICKED, name, payload.clone()).await;
+    }
+    let tail: Vec<_> = (0..10).map(|k| clicked(id, code, D0 + 500 + k)).collect();
+    publish(&js, &tail).await;
+    valid += tail.len() as u64;
+    let path = format!(
+        "/api/v1/links/{code}/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == valid).await;
+
+    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
+    let consumer = dlq
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: format!("analytics.dlq.{URL_CLICKED}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut letters = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    while let Some(Ok(letter)) = letters.next().await {
+        all.push(letter);
+    }
+    (path, valid, all)
 }
 
 /// Poison that used to stop a subject for good: a 700 KB schema-breaking
@@ -494,45 +516,13 @@ pub async fn huge_and_header_breaking_poison_is_dead_lettered_and_ingestion_goes
         ("crlf", serde_json::to_vec(&crlf).unwrap()),
         ("near-limit", near_limit),
     ];
-    let mut valid = Vec::new();
-    for (i, (name, payload)) in poisons.iter().enumerate() {
-        let batch: Vec<_> = (0..10)
-            .map(|k| clicked(id, "bulky", D0 + 100 + (i * 10 + k) as i64))
-            .collect();
-        publish(&js, &batch).await;
-        valid.extend(batch);
-        publish_raw(&js, URL_CLICKED, name, payload.clone()).await;
-    }
-    let tail: Vec<_> = (0..10)
-        .map(|k| clicked(id, "bulky", D0 + 500 + k))
+    let named: Vec<(String, Vec<u8>)> = poisons
+        .iter()
+        .map(|(name, payload)| (name.to_string(), payload.clone()))
         .collect();
-    publish(&js, &tail).await;
-    valid.extend(tail);
-    let path = format!(
-        "/api/v1/links/bulky/stats?from={}&to={}",
-        rfc3339(D0),
-        rfc3339(D0 + DAY)
-    );
-    app.eventually(&path, |_, body| total(body) == valid.len() as u64)
-        .await;
-
-    let dlq = js.get_stream("ANALYTICS_DLQ").await.unwrap();
-    let consumer = dlq
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: format!("analytics.dlq.{URL_CLICKED}"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut letters = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(std::time::Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
+    let (path, valid, letters) = around_poison(env, &app, id, "bulky", &named).await;
     let mut seen = BTreeMap::new();
-    while let Some(Ok(letter)) = letters.next().await {
+    for letter in letters {
         let headers = letter.headers.clone().unwrap();
         let name = headers.get("Nats-Msg-Id").unwrap().to_string();
         let error = headers.get("Dlq-Error").unwrap().as_str().to_owned();
@@ -553,7 +543,7 @@ pub async fn huge_and_header_breaking_poison_is_dead_lettered_and_ingestion_goes
     .into();
     assert_eq!(seen, expected, "each poison dead-lettered once");
     let (_, body) = app.get_json(&path).await;
-    assert_eq!(total(&body), valid.len() as u64, "no poison was counted");
+    assert_eq!(total(&body), valid, "no poison was counted");
     app.stop().await;
 }
 
