@@ -14,8 +14,9 @@
 //! a message that nevertheless reaches its last delivery while the store
 //! fails is put on the dead-letter subject too, so it can be re-driven.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::pull::{self, Stream as PullStream};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
@@ -59,6 +60,9 @@ pub struct ConsumerSettings {
     pub max_deliver: i64,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Test hook: the task of this subject panics once, at its first batch,
+    /// so a test can see it restarted. Never set outside tests.
+    pub panic_once_on: Option<&'static str>,
 }
 
 impl Default for ConsumerSettings {
@@ -70,7 +74,58 @@ impl Default for ConsumerSettings {
             max_deliver: 20,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            panic_once_on: None,
         }
+    }
+}
+
+/// How long a subject's consumer may go without answering before `/ready`
+/// fails; `analytics_consumer_up` drops to 0 at the first unanswered probe.
+pub const CONSUMER_SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// When each subject's consumer last answered (its info is fetched every
+/// 2 s by the lag reporter), for `/ready`.
+pub struct ConsumerHealth {
+    /// Unix milliseconds of the last answer; the start counts as one.
+    last_answer: Vec<(&'static str, AtomicU64)>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Default for ConsumerHealth {
+    fn default() -> Self {
+        let now = unix_ms();
+        Self {
+            last_answer: SUBJECTS
+                .iter()
+                .map(|&subject| (subject, AtomicU64::new(now)))
+                .collect(),
+        }
+    }
+}
+
+impl ConsumerHealth {
+    /// The consumer of `subject` answered just now.
+    pub fn answered(&self, subject: &str) {
+        if let Some((_, at)) = self.last_answer.iter().find(|(s, _)| *s == subject) {
+            at.store(unix_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Per subject, how long since its consumer last answered.
+    pub fn silences(&self) -> Vec<(&'static str, Duration)> {
+        let now = unix_ms();
+        self.last_answer
+            .iter()
+            .map(|(subject, at)| {
+                let since = now.saturating_sub(at.load(Ordering::Relaxed));
+                (*subject, Duration::from_millis(since))
+            })
+            .collect()
     }
 }
 
@@ -226,9 +281,29 @@ pub struct Ingest {
     pub jetstream: jetstream::Context,
     pub metrics: Arc<Metrics>,
     pub settings: ConsumerSettings,
+    pub health: Arc<ConsumerHealth>,
+    /// Whether the test hook of `settings.panic_once_on` fired already.
+    pub panicked: AtomicBool,
 }
 
 impl Ingest {
+    pub fn new(
+        store: Arc<dyn AnalyticsStore>,
+        jetstream: jetstream::Context,
+        metrics: Arc<Metrics>,
+        settings: ConsumerSettings,
+    ) -> Self {
+        Self {
+            links: Arc::new(LinkCopies::new(store.clone())),
+            store,
+            jetstream,
+            metrics,
+            settings,
+            health: Arc::new(ConsumerHealth::default()),
+            panicked: AtomicBool::new(false),
+        }
+    }
+
     /// Consumes `subject` until `shutdown`; the batch in hand is finished first.
     ///
     /// After a pull stream ends or fails, the stream and the durable
@@ -285,7 +360,7 @@ impl Ingest {
     }
 
     /// The durable consumer of `subject`, with its streams, created if gone.
-    async fn recreate(&self, subject: &'static str) -> anyhow::Result<PullConsumer> {
+    pub async fn recreate(&self, subject: &'static str) -> anyhow::Result<PullConsumer> {
         let stream = ensure_stream(&self.jetstream, shortener_stream_config()).await?;
         ensure_stream(&self.jetstream, dead_letter_stream_config()).await?;
         stream
@@ -318,6 +393,11 @@ impl Ingest {
             };
             let next = async {
                 let batch = self.gather(subject, &mut messages, shutdown).await?;
+                if self.settings.panic_once_on == Some(subject)
+                    && !self.panicked.swap(true, Ordering::SeqCst)
+                {
+                    panic!("test hook: the {subject} consumer task panics once");
+                }
                 self.decode(subject, batch, shutdown).await
             };
             let ((), next) = tokio::join!(commit, next);

@@ -34,6 +34,11 @@ pub struct Metrics {
     pub dead_letters: Family<DeadLetterLabels, Counter>,
     /// Messages the consumer has not acknowledged yet: pending plus in flight.
     pub consumer_lag: Family<SubjectLabel, Gauge>,
+    /// 1 while the subject's consumer answers the 2-second probe, else 0.
+    pub consumer_up: Family<SubjectLabel, Gauge>,
+    /// Times the subject's consumer task was started again after it ended
+    /// or panicked.
+    pub consumer_restarts: Family<SubjectLabel, Counter>,
     /// Time of one batched store write.
     pub insert_seconds: Histogram,
     /// Failed store writes (retried).
@@ -62,6 +67,18 @@ impl Default for Metrics {
             "Messages of a subject not yet acknowledged by its consumer",
             consumer_lag.clone(),
         );
+        let consumer_up = Family::<SubjectLabel, Gauge>::default();
+        registry.register(
+            "consumer_up",
+            "1 while the subject's durable consumer answers, else 0",
+            consumer_up.clone(),
+        );
+        let consumer_restarts = Family::<SubjectLabel, Counter>::default();
+        registry.register(
+            "consumer_restarts",
+            "Consumer tasks started again after they ended or panicked, by subject",
+            consumer_restarts.clone(),
+        );
         // 0.5 ms to ~16 s.
         let insert_seconds = Histogram::new(exponential_buckets(0.000_5, 2.0, 16));
         registry.register(
@@ -86,6 +103,8 @@ impl Default for Metrics {
             processed,
             dead_letters,
             consumer_lag,
+            consumer_up,
+            consumer_restarts,
             insert_seconds,
             store_failures,
             requests,

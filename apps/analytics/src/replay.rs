@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
 use crate::consumer::{delete_consumers, ensure_consumers, lag, Ingest};
-use crate::links::LinkCopies;
 use crate::metrics::Metrics;
 use crate::startup::{connect_nats, open_store, prepare_consumers, run_consumers};
 
@@ -40,13 +39,12 @@ pub async fn replay(settings: &Settings) -> anyhow::Result<ReplayReport> {
         store = store.kind(),
         "store emptied; consuming the stream from its first message"
     );
-    let ingest = Arc::new(Ingest {
-        store: store.clone(),
-        links: Arc::new(LinkCopies::new(store.clone())),
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
         jetstream,
-        metrics: Arc::new(Metrics::default()),
-        settings: settings.consumers.clone(),
-    });
+        Arc::new(Metrics::default()),
+        settings.consumers.clone(),
+    ));
     let consuming = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(run_consumers(ingest, consuming.clone(), shutdown.clone()));
     let mut consumers = ensure_consumers(&stream, &settings.consumers).await?;

@@ -16,9 +16,10 @@ use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stre
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, StoreSettings};
-use crate::consumer::{ensure_consumers, lag, ConsumerSettings, Ingest};
+use crate::consumer::{
+    ensure_consumers, lag, ConsumerHealth, ConsumerSettings, Ingest, CONSUMER_SILENCE_LIMIT,
+};
 use crate::keys::{bootstrap_key, Authenticator};
-use crate::links::LinkCopies;
 use crate::metrics::{Metrics, RequestLabels, SubjectLabel};
 use crate::problem::{self, ApiError};
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
@@ -57,6 +58,7 @@ struct Probes {
     nats: async_nats::Client,
     metrics: Arc<Metrics>,
     consuming: Arc<AtomicBool>,
+    health: Arc<ConsumerHealth>,
 }
 
 impl Application {
@@ -66,19 +68,19 @@ impl Application {
         let store = open_store(&settings.store).await?;
         let nats = connect_nats(&settings.nats_url).await?;
         let metrics = Arc::new(Metrics::default());
-        let ingest = Arc::new(Ingest {
-            store: store.clone(),
-            links: Arc::new(LinkCopies::new(store.clone())),
-            jetstream: jetstream::new(nats.clone()),
-            metrics: metrics.clone(),
-            settings: settings.consumers.clone(),
-        });
+        let ingest = Arc::new(Ingest::new(
+            store.clone(),
+            jetstream::new(nats.clone()),
+            metrics.clone(),
+            settings.consumers.clone(),
+        ));
         let consuming = Arc::new(AtomicBool::new(false));
         let probes = web::Data::new(Probes {
             store: store.clone(),
             nats,
             metrics: metrics.clone(),
             consuming: consuming.clone(),
+            health: ingest.health.clone(),
         });
         if settings.api_key.is_none() {
             bootstrap_key(store.as_ref()).await?;
@@ -258,7 +260,8 @@ pub async fn run_consumers(
     };
     let mut tasks = Vec::new();
     for (subject, consumer) in consumers.iter().cloned() {
-        tasks.push(tokio::spawn(ingest.clone().run(
+        tasks.push(tokio::spawn(supervise(
+            ingest.clone(),
             subject,
             consumer,
             shutdown.clone(),
@@ -266,7 +269,7 @@ pub async fn run_consumers(
     }
     tasks.push(tokio::spawn(report_lag(
         consumers,
-        ingest.metrics.clone(),
+        ingest.clone(),
         shutdown.clone(),
     )));
     consuming.store(true, Ordering::Release);
@@ -279,18 +282,72 @@ pub async fn run_consumers(
     consuming.store(false, Ordering::Release);
 }
 
-async fn report_lag(
-    mut consumers: Vec<(&'static str, jetstream::consumer::PullConsumer)>,
-    metrics: Arc<Metrics>,
+/// Runs the consumer task of `subject`, and runs it again whenever it ends
+/// or panics before shutdown: with backoff, on its durable consumer looked
+/// up (or created) anew. One subject's failure never stops the others.
+async fn supervise(
+    ingest: Arc<Ingest>,
+    subject: &'static str,
+    consumer: jetstream::consumer::PullConsumer,
     shutdown: CancellationToken,
 ) {
+    let mut consumer = Some(consumer);
+    let mut backoff = ingest.settings.min_backoff;
+    loop {
+        if let Some(consumer) = consumer.take() {
+            let task = tokio::spawn(ingest.clone().run(subject, consumer, shutdown.clone()));
+            let outcome = task.await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match outcome {
+                Err(error) if error.is_panic() => {
+                    tracing::error!(subject, "the consumer task panicked; starting it again")
+                }
+                _ => tracing::warn!(subject, "the consumer task ended; starting it again"),
+            }
+            ingest
+                .metrics
+                .consumer_restarts
+                .get_or_create(&SubjectLabel { subject })
+                .inc();
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(ingest.settings.max_backoff);
+        match ingest.recreate(subject).await {
+            Ok(found) => consumer = Some(found),
+            Err(error) => {
+                tracing::warn!(subject, error = %format!("{error:#}"), "cannot find or create the consumer; retrying")
+            }
+        }
+    }
+}
+
+/// Every 2 s: each consumer's lag, and whether it answers at all.
+async fn report_lag(
+    mut consumers: Vec<(&'static str, jetstream::consumer::PullConsumer)>,
+    ingest: Arc<Ingest>,
+    shutdown: CancellationToken,
+) {
+    let metrics = &ingest.metrics;
     loop {
         for (subject, consumer) in &mut consumers {
-            if let Ok(lag) = lag(consumer).await {
-                metrics
-                    .consumer_lag
-                    .get_or_create(&SubjectLabel { subject })
-                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            let label = SubjectLabel { subject };
+            match lag(consumer).await {
+                Ok(lag) => {
+                    ingest.health.answered(subject);
+                    metrics.consumer_up.get_or_create(&label).set(1);
+                    metrics
+                        .consumer_lag
+                        .get_or_create(&label)
+                        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+                }
+                Err(_) => {
+                    metrics.consumer_up.get_or_create(&label).set(0);
+                }
             }
         }
         tokio::select! {
@@ -316,12 +373,34 @@ async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
     };
     let consumers = (!probes.consuming.load(Ordering::Acquire))
         .then(|| "consumers: not running yet".to_owned());
-    let failing: Vec<String> = [store, nats, consumers].into_iter().flatten().collect();
+    let silences = probes.health.silences();
+    let silent = silences
+        .iter()
+        .filter(|(_, silence)| *silence > CONSUMER_SILENCE_LIMIT)
+        .map(|(subject, silence)| {
+            format!("consumer of {subject}: silent for {} s", silence.as_secs())
+        });
+    let failing: Vec<String> = [store, nats, consumers]
+        .into_iter()
+        .flatten()
+        .chain(silent)
+        .collect();
     if failing.is_empty() {
+        let subjects: serde_json::Map<String, serde_json::Value> = silences
+            .iter()
+            .map(|(subject, silence)| {
+                let seconds = silence.as_secs_f64();
+                (
+                    (*subject).to_owned(),
+                    serde_json::json!({ "answered_seconds_ago": (seconds * 10.0).round() / 10.0 }),
+                )
+            })
+            .collect();
         Ok(HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "store": probes.store.kind(),
-            "checks": { "store": "ok", "nats": "ok", "consumers": "ok" }
+            "checks": { "store": "ok", "nats": "ok", "consumers": "ok" },
+            "consumers": subjects,
         })))
     } else {
         Err(ApiError::NotReady(failing))

@@ -762,3 +762,126 @@ pub async fn replay_rebuilds_identical_stats(env: &Env) {
     }
     app.stop().await;
 }
+
+/// The test hook makes the clicked subject's task panic at its first batch:
+/// the task is started again, the batch it dropped is redelivered and
+/// counted once, and the other subjects never stop.
+pub async fn a_panicking_consumer_task_is_restarted_and_the_others_never_stop(env: &Env) {
+    let mut settings = env.settings();
+    settings.consumers.panic_once_on = Some(URL_CLICKED);
+    settings.consumers.ack_wait = std::time::Duration::from_secs(2);
+    let app = env.app_with(settings).await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "phoenix", D0)]).await;
+    let clicks: Vec<_> = (0..20)
+        .map(|k| clicked(id, "phoenix", D0 + 10 + k))
+        .collect();
+    publish(&js, &clicks).await;
+    // Another subject flows while the clicked one restarts.
+    publish(&js, &[created(Uuid::now_v7(), "bystander", D0)]).await;
+    app.eventually("/api/v1/links/bystander/stats", |status, _| status == 200)
+        .await;
+    let path = format!(
+        "/api/v1/links/phoenix/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == 20).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let restarted = format!("analytics_consumer_restarts_total{{subject=\"{URL_CLICKED}\"}} 1");
+    assert!(metrics.contains(&restarted), "{metrics}");
+    assert!(
+        !metrics.contains("analytics_consumer_restarts_total{subject=\"shortener.url.created\"}")
+    );
+    // Still counted once, well after the redelivery window.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (_, body) = app.get_json(&path).await;
+    assert_eq!(total(&body), 20);
+    app.stop().await;
+}
+
+/// Every durable consumer deleted through the JetStream API while analytics
+/// runs: they are created again, nothing published meanwhile is lost, and
+/// `/metrics` and `/ready` show the gap while it lasts.
+pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) {
+    use analytics::consumer::{consumer_name, SUBJECTS};
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let id = Uuid::now_v7();
+    publish(&js, &[created(id, "lazarus", D0)]).await;
+    let first: Vec<_> = (0..10)
+        .map(|k| clicked(id, "lazarus", D0 + 10 + k))
+        .collect();
+    publish(&js, &first).await;
+    let path = format!(
+        "/api/v1/links/lazarus/stats?from={}&to={}",
+        rfc3339(D0),
+        rfc3339(D0 + DAY)
+    );
+    app.eventually(&path, |_, body| total(body) == 10).await;
+    let (status, ready) = app.get_json("/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    for subject in SUBJECTS {
+        assert!(
+            ready["consumers"][subject]["answered_seconds_ago"].is_number(),
+            "{ready}"
+        );
+    }
+
+    let stream = js.get_stream("SHORTENER").await.unwrap();
+    for subject in SUBJECTS {
+        stream
+            .delete_consumer(&consumer_name(subject))
+            .await
+            .unwrap();
+    }
+    let second: Vec<_> = (0..10)
+        .map(|k| clicked(id, "lazarus", D0 + 30 + k))
+        .collect();
+    publish(&js, &second).await;
+    let started = std::time::Instant::now();
+    let mut longest_silence: f64 = 0.0;
+    let mut seen_down = false;
+    loop {
+        let (_, ready) = app.get_json("/ready").await;
+        if let Some(ago) = ready["consumers"][URL_CLICKED]["answered_seconds_ago"].as_f64() {
+            longest_silence = longest_silence.max(ago);
+        }
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        seen_down |= metrics.contains(&format!(
+            "analytics_consumer_up{{subject=\"{URL_CLICKED}\"}} 0"
+        ));
+        let (_, body) = app.get_json(&path).await;
+        if total(&body) == 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never recovered: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "consumers back after {:?}; longest silence seen in /ready {longest_silence} s; \
+         analytics_consumer_up 0 seen: {seen_down}",
+        started.elapsed()
+    );
+    for subject in SUBJECTS {
+        stream.consumer_info(consumer_name(subject)).await.unwrap();
+    }
+    // The lag reporter sees them again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if SUBJECTS
+            .iter()
+            .all(|s| metrics.contains(&format!("analytics_consumer_up{{subject=\"{s}\"}} 1")))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}

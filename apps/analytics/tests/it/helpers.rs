@@ -87,7 +87,12 @@ impl Env {
 
     /// The app, in this process, consuming.
     pub async fn app(&self) -> TestApp {
-        let app = Application::build(&self.settings())
+        self.app_with(self.settings()).await
+    }
+
+    /// The app with these settings (from [`Env::settings`], changed).
+    pub async fn app_with(&self, settings: Settings) -> TestApp {
+        let app = Application::build(&settings)
             .await
             .expect("the application builds");
         let address = format!("http://127.0.0.1:{}", app.port());

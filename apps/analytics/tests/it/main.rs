@@ -20,6 +20,8 @@ macro_rules! store_suite {
                 poison_messages_land_in_the_dead_letter_subject_while_valid_traffic_flows,
                 a_burst_of_poison_in_one_batch_is_dead_lettered_in_full,
                 huge_and_header_breaking_poison_is_dead_lettered_and_ingestion_goes_on,
+                a_panicking_consumer_task_is_restarted_and_the_others_never_stop,
+                deleted_consumers_are_created_again_and_nothing_is_lost,
                 updates_and_deletions_keep_the_copy_current,
                 bad_parameters_get_problem_json_naming_the_field,
                 replay_rebuilds_identical_stats,
