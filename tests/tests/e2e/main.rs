@@ -6,3 +6,4 @@ mod contract;
 mod dashboard;
 mod flows;
 mod system;
+mod tls;
