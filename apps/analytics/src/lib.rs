@@ -16,6 +16,7 @@ pub mod model;
 pub mod problem;
 pub mod replay;
 pub mod startup;
+pub mod stats;
 pub mod store;
 
 pub use configuration::Settings;

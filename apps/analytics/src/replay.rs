@@ -13,9 +13,10 @@ use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
+use crate::consumer::supervise::{prepare_consumers, run_consumers};
 use crate::consumer::{delete_consumers, ensure_consumers, lag, Ingest};
 use crate::metrics::Metrics;
-use crate::startup::{connect_nats, open_store, prepare_consumers, run_consumers};
+use crate::startup::{connect_nats, open_store};
 
 /// What a replay did.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,123 @@
+//! The store write of a decoded batch, then its acks; a store outage is
+//! waited out, and a last delivery that still fails is dead-lettered.
+
+use async_nats::jetstream::{AckKind, Message};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::dead_letters::DeadLetter;
+use super::decode::Decoded;
+use super::Ingest;
+use crate::metrics::SubjectLabel;
+use crate::model::{ClickRow, LinkChange};
+use crate::store::StoreError;
+
+impl Ingest {
+    /// Stores a decoded batch, then acks its messages.
+    pub(super) async fn commit(
+        &self,
+        subject: &'static str,
+        batch: Decoded,
+        shutdown: &CancellationToken,
+    ) {
+        if batch.valid.is_empty() {
+            return;
+        }
+        if !self
+            .store_batch(
+                subject,
+                &batch.clicks,
+                &batch.changes,
+                &batch.valid,
+                shutdown,
+            )
+            .await
+        {
+            return;
+        }
+        for message in &batch.valid {
+            if let Err(error) = message.ack().await {
+                // The row is stored; a redelivery will be absorbed.
+                tracing::warn!(subject, %error, "ack failed; the message will be redelivered");
+            }
+        }
+        self.metrics
+            .processed
+            .get_or_create(&SubjectLabel { subject })
+            .inc_by(batch.valid.len() as u64);
+    }
+
+    pub(super) async fn write(
+        &self,
+        clicks: &[ClickRow],
+        changes: &[LinkChange],
+    ) -> Result<(), StoreError> {
+        if !clicks.is_empty() {
+            let links: Vec<(Uuid, &str)> = clicks
+                .iter()
+                .map(|c| (c.shortener_url_id, c.short_code.as_str()))
+                .collect();
+            self.links.ensure(&links).await?;
+            self.store.insert_clicks(clicks).await?;
+        }
+        self.links.apply(changes).await
+    }
+
+    /// Writes until it succeeds; false if shutdown came first (the messages
+    /// stay unacknowledged and are redelivered later).
+    pub(super) async fn store_batch(
+        &self,
+        subject: &'static str,
+        clicks: &[ClickRow],
+        changes: &[LinkChange],
+        messages: &[Message],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut backoff = self.settings.min_backoff;
+        let mut claimed_at = Instant::now();
+        loop {
+            let started = Instant::now();
+            let error = match self.write(clicks, changes).await {
+                Ok(()) => {
+                    self.metrics
+                        .insert_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    return true;
+                }
+                Err(error) => error,
+            };
+            self.metrics.store_failures.inc();
+            tracing::warn!(subject, %error, messages = messages.len(), retry_in = ?backoff, "store write failed; retrying");
+            // Last deliveries are kept safe on the dead-letter subject before
+            // the server could give them up.
+            let last_deliveries = messages
+                .iter()
+                .filter(|m| {
+                    m.info()
+                        .is_ok_and(|i| i.delivered >= self.settings.max_deliver)
+                })
+                .map(|message| {
+                    let letter = DeadLetter {
+                        reason: "delivery_limit",
+                        error: format!("store write kept failing on the last delivery: {error}"),
+                        path: None,
+                    };
+                    (message, letter)
+                })
+                .collect();
+            self.dead_letter(subject, last_deliveries, shutdown).await;
+            if claimed_at.elapsed() >= self.settings.ack_wait / 3 {
+                for message in messages {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+                claimed_at = Instant::now();
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
+    }
+}
