@@ -2,7 +2,7 @@
 //! shortener, counting exactly what it saw served. A redirect counts only
 //! when its 302 arrived; a creation only when its 201 arrived.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +32,8 @@ pub struct Seen {
     pub served: HashMap<String, u64>,
     pub failed_requests: u64,
     pub failed_redirects: u64,
+    /// Why redirects failed: `status 503`, `timeout`, `connect`, ...
+    pub failure_reasons: BTreeMap<String, u64>,
     /// Every redirect sent, in no particular order.
     pub samples: Vec<Sample>,
 }
@@ -83,6 +85,10 @@ fn client(key: &str) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(64)
+        // Below the server's 5 s keep-alive: a connection idle that long may
+        // be closed by the server just as a request goes out on it, a race
+        // of the connection, not of the service (browsers retry it).
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("an HTTP client")
 }
@@ -157,6 +163,7 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
         );
         workers.spawn(async move {
             let mut counts: HashMap<String, u64> = HashMap::new();
+            let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
             let mut samples = Vec::new();
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,8 +181,15 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
                         *counts.entry(code).or_default() += 1;
                         true
                     }
-                    _ => {
+                    answer => {
                         failed.fetch_add(1, Ordering::Relaxed);
+                        let reason = match answer {
+                            Ok(r) => format!("status {}", r.status().as_u16()),
+                            Err(e) if e.is_timeout() => "timeout".to_owned(),
+                            Err(e) if e.is_connect() => "connect".to_owned(),
+                            Err(e) => format!("error {e}"),
+                        };
+                        *reasons.entry(reason).or_default() += 1;
                         false
                     }
                 };
@@ -185,7 +199,7 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
                     ok,
                 });
             }
-            (counts, samples)
+            (counts, samples, reasons)
         });
     }
     let mut n = 5;
@@ -213,9 +227,12 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
         ..Seen::default()
     };
     while let Some(done) = workers.join_next().await {
-        let (counts, samples) = done.expect("a load worker");
+        let (counts, samples, reasons) = done.expect("a load worker");
         for (code, n) in counts {
             *seen.served.entry(code).or_default() += n;
+        }
+        for (reason, n) in reasons {
+            *seen.failure_reasons.entry(reason).or_default() += n;
         }
         seen.samples.extend(samples);
     }

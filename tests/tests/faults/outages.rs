@@ -190,12 +190,13 @@ fn judge(
         "shortener_clicks_dropped_total",
     );
     note = format!(
-        "{note}; on stream {:.1} s after the load; analytics counted {} (lost {}, double {}); click_count off on {counts_off} links; {} failed redirects",
+        "{note}; on stream {:.1} s after the load; analytics counted {} (lost {}, double {}); click_count off on {counts_off} links; {} failed redirects{}",
         took.as_secs_f64(),
         analytics.counted,
         analytics.lost,
         analytics.double,
         seen.failed_redirects,
+        why_failed(seen),
     );
     if let Some(p99) = outage_p99 {
         note.push_str(&format!("; p99 during the outage {p99:.1} ms"));
@@ -283,11 +284,12 @@ pub fn broker_lost_its_data(mode: Mode) -> Vec<Row> {
             && seen.failed_redirects == 0
             && p99 < 50.0,
         note: format!(
-            "served since the kill; on the new stream {:.1} s after the load; analytics took up the new stream: {recovered} (counted {}, double {}); {} failed redirects; p99 during the outage {p99:.1} ms",
+            "served since the kill; on the new stream {:.1} s after the load; analytics took up the new stream: {recovered} (counted {}, double {}); {} failed redirects{}; p99 during the outage {p99:.1} ms",
             took.as_secs_f64(),
             analytics.counted,
             analytics.double,
-            seen.failed_redirects
+            seen.failed_redirects,
+            why_failed(&seen)
         ),
     }]
 }
@@ -456,4 +458,17 @@ fn spool_rows(db: &Path) -> u64 {
         .trim()
         .parse()
         .unwrap_or(0)
+}
+
+/// ` (status 503: 1, timeout: 2)` when redirects failed, else nothing.
+fn why_failed(seen: &Seen) -> String {
+    if seen.failure_reasons.is_empty() {
+        return String::new();
+    }
+    let reasons: Vec<String> = seen
+        .failure_reasons
+        .iter()
+        .map(|(reason, n)| format!("{reason}: {n}"))
+        .collect();
+    format!(" ({})", reasons.join(", "))
 }
