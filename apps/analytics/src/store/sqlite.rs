@@ -466,62 +466,12 @@ mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![
-                Box::new(CreateClicksAndUrlCreations),
-                Box::new(CreateApiKeys),
-            ]
-        }
-    }
-
-    /// Analytics' own API keys: digests, never keys.
-    struct CreateApiKeys;
-
-    /// Named by hand: the derived name is the file's, and the first
-    /// migration already has it.
-    impl MigrationName for CreateApiKeys {
-        fn name(&self) -> &str {
-            "m0002_create_api_keys"
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for CreateApiKeys {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "CREATE TABLE api_keys (
-                        id BLOB PRIMARY KEY NOT NULL,
-                        name TEXT NOT NULL UNIQUE,
-                        digest TEXT NOT NULL UNIQUE,
-                        created_at INTEGER NOT NULL,
-                        last_used_at INTEGER,
-                        revoked_at INTEGER
-                    );",
-                )
-                .await?;
-            Ok(())
-        }
-
-        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared("DROP TABLE api_keys;")
-                .await?;
-            Ok(())
-        }
-    }
-
-    #[derive(DeriveMigrationName)]
-    struct CreateClicksAndUrlCreations;
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for CreateClicksAndUrlCreations {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "CREATE TABLE clicks (
+            // Clicks and link copies (named after this file, as sea-orm's derive
+            // did); analytics' own API keys: digests, never keys.
+            [
+                SqlMigration {
+                    name: "sqlite",
+                    up: "CREATE TABLE clicks (
                         event_id BLOB PRIMARY KEY NOT NULL,
                         shortener_url_id BLOB NOT NULL,
                         short_code TEXT NOT NULL,
@@ -551,15 +501,52 @@ mod migration {
                         version INTEGER NOT NULL
                     );
                     CREATE INDEX url_creations_by_code ON url_creations (short_code);",
-                )
-                .await?;
+                    down: "DROP TABLE url_creations; DROP TABLE clicks;",
+                },
+                SqlMigration {
+                    name: "m0002_create_api_keys",
+                    up: "CREATE TABLE api_keys (
+                        id BLOB PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL UNIQUE,
+                        digest TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL,
+                        last_used_at INTEGER,
+                        revoked_at INTEGER
+                    );",
+                    down: "DROP TABLE api_keys;",
+                },
+            ]
+            .into_iter()
+            .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
+            .collect()
+        }
+    }
+
+    /// A migration that runs one SQL script up and another down. The names
+    /// are the ones recorded in `seaql_migrations`: never change them.
+    struct SqlMigration {
+        name: &'static str,
+        up: &'static str,
+        down: &'static str,
+    }
+
+    impl MigrationName for SqlMigration {
+        fn name(&self) -> &str {
+            self.name
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for SqlMigration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager.get_connection().execute_unprepared(self.up).await?;
             Ok(())
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             manager
                 .get_connection()
-                .execute_unprepared("DROP TABLE url_creations; DROP TABLE clicks;")
+                .execute_unprepared(self.down)
                 .await?;
             Ok(())
         }

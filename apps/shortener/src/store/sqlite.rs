@@ -553,24 +553,13 @@ mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![
-                Box::new(CreateLinksAndOutbox),
-                Box::new(CreateClickSpool),
-                Box::new(KeysAndLinkOwners),
-            ]
-        }
-    }
-
-    #[derive(DeriveMigrationName)]
-    struct CreateLinksAndOutbox;
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for CreateLinksAndOutbox {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "CREATE TABLE links (
+            // Links and their outbox (named after this file, as sea-orm's derive
+            // did); clicks JetStream could not take (see `clicks`); API keys,
+            // the key that made each link, and per-link query forwarding.
+            [
+                SqlMigration {
+                    name: "sqlite",
+                    up: "CREATE TABLE links (
                         id BLOB PRIMARY KEY NOT NULL,
                         code TEXT NOT NULL UNIQUE,
                         url TEXT NOT NULL,
@@ -594,36 +583,22 @@ mod migration {
                     );
                     -- The relay only ever scans unsent rows.
                     CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;",
-                )
-                .await?;
-            Ok(())
-        }
-
-        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared("DROP TABLE outbox; DROP TABLE links;")
-                .await?;
-            Ok(())
-        }
-    }
-
-    /// API keys, the key that made each link, and per-link query forwarding.
-    struct KeysAndLinkOwners;
-
-    impl MigrationName for KeysAndLinkOwners {
-        fn name(&self) -> &str {
-            "m0003_keys_and_link_owners"
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for KeysAndLinkOwners {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "ALTER TABLE links ADD COLUMN owner BLOB;
+                    down: "DROP TABLE outbox; DROP TABLE links;",
+                },
+                SqlMigration {
+                    name: "m0002_create_click_spool",
+                    up: "CREATE TABLE click_spool (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        event_id BLOB NOT NULL UNIQUE,
+                        url_id BLOB NOT NULL,
+                        clicked_at TEXT NOT NULL,
+                        payload BLOB NOT NULL
+                    );",
+                    down: "DROP TABLE click_spool;",
+                },
+                SqlMigration {
+                    name: "m0003_keys_and_link_owners",
+                    up: "ALTER TABLE links ADD COLUMN owner BLOB;
                     ALTER TABLE links ADD COLUMN forward_query INTEGER NOT NULL DEFAULT 1;
                     CREATE INDEX links_owner ON links (owner, id) WHERE deleted_at IS NULL;
                     CREATE TABLE api_keys (
@@ -635,57 +610,42 @@ mod migration {
                         last_used_at TEXT,
                         revoked_at TEXT
                     );",
-                )
-                .await?;
-            Ok(())
-        }
-
-        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "DROP TABLE api_keys; DROP INDEX links_owner;
+                    down: "DROP TABLE api_keys; DROP INDEX links_owner;
                     ALTER TABLE links DROP COLUMN forward_query;
                     ALTER TABLE links DROP COLUMN owner;",
-                )
-                .await?;
-            Ok(())
+                },
+            ]
+            .into_iter()
+            .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
+            .collect()
         }
     }
 
-    /// Clicks JetStream could not take wait here (see `clicks`).
-    struct CreateClickSpool;
+    /// A migration that runs one SQL script up and another down. The names
+    /// are the ones recorded in `seaql_migrations`: never change them.
+    struct SqlMigration {
+        name: &'static str,
+        up: &'static str,
+        down: &'static str,
+    }
 
-    /// Named by hand: the derived name is the file's, and the first
-    /// migration already has it.
-    impl MigrationName for CreateClickSpool {
+    impl MigrationName for SqlMigration {
         fn name(&self) -> &str {
-            "m0002_create_click_spool"
+            self.name
         }
     }
 
     #[async_trait::async_trait]
-    impl MigrationTrait for CreateClickSpool {
+    impl MigrationTrait for SqlMigration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "CREATE TABLE click_spool (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                        event_id BLOB NOT NULL UNIQUE,
-                        url_id BLOB NOT NULL,
-                        clicked_at TEXT NOT NULL,
-                        payload BLOB NOT NULL
-                    );",
-                )
-                .await?;
+            manager.get_connection().execute_unprepared(self.up).await?;
             Ok(())
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             manager
                 .get_connection()
-                .execute_unprepared("DROP TABLE click_spool;")
+                .execute_unprepared(self.down)
                 .await?;
             Ok(())
         }
