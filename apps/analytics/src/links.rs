@@ -1,19 +1,26 @@
-//! Keeps the link copies (`url_creations`) current.
+//! Keeps the link copies (`url_creations`) current, correctly even when
+//! several analytics instances (or the consumers of several subjects) write
+//! one link at the same moment.
 //!
-//! Every change is a read-merge-write of whole rows ([`LinkCopy::apply`]),
-//! serialised by one lock so that the consumers of different subjects never
-//! overwrite each other's merge. Link events are few next to clicks, so one
-//! lock costs nothing measurable. Ids already known to have a row are
+//! A change is never merged into a row that was read earlier. Instead:
+//!
+//! 1. the change is stored as its own row (`link_changes`, unique by event);
+//! 2. then every stored change of the link is read back;
+//! 3. the copy is folded from them ([`LinkCopy::fold`]), its version being
+//!    the number of changes, and written; the store keeps the highest version.
+//!
+//! Two writers A and B each store before they read, so whichever reads last
+//! sees both changes and writes the highest version: no change is ever lost,
+//! and equal versions are equal rows. Ids already known to have a row are
 //! remembered, so the click path touches the store only for new links.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::model::{LinkChange, LinkCopy};
-use crate::store::{AnalyticsStore, StoreError};
+use crate::store::{AnalyticsStore, ChangeRecord, StoreError};
 
 /// Known ids are remembered up to this many; beyond it the set starts over,
 /// which only costs a store read per link.
@@ -33,61 +40,77 @@ impl LinkCopies {
     }
 
     /// Forgets which ids have rows (after the store was reset).
-    pub async fn forget(&self) {
-        self.known.lock().await.clear();
+    pub fn forget(&self) {
+        self.known.lock().expect("not poisoned").clear();
     }
 
-    /// Applies changes in the order given; returns when the rows are stored.
-    pub async fn apply(&self, changes: &[LinkChange]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let mut known = self.known.lock().await;
-        let mut ids: Vec<Uuid> = changes.iter().map(LinkChange::url_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut rows: HashMap<Uuid, LinkCopy> = self
-            .store
-            .links(&ids)
-            .await?
-            .into_iter()
-            .map(|l| (l.shortener_url_id, l))
-            .collect();
-        let mut changed = HashSet::new();
-        for change in changes {
-            let id = change.url_id();
-            // A new row always changes: every change sets its code.
-            let row = rows
-                .entry(id)
-                .or_insert_with(|| LinkCopy::placeholder(id, ""));
-            if row.apply(change) {
-                changed.insert(id);
-            }
-        }
-        let to_save: Vec<LinkCopy> = changed.iter().map(|id| rows[id].clone()).collect();
-        self.store.save_links(&to_save).await?;
+    fn remember(&self, ids: impl ExactSizeIterator<Item = Uuid>) {
+        let mut known = self.known.lock().expect("not poisoned");
         if known.len() + ids.len() > MAX_KNOWN {
             known.clear();
         }
         known.extend(ids);
+    }
+
+    /// Stores the changes and rewrites the copies they touch; returns when
+    /// both are durable.
+    pub async fn apply(&self, changes: &[LinkChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<ChangeRecord> = changes.iter().map(ChangeRecord::of).collect();
+        self.store.record_link_changes(&records).await?;
+        let mut ids: Vec<Uuid> = records.iter().map(|r| r.url_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut by_link: HashMap<Uuid, Vec<LinkChange>> = HashMap::with_capacity(ids.len());
+        for record in self.store.link_changes(&ids).await? {
+            by_link
+                .entry(record.url_id)
+                .or_default()
+                .push(record.change()?);
+        }
+        let copies: Vec<LinkCopy> = by_link
+            .into_iter()
+            .map(|(id, changes)| LinkCopy::fold(id, changes))
+            .collect();
+        self.store.save_links(&copies).await?;
+        self.remember(ids.into_iter());
         Ok(())
     }
 
     /// Makes sure every link these clicks name has a row (a placeholder
     /// when its creation has not arrived yet).
     pub async fn ensure(&self, links: &[(Uuid, &str)]) -> Result<(), StoreError> {
-        let unknown: Vec<LinkChange> = {
-            let known = self.known.lock().await;
+        let unknown: Vec<(Uuid, &str)> = {
+            let known = self.known.lock().expect("not poisoned");
             let mut seen = HashSet::new();
             links
                 .iter()
                 .filter(|(id, _)| !known.contains(id) && seen.insert(*id))
-                .map(|(id, code)| LinkChange::Clicked {
-                    url_id: *id,
-                    short_code: (*code).to_owned(),
-                })
+                .copied()
                 .collect()
         };
-        self.apply(&unknown).await
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = unknown.iter().map(|(id, _)| *id).collect();
+        let present: HashSet<Uuid> = self
+            .store
+            .links(&ids)
+            .await?
+            .into_iter()
+            .map(|l| l.shortener_url_id)
+            .collect();
+        let missing: Vec<LinkChange> = unknown
+            .iter()
+            .filter(|(id, _)| !present.contains(id))
+            .map(|(id, code)| LinkChange::Clicked {
+                url_id: *id,
+                short_code: (*code).to_owned(),
+            })
+            .collect();
+        self.remember(present.into_iter());
+        self.apply(&missing).await
     }
 }

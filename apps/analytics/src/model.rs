@@ -6,9 +6,15 @@
 //! independently, so a click, an update or a deletion may arrive before the
 //! link's creation; [`LinkCopy::apply`] merges in any order and any number of
 //! times to the same row.
+//!
+//! Every change is also kept as its own row (`link_changes`, one per event),
+//! and the copy is [`LinkCopy::fold`]ed from all of them, with the number of
+//! changes as its version. Several analytics instances may then write one
+//! link at once and never lose a change: see [`crate::links`].
 
 use chrono::{DateTime, Utc};
 use contracts::{Envelope, UrlClicked, UrlCreated, UrlDeleted, UrlUpdated};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::enrich;
@@ -53,7 +59,7 @@ impl ClickRow {
 }
 
 /// Analytics' copy of a link (`url_creations`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkCopy {
     pub shortener_url_id: Uuid,
     pub short_code: String,
@@ -74,8 +80,11 @@ pub struct LinkCopy {
     pub version: u64,
 }
 
-/// A change to a link copy, from any of the link subjects.
-#[derive(Debug, Clone)]
+/// A change to a link copy, from any of the link subjects. Stored as JSON
+/// (`link_changes.body`), so its serde form is a storage format: add
+/// variants, never rename one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "change", rename_all = "snake_case")]
 pub enum LinkChange {
     Created(Envelope<UrlCreated>),
     Updated(Envelope<UrlUpdated>),
@@ -86,6 +95,9 @@ pub enum LinkChange {
         url_id: Uuid,
         short_code: String,
     },
+    /// The whole copy as it stood when changes began to be stored one by
+    /// one (written once per link by the store's migration).
+    Snapshot(LinkCopy),
 }
 
 impl LinkChange {
@@ -95,7 +107,33 @@ impl LinkChange {
             LinkChange::Updated(e) => e.data.url_id,
             LinkChange::Deleted(e) => e.data.url_id,
             LinkChange::Clicked { url_id, .. } => *url_id,
+            LinkChange::Snapshot(copy) => copy.shortener_url_id,
         }
+    }
+
+    /// What makes a stored change unique within its link: the event's id,
+    /// and one fixed id each for "a click was seen" and the snapshot.
+    pub fn change_id(&self) -> Uuid {
+        match self {
+            LinkChange::Created(e) => e.event_id,
+            LinkChange::Updated(e) => e.event_id,
+            LinkChange::Deleted(e) => e.event_id,
+            LinkChange::Clicked { .. } => Uuid::nil(),
+            LinkChange::Snapshot(_) => Uuid::max(),
+        }
+    }
+
+    /// The fixed order of [`LinkCopy::fold`]: the snapshot, then what
+    /// creates the row, then updates by time, then deletions.
+    fn fold_key(&self) -> (u8, i64, Uuid) {
+        let rank_and_time = match self {
+            LinkChange::Snapshot(_) => (0, 0),
+            LinkChange::Clicked { .. } => (1, 0),
+            LinkChange::Created(_) => (2, 0),
+            LinkChange::Updated(e) => (3, micros(e.data.updated_at)),
+            LinkChange::Deleted(_) => (4, 0),
+        };
+        (rank_and_time.0, rank_and_time.1, self.change_id())
     }
 
     fn short_code(&self) -> &str {
@@ -104,6 +142,7 @@ impl LinkChange {
             LinkChange::Updated(e) => &e.data.short_code,
             LinkChange::Deleted(e) => &e.data.short_code,
             LinkChange::Clicked { short_code, .. } => short_code,
+            LinkChange::Snapshot(copy) => &copy.short_code,
         }
     }
 }
@@ -167,6 +206,7 @@ impl LinkCopy {
                 self.deleted_at = Some(self.deleted_at.map_or(at, |d| d.min(at)));
             }
             LinkChange::Clicked { .. } => {}
+            LinkChange::Snapshot(copy) => *self = copy.clone(),
         }
         if self.short_code.is_empty() {
             self.short_code = change.short_code().to_owned();
@@ -176,6 +216,26 @@ impl LinkCopy {
             self.version += 1;
         }
         changed
+    }
+
+    /// The copy that these stored changes of one link make. The same set
+    /// gives the same row whatever order its members arrived in, and its
+    /// version is the number of changes (on top of a snapshot's): a copy
+    /// folded from more changes always has the higher version.
+    pub fn fold(url_id: Uuid, mut changes: Vec<LinkChange>) -> LinkCopy {
+        changes.sort_by_key(LinkChange::fold_key);
+        changes.dedup_by_key(|c| c.change_id());
+        let mut copy = LinkCopy::placeholder(url_id, "");
+        let mut version = 0;
+        for change in &changes {
+            copy.apply(change);
+            version += match change {
+                LinkChange::Snapshot(snapshot) => snapshot.version,
+                _ => 1,
+            };
+        }
+        copy.version = version;
+        copy
     }
 
     /// `active`, `expired`, `deleted`, or `unknown` (no creation seen yet).
@@ -383,6 +443,42 @@ mod tests {
         for (rotation, copy) in results {
             assert_eq!(copy, expected, "rotation {rotation}");
         }
+    }
+
+    /// What two instances folding the same stored changes write: the same
+    /// row, whatever order each read them in; more changes, higher version.
+    #[test]
+    fn folding_stored_changes_is_order_free_and_versions_grow() {
+        let id = Uuid::now_v7();
+        let changes = vec![
+            created(id, Some(10_000)),
+            updated(id, 200, Some("https://other.example/b"), Some(None)),
+            updated(id, 200, Some("https://same-time.example/"), None),
+            deleted(id, 300),
+            LinkChange::Clicked {
+                url_id: id,
+                short_code: "abc".into(),
+            },
+        ];
+        let stored: Vec<LinkChange> = changes
+            .iter()
+            .map(|c| serde_json::from_str(&serde_json::to_string(c).unwrap()).unwrap())
+            .collect();
+        let forwards = LinkCopy::fold(id, stored.clone());
+        let mut backwards = stored.clone();
+        backwards.reverse();
+        backwards.extend(stored.iter().cloned());
+        assert_eq!(LinkCopy::fold(id, backwards), forwards);
+        assert_eq!(forwards.version, 5);
+        assert_eq!(forwards.deleted_at, Some(300));
+        assert!(LinkCopy::fold(id, stored[..3].to_vec()).version < forwards.version);
+
+        // A snapshot (a copy from before changes were kept) carries on.
+        let snapshot = LinkChange::Snapshot(LinkCopy::fold(id, stored[..1].to_vec()));
+        let after = LinkCopy::fold(id, vec![snapshot, stored[3].clone()]);
+        assert_eq!(after.created_at, Some(100));
+        assert_eq!(after.deleted_at, Some(300));
+        assert_eq!(after.version, 2);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   small index granularity keeps that read close to the link's own rows.
 //! - `url_creations` is a `ReplacingMergeTree(version)` ordered by
 //!   `shortener_url_id`: the row with the newest version is the copy.
+//! - `link_changes` is a `ReplacingMergeTree` ordered by
+//!   `(shortener_url_id, change_id)`: each change once, read `FINAL`.
 //!
 //! The SQL runs on ClickHouse 18.16 (what Debian ships, used in CI) and on
 //! current releases (docker compose): no `DateTime64`, `LowCardinality`,
@@ -18,9 +20,11 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ClickSummary, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, StoreError};
 use crate::keys::KeyRecord;
-use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
+use crate::model::{
+    Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
+};
 
 /// Where ClickHouse is and who to be there.
 #[derive(Clone)]
@@ -103,7 +107,29 @@ const MIGRATIONS: &[(u32, &str)] = &[
         ) ENGINE = ReplacingMergeTree(used_at)
         ORDER BY id",
     ),
+    (
+        LINK_CHANGES_MIGRATION,
+        "CREATE TABLE IF NOT EXISTS link_changes (
+            shortener_url_id UUID,
+            change_id UUID,
+            body String
+        ) ENGINE = ReplacingMergeTree()
+        ORDER BY (shortener_url_id, change_id)",
+    ),
 ];
+
+/// The migration that starts keeping link changes. Copies written before it
+/// get a snapshot change each, in the same step, so folding carries them on.
+const LINK_CHANGES_MIGRATION: u32 = 5;
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct ChangeRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    change_id: Uuid,
+    body: String,
+}
 
 /// A key's row; `revoked_at` 0 means live.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
@@ -339,6 +365,9 @@ impl ClickHouseStore {
                 .execute()
                 .await
                 .map_err(|e| anyhow::anyhow!("ClickHouse migration {version} failed: {e}"))?;
+            if *version == LINK_CHANGES_MIGRATION {
+                self.snapshot_copies().await?;
+            }
             self.client
                 .query("INSERT INTO schema_migrations VALUES (?, now())")
                 .bind(version)
@@ -346,6 +375,32 @@ impl ClickHouseStore {
                 .await?;
             tracing::info!(version, "ClickHouse migration applied");
         }
+        Ok(())
+    }
+
+    /// One snapshot change per stored copy (see [`LINK_CHANGES_MIGRATION`]);
+    /// running it twice stores each once.
+    async fn snapshot_copies(&self) -> anyhow::Result<()> {
+        let mut copies = self
+            .client
+            .query("SELECT ?fields FROM url_creations FINAL")
+            .fetch::<LinkRecord>()?;
+        let mut batch = Vec::new();
+        let mut total = 0;
+        while let Some(row) = copies.next().await? {
+            batch.push(ChangeRecord::of(&LinkChange::Snapshot(row.into())));
+            if batch.len() == 10_000 {
+                total += batch.len();
+                self.record_link_changes(&batch).await?;
+                batch.clear();
+            }
+        }
+        total += batch.len();
+        self.record_link_changes(&batch).await?;
+        tracing::info!(
+            copies = total,
+            "link copies snapshotted as their first change"
+        );
         Ok(())
     }
 
@@ -408,6 +463,49 @@ impl AnalyticsStore for ClickHouseStore {
                 self.links_where(&format!("shortener_url_id IN ({})", uuid_list(chunk)))
                     .await?,
             );
+        }
+        Ok(found)
+    }
+
+    async fn record_link_changes(&self, changes: &[ChangeRecord]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .client
+            .insert::<ChangeRow>("link_changes")
+            .await
+            .map_err(failed)?;
+        for change in changes {
+            insert
+                .write(&ChangeRow {
+                    shortener_url_id: change.url_id,
+                    change_id: change.change_id,
+                    body: change.body.clone(),
+                })
+                .await
+                .map_err(failed)?;
+        }
+        insert.end().await.map_err(failed)
+    }
+
+    async fn link_changes(&self, ids: &[Uuid]) -> Result<Vec<ChangeRecord>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<ChangeRow> = self
+                .client
+                .query(&format!(
+                    "SELECT ?fields FROM link_changes FINAL WHERE shortener_url_id IN ({})",
+                    uuid_list(chunk)
+                ))
+                .fetch_all()
+                .await
+                .map_err(failed)?;
+            found.extend(rows.into_iter().map(|r| ChangeRecord {
+                url_id: r.shortener_url_id,
+                change_id: r.change_id,
+                body: r.body,
+            }));
         }
         Ok(found)
     }
@@ -593,7 +691,12 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn reset(&self) -> Result<(), StoreError> {
-        for table in ["clicks", "url_creations", "schema_migrations"] {
+        for table in [
+            "clicks",
+            "url_creations",
+            "link_changes",
+            "schema_migrations",
+        ] {
             self.client
                 .query(&format!("DROP TABLE IF EXISTS {table}"))
                 .execute()

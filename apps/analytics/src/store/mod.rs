@@ -7,12 +7,14 @@
 //!   (SQLite ignores the second insert; ClickHouse queries read `FINAL`).
 //! - `url_creations`: analytics' copy of each link ([`LinkCopy`]), keyed by
 //!   the `shortener_url_id` soft reference.
+//! - `link_changes`: every change of a link as its own row, unique by
+//!   (`shortener_url_id`, change id); the copy is folded from them.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::keys::KeyRecord;
-use crate::model::{BucketCount, ClickRow, LinkCopy, Totals, Window};
+use crate::model::{BucketCount, ClickRow, LinkChange, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
 pub mod sqlite;
@@ -28,6 +30,34 @@ pub struct StoreError(#[from] pub anyhow::Error);
 impl StoreError {
     pub fn new(error: impl Into<anyhow::Error>) -> Self {
         Self(error.into())
+    }
+}
+
+/// One stored link change: a [`LinkChange`] as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub url_id: Uuid,
+    pub change_id: Uuid,
+    pub body: String,
+}
+
+impl ChangeRecord {
+    pub fn of(change: &LinkChange) -> Self {
+        Self {
+            url_id: change.url_id(),
+            change_id: change.change_id(),
+            body: serde_json::to_string(change).expect("a link change serialises"),
+        }
+    }
+
+    pub fn change(&self) -> Result<LinkChange, StoreError> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            StoreError(anyhow::anyhow!(
+                "stored change {} of link {} is unreadable: {e}",
+                self.change_id,
+                self.url_id
+            ))
+        })
     }
 }
 
@@ -55,7 +85,15 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Stored copies of these links (missing ones are simply absent).
     async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError>;
 
-    /// Replaces these copies; each carries a higher `version` than the stored one.
+    /// Stores link changes; one already stored (same link and change id) is
+    /// kept once. Returns once they are durable.
+    async fn record_link_changes(&self, changes: &[ChangeRecord]) -> Result<(), StoreError>;
+
+    /// Every stored change of these links, each once.
+    async fn link_changes(&self, ids: &[Uuid]) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Writes these copies. Per link, the copy with the highest `version`
+    /// is the one kept, whoever wrote last.
     async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError>;
 
     /// The copy whose code this is. Codes are unique at the owner; should two

@@ -18,7 +18,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ClickSummary, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 
@@ -74,6 +74,28 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("failed to create {}", parent.display()))?;
         }
+        // Instances started together on one new file race to set it up (WAL
+        // mode, migrations); the loser fails, and on a second look finds it
+        // done.
+        let mut attempt = 1;
+        loop {
+            match Self::connect_and_migrate(path).await {
+                Ok(db) => return Ok(Self { db }),
+                Err(error) if attempt < 5 => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        attempt,
+                        "SQLite set-up failed; looking again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn connect_and_migrate(path: &Path) -> anyhow::Result<DatabaseConnection> {
         let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
         options
             .max_connections(8)
@@ -90,7 +112,7 @@ impl SqliteStore {
         migration::Migrator::up(&db, None)
             .await
             .context("failed to migrate the SQLite database")?;
-        Ok(Self { db })
+        Ok(db)
     }
 
     async fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, StoreError> {
@@ -224,13 +246,67 @@ impl AnalyticsStore for SqliteStore {
         Ok(found)
     }
 
+    async fn record_link_changes(&self, changes: &[ChangeRecord]) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(failed)?;
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            let mut values = Vec::with_capacity(chunk.len() * 3);
+            for c in chunk {
+                values.extend([c.url_id.into(), c.change_id.into(), c.body.clone().into()]);
+            }
+            txn.execute_raw(statement(
+                &format!(
+                    "INSERT OR IGNORE INTO link_changes (shortener_url_id, change_id, body) \
+                     VALUES {}",
+                    vec!["(?, ?, ?)"; chunk.len()].join(", ")
+                ),
+                values,
+            ))
+            .await
+            .map_err(failed)?;
+        }
+        txn.commit().await.map_err(failed)
+    }
+
+    async fn link_changes(&self, ids: &[Uuid]) -> Result<Vec<ChangeRecord>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT shortener_url_id, change_id, body FROM link_changes \
+                         WHERE shortener_url_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    chunk.iter().map(|id| (*id).into()).collect(),
+                )
+                .await?;
+            for row in &rows {
+                found.push(ChangeRecord {
+                    url_id: row.try_get("", "shortener_url_id").map_err(failed)?,
+                    change_id: row.try_get("", "change_id").map_err(failed)?,
+                    body: row.try_get("", "body").map_err(failed)?,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError> {
         let txn = self.db.begin().await.map_err(failed)?;
         for l in links {
+            // The higher version wins, whoever writes last.
             txn.execute_raw(statement(
                 &format!(
-                    "INSERT OR REPLACE INTO url_creations ({LINK_COLUMNS}) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO url_creations ({LINK_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (shortener_url_id) DO UPDATE SET \
+                     short_code = excluded.short_code, target = excluded.target, \
+                     target_host = excluded.target_host, created_at = excluded.created_at, \
+                     expires_at = excluded.expires_at, deleted_at = excluded.deleted_at, \
+                     last_update_us = excluded.last_update_us, \
+                     expires_from_update = excluded.expires_from_update, \
+                     version = excluded.version \
+                     WHERE excluded.version > url_creations.version"
                 ),
                 vec![
                     l.shortener_url_id.into(),
@@ -388,7 +464,9 @@ impl AnalyticsStore for SqliteStore {
 
     async fn reset(&self) -> Result<(), StoreError> {
         self.db
-            .execute_unprepared("DELETE FROM clicks; DELETE FROM url_creations;")
+            .execute_unprepared(
+                "DELETE FROM clicks; DELETE FROM url_creations; DELETE FROM link_changes;",
+            )
             .await
             .map(drop)
             .map_err(failed)
@@ -518,7 +596,63 @@ mod migration {
             ]
             .into_iter()
             .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
+            .chain([Box::new(KeepLinkChanges) as Box<dyn MigrationTrait>])
             .collect()
+        }
+    }
+
+    /// Starts keeping every link change as its own row; each copy already
+    /// stored becomes its link's first change (a snapshot), so folding
+    /// carries it on.
+    struct KeepLinkChanges;
+
+    impl MigrationName for KeepLinkChanges {
+        fn name(&self) -> &str {
+            "m0003_keep_link_changes"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for KeepLinkChanges {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            db.execute_unprepared(
+                "CREATE TABLE link_changes (
+                    shortener_url_id BLOB NOT NULL,
+                    change_id BLOB NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (shortener_url_id, change_id)
+                ) WITHOUT ROWID;",
+            )
+            .await?;
+            let copies = db
+                .query_all_raw(super::statement(
+                    &format!("SELECT {} FROM url_creations", super::LINK_COLUMNS),
+                    Vec::new(),
+                ))
+                .await?;
+            for row in &copies {
+                let copy = super::to_link(row).map_err(|e| DbErr::Custom(e.to_string()))?;
+                let record = super::ChangeRecord::of(&crate::model::LinkChange::Snapshot(copy));
+                db.execute_raw(super::statement(
+                    "INSERT INTO link_changes (shortener_url_id, change_id, body) VALUES (?, ?, ?)",
+                    vec![
+                        record.url_id.into(),
+                        record.change_id.into(),
+                        record.body.into(),
+                    ],
+                ))
+                .await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared("DROP TABLE link_changes;")
+                .await?;
+            Ok(())
         }
     }
 

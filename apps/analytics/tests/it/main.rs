@@ -32,6 +32,12 @@ macro_rules! store_suite {
                 let Some(env) = Env::start(StoreKind::$store) else { return };
                 super::process::kill_and_restart_mid_stream(env);
             }
+
+            #[test]
+            fn two_instances_on_one_store_lose_no_link_change() {
+                let Some(env) = Env::start(StoreKind::$store) else { return };
+                super::process::two_instances_on_one_store_lose_no_link_change(env);
+            }
         }
     };
     (@tests $store:expr; $($test:ident),* $(,)?) => {

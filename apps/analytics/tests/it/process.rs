@@ -1,12 +1,16 @@
 //! The analytics binary as a real process, killed with SIGKILL mid-stream.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use system_tests::process::{free_port, http_get_with_key};
+use analytics::model::{LinkChange, LinkCopy};
+use analytics::startup::open_store;
+use contracts::{Envelope, UrlDeleted, UrlUpdated};
+use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};
 use uuid::Uuid;
 
-use super::helpers::{clicked, created, publish, Env};
+use super::helpers::{at, clicked, created, publish, Env};
 
 const CLICKS: i64 = 20_000;
 /// 2026-03-01T00:00:00Z.
@@ -23,16 +27,20 @@ impl Drop for Analytics {
 }
 
 fn start(env: &Env, port: u16) -> Analytics {
+    start_with(env, port, &[("ANALYTICS_BATCH_SIZE", "500")])
+}
+
+fn start_with(env: &Env, port: u16, extra: &[(&str, &str)]) -> Analytics {
     let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
     command
         .env("ANALYTICS_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("ANALYTICS_BATCH_SIZE", "500")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     for (name, value) in env.vars() {
         command.env(name, value);
     }
+    command.envs(extra.iter().copied());
     Analytics(command.spawn().expect("the analytics binary starts"))
 }
 
@@ -94,4 +102,146 @@ pub fn kill_and_restart_mid_stream(env: Env) {
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(total(port, code), Some(CLICKS as u64));
     drop(analytics);
+}
+
+/// A fixed shuffle (xorshift), so a failure can be run again as it was.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// 200 links, each created, updated three times and deleted: 1,000 events.
+fn link_history() -> Vec<LinkChange> {
+    let mut events = Vec::new();
+    for n in 0..200_i64 {
+        let id = Uuid::now_v7();
+        let code = format!("twin{n}");
+        events.push(LinkChange::Created(created(id, &code, D0 + n)));
+        for k in 1..=3 {
+            let when = D0 + n + k * 60;
+            events.push(LinkChange::Updated(Envelope::new(
+                "shortener",
+                at(when),
+                UrlUpdated {
+                    url_id: id,
+                    short_code: code.clone(),
+                    original_url: Some(format!("https://v{k}.example/{n}")),
+                    expires_at: (k % 2 == 1).then_some(Some(at(when + 86_400 * k))),
+                    redirect_type: None,
+                    updated_at: at(when),
+                },
+            )));
+        }
+        events.push(LinkChange::Deleted(Envelope::new(
+            "shortener",
+            at(D0 + n + 1_000),
+            UrlDeleted {
+                url_id: id,
+                short_code: code,
+                deleted_at: at(D0 + n + 1_000),
+            },
+        )));
+    }
+    events
+}
+
+async fn publish_change(js: &async_nats::jetstream::Context, change: &LinkChange) {
+    match change {
+        LinkChange::Created(e) => publish(js, std::slice::from_ref(e)).await,
+        LinkChange::Updated(e) => publish(js, std::slice::from_ref(e)).await,
+        LinkChange::Deleted(e) => publish(js, std::slice::from_ref(e)).await,
+        other => unreachable!("not an event: {other:?}"),
+    }
+}
+
+/// Two analytics processes share the durable consumers and one store while
+/// 1,000 link events arrive shuffled; the copies end exactly as one
+/// instance folding every event would make them, versions included.
+pub fn two_instances_on_one_store_lose_no_link_change(env: Env) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ports = [free_port(), free_port()];
+    let mut twins: Vec<Analytics> = ports
+        .iter()
+        .map(|&port| start_with(&env, port, &[("ANALYTICS_BATCH_SIZE", "10")]))
+        .collect();
+    for port in ports {
+        wait_until("the instance answers", Duration::from_secs(60), || {
+            http_get(port, "/ready").is_some_and(|(status, _)| status == 200)
+        });
+    }
+    let mut events = link_history();
+    shuffle(&mut events, 0x9e37_79b9_7f4a_7c15);
+    let js = runtime.block_on(env.jetstream());
+    runtime.block_on(async {
+        for chunk in events.chunks(25) {
+            for change in chunk {
+                publish_change(&js, change).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    let mut by_link: HashMap<Uuid, Vec<LinkChange>> = HashMap::new();
+    for change in &events {
+        by_link
+            .entry(change.url_id())
+            .or_default()
+            .push(change.clone());
+    }
+    let expected: HashMap<Uuid, LinkCopy> = by_link
+        .into_iter()
+        .map(|(id, changes)| (id, LinkCopy::fold(id, changes)))
+        .collect();
+    let ids: Vec<Uuid> = expected.keys().copied().collect();
+    let store = runtime.block_on(open_store(&env.settings().store)).unwrap();
+    let mut stored: HashMap<Uuid, LinkCopy> = HashMap::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        stored = runtime
+            .block_on(store.links(&ids))
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.shortener_url_id, l))
+            .collect();
+        if stored == expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let wrong: Vec<_> = ids
+        .iter()
+        .filter(|id| stored.get(id) != expected.get(id))
+        .map(|id| (stored.get(id), &expected[id]))
+        .take(3)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of 200 copies differ from one instance's fold, e.g. (stored, expected): {wrong:#?}",
+        ids.iter()
+            .filter(|id| stored.get(id) != expected.get(id))
+            .count()
+    );
+    // Both instances took part (each stored some of every link subject).
+    for port in ports {
+        for subject in [
+            "shortener.url.created",
+            "shortener.url.updated",
+            "shortener.url.deleted",
+        ] {
+            let processed = scrape_metric(
+                port,
+                &format!("analytics_events_processed_total{{subject=\"{subject}\"}}"),
+            )
+            .unwrap_or(0.0);
+            assert!(
+                processed > 0.0,
+                "the instance on {port} stored no {subject}"
+            );
+        }
+    }
+    twins.clear();
 }
