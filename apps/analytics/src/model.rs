@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn folding_stored_changes_is_order_free_and_versions_grow() {
         let id = Uuid::now_v7();
-        let changes = vec![
+        let changes = [
             created(id, Some(10_000)),
             updated(id, 200, Some("https://other.example/b"), Some(None)),
             updated(id, 200, Some("https://same-time.example/"), None),
