@@ -7,21 +7,25 @@
 //! creation until nothing is left unacknowledged. Both stores consume the
 //! same stream (the consumers are deleted in between).
 //!
-//! Stats: 10 million clicks loaded straight into ClickHouse over 10,000
-//! links with a Zipf (s = 1) popularity, so the busiest link has about a
-//! million clicks; then `STATS_QUERIES` requests for uniformly chosen links
-//! (all-time range, daily buckets) through the HTTP API.
+//! Stats: 10 million clicks loaded straight into ClickHouse over 100,000
+//! links with a Zipf (s = 1) popularity, so the busiest link has about
+//! 800,000 clicks; 5% of the links are deleted and 1% never had their
+//! creation arrive. Then, through the HTTP API: `STATS_QUERIES` requests for
+//! uniformly chosen links (all-time range, daily buckets), `PAGES` pages of
+//! the dashboard index and every page of the reconciliation report, each
+//! followed by its cursor.
 //! The last line printed is one JSON object.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use analytics::model::{ClickRow, LinkChange, LinkCopy};
+use analytics::links::LinkCopies;
+use analytics::model::{ClickRow, LinkChange};
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore};
 use async_nats::jetstream;
 use chrono::{TimeZone, Utc};
-use contracts::{encode, Envelope, UrlClicked, UrlCreated};
+use contracts::{encode, Envelope, UrlClicked, UrlCreated, UrlDeleted};
 use rand::{Rng, SeedableRng};
 use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};
 
@@ -33,8 +37,9 @@ use uuid::Uuid;
 const INGEST_EVENTS: usize = 500_000;
 const INGEST_LINKS: usize = 1_000;
 const STATS_CLICKS: usize = 10_000_000;
-const STATS_LINKS: usize = 10_000;
+const STATS_LINKS: usize = 100_000;
 const STATS_QUERIES: usize = 300;
+const PAGES: usize = 100;
 const CLICKED_CONSUMER: &str = "analytics-shortener-url-clicked";
 
 const AGENTS: [&str; 5] = [
@@ -120,6 +125,20 @@ fn creation(url_id: Uuid, code: &str, at: i64) -> Envelope<UrlCreated> {
             target_host: "example.com".into(),
             created_at: at,
             expires_at: None,
+        },
+    )
+}
+
+/// The deleted event of a benchmark link.
+fn deletion(url_id: Uuid, code: &str, at: i64) -> Envelope<UrlDeleted> {
+    let at = Utc.timestamp_opt(at, 0).unwrap();
+    Envelope::new(
+        "shortener",
+        at,
+        UrlDeleted {
+            url_id,
+            short_code: code.to_owned(),
+            deleted_at: at,
         },
     )
 }
@@ -240,7 +259,7 @@ fn ingest(
 
 /// Loads the stats workload straight into ClickHouse; returns the codes,
 /// busiest first.
-async fn load_stats_workload(store: &ClickHouseStore) -> Vec<String> {
+async fn load_stats_workload(store: Arc<dyn AnalyticsStore>) -> Vec<String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let links: Vec<(Uuid, String)> = (0..STATS_LINKS)
         .map(|i| (Uuid::now_v7(), format!("st{i}")))
@@ -253,19 +272,30 @@ async fn load_stats_workload(store: &ClickHouseStore) -> Vec<String> {
         cumulative.push(sum);
     }
     let now = Utc::now().timestamp();
+    // Every 20th link deleted, every 100th known only by its clicks.
     let changes: Vec<LinkChange> = links
         .iter()
-        .map(|(id, code)| LinkChange::Created(creation(*id, code, now - 91 * 86_400)))
-        .collect();
-    let copies: Vec<LinkCopy> = changes
-        .iter()
-        .map(|c| {
-            let mut copy = LinkCopy::placeholder(c.url_id(), "");
-            copy.apply(c);
-            copy
+        .enumerate()
+        .flat_map(|(k, (id, code))| {
+            let mut changes = Vec::new();
+            if k % 100 == 99 {
+                changes.push(LinkChange::Clicked {
+                    url_id: *id,
+                    short_code: code.clone(),
+                });
+            } else {
+                changes.push(LinkChange::Created(creation(*id, code, now - 91 * 86_400)));
+            }
+            if k % 20 == 7 {
+                changes.push(LinkChange::Deleted(deletion(*id, code, now - 86_400)));
+            }
+            changes
         })
         .collect();
-    store.save_links(&copies).await.unwrap();
+    let copies = LinkCopies::new(store.clone());
+    for chunk in changes.chunks(10_000) {
+        copies.apply(chunk).await.unwrap();
+    }
     let chunk = 250_000;
     for start in (0..STATS_CLICKS).step_by(chunk) {
         let rows: Vec<ClickRow> = (start..(start + chunk).min(STATS_CLICKS))
@@ -332,8 +362,9 @@ fn main() {
         user: None,
         password: None,
     };
-    let store = Arc::new(runtime.block_on(ClickHouseStore::open(settings)).unwrap());
-    let codes = runtime.block_on(load_stats_workload(&store));
+    let store: Arc<dyn AnalyticsStore> =
+        Arc::new(runtime.block_on(ClickHouseStore::open(settings)).unwrap());
+    let codes = runtime.block_on(load_stats_workload(store.clone()));
     let stored = runtime.block_on(store.click_count()).unwrap();
     assert_eq!(stored as usize, STATS_CLICKS);
     println!(
@@ -371,9 +402,54 @@ fn main() {
         latencies.last().copied().unwrap_or(f64::NAN),
         STATS_CLICKS as f64 / cumulative_sum(STATS_LINKS) / 1_000.0
     );
+    let (index_p50, index_p99, index_pages) = walk_pages(port, "/", PAGES, |body| {
+        body.split("id=\"next-page\" href=\"")
+            .nth(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+    });
     println!(
-        "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1}}}"
+        "dashboard index over {STATS_LINKS} links: {index_pages} pages: p50 {index_p50:.1} ms, p99 {index_p99:.1} ms"
     );
+    let report = "/api/v1/reconciliation?grace_seconds=0&limit=100";
+    let (reconciliation_p50, reconciliation_p99, reconciliation_pages) =
+        walk_pages(port, report, usize::MAX, |body| {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            body["next_cursor"]
+                .as_str()
+                .map(|cursor| format!("{report}&cursor={cursor}"))
+        });
+    println!(
+        "reconciliation over {STATS_LINKS} links ({} deleted, {} orphans): {reconciliation_pages} pages: p50 {reconciliation_p50:.1} ms, p99 {reconciliation_p99:.1} ms",
+        STATS_LINKS / 20,
+        STATS_LINKS / 100
+    );
+    println!(
+        "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1},\"index_p99_ms\":{index_p99:.1},\"reconciliation_p99_ms\":{reconciliation_p99:.1}}}"
+    );
+}
+
+/// Loads `first`, then each page `next` finds in the one before, up to
+/// `limit` pages; returns p50 and p99 latency (ms) and the pages read.
+fn walk_pages(
+    port: u16,
+    first: &str,
+    limit: usize,
+    next: impl Fn(&str) -> Option<String>,
+) -> (f64, f64, usize) {
+    let mut latencies = Vec::new();
+    let mut path = Some(first.to_owned());
+    while let Some(current) = path.take() {
+        let started = Instant::now();
+        let (status, body) = http_get_with_key(port, &current, BENCH_KEY).expect("page answers");
+        latencies.push(started.elapsed().as_secs_f64() * 1_000.0);
+        assert_eq!(status, 200, "{current}: {body}");
+        if latencies.len() < limit {
+            path = next(&body);
+        }
+    }
+    let pages = latencies.len();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99), pages)
 }
 
 fn cumulative_sum(n: usize) -> f64 {

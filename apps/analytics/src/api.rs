@@ -17,10 +17,32 @@ pub use crate::stats::{
     known_by_code, stats, LinkInfo, SeriesPoint, Stats, StatsQuery, TopItem, MAX_BUCKETS,
 };
 use crate::stats::{optional_rfc3339, rfc3339};
-use crate::store::AnalyticsStore;
+use crate::store::{AnalyticsStore, StoreError};
 
 /// Clicks with no created event for longer than this are orphans.
 const DEFAULT_GRACE_SECONDS: i64 = 300;
+/// Rows per list of one reconciliation page, unless `limit` says otherwise.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1_000;
+
+/// The value of query parameter `name`, when given.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The `cursor` parameter, read by `parse`; a cursor that does not read is
+/// a 400 naming it.
+pub fn cursor_param<T>(query: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+    query_value(query, "cursor")
+        .map(|v| {
+            parse(&v).ok_or_else(|| {
+                ApiError::invalid("cursor", "not a cursor this API gave (use next_cursor as it is)")
+            })
+        })
+        .transpose()
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -218,6 +240,57 @@ pub struct Reconciliation {
     pub orphans: Vec<OrphanItem>,
     /// Links deleted at the shortener; their clicks are kept.
     pub deleted: Vec<DeletedItem>,
+    /// Rows each list of this page was read from, at most.
+    pub limit: u32,
+    /// The `cursor` of the next page; `null` on the last. A page may hold
+    /// fewer items than `limit` (or none) and still have a next one.
+    pub next_cursor: Option<String>,
+}
+
+/// Where the next reconciliation page starts in each of its two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListPosition {
+    Start,
+    After(Uuid),
+    End,
+}
+
+impl ListPosition {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "start" => Some(Self::Start),
+            "end" => Some(Self::End),
+            id => id.parse().ok().map(Self::After),
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Self::Start => "start".to_owned(),
+            Self::After(id) => id.to_string(),
+            Self::End => "end".to_owned(),
+        }
+    }
+
+    /// Where the list goes on after a page that read `read` rows.
+    fn next(read: &[LinkCopy], limit: u32) -> Self {
+        match read.last() {
+            Some(last) if read.len() as u32 == limit => Self::After(last.shortener_url_id),
+            _ => Self::End,
+        }
+    }
+}
+
+/// A page of one list: the rows after `position`, none once it ended.
+async fn list_page<'a, F>(position: ListPosition, read: F) -> Result<Vec<LinkCopy>, ApiError>
+where
+    F: FnOnce(Option<Uuid>) -> futures::future::BoxFuture<'a, Result<Vec<LinkCopy>, StoreError>>,
+{
+    Ok(match position {
+        ListPosition::End => Vec::new(),
+        ListPosition::Start => read(None).await?,
+        ListPosition::After(id) => read(Some(id)).await?,
+    })
 }
 
 /// The reconciliation report.
@@ -225,21 +298,24 @@ pub struct Reconciliation {
     get,
     path = "/api/v1/reconciliation",
     tag = "operations",
-    params(("grace_seconds" = Option<i64>, Query, minimum = 0, description = "How long a click may wait for its link's creation before it is an orphan (default 300)")),
+    params(
+        ("grace_seconds" = Option<i64>, Query, minimum = 0, description = "How long a click may wait for its link's creation before it is an orphan (default 300)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows read per list for this page (default 100)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the page before; absent for the first page"),
+    ),
     responses(
-        (status = 200, description = "Orphans and deleted links", body = Reconciliation),
-        (status = 400, description = "grace_seconds is not a non-negative integer", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 200, description = "One page of orphans and deleted links, each list in link id order", body = Reconciliation),
+        (status = 400, description = "grace_seconds, limit or cursor is not valid", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
 async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let grace = match url::form_urlencoded::parse(request.query_string().as_bytes())
-        .find(|(k, _)| k == "grace_seconds")
-    {
+    let query = request.query_string();
+    let grace = match query_value(query, "grace_seconds") {
         None => DEFAULT_GRACE_SECONDS,
-        Some((_, v)) => v
+        Some(v) => v
             .trim()
             .parse::<i64>()
             .ok()
@@ -251,9 +327,34 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
                 )
             })?,
     };
+    let limit = match query_value(query, "limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("{v:?} is not an integer from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let (orphans_at, deleted_at) = cursor_param(query, |text| {
+        let (orphans, deleted) = text.split_once('~')?;
+        Some((ListPosition::parse(orphans)?, ListPosition::parse(deleted)?))
+    })?
+    .unwrap_or((ListPosition::Start, ListPosition::Start));
     let now = Utc::now().timestamp();
-    let uncreated = store.uncreated_links().await?;
-    let deleted = store.deleted_links().await?;
+    let uncreated = list_page(orphans_at, |after| {
+        Box::pin(store.uncreated_links(after, limit))
+    })
+    .await?;
+    let deleted = list_page(deleted_at, |after| Box::pin(store.deleted_links(after, limit))).await?;
+    let next = (
+        ListPosition::next(&uncreated, limit),
+        ListPosition::next(&deleted, limit),
+    );
+    let next_cursor = (next != (ListPosition::End, ListPosition::End))
+        .then(|| format!("{}~{}", next.0.text(), next.1.text()));
     let ids: Vec<Uuid> = uncreated
         .iter()
         .chain(&deleted)
@@ -265,7 +366,7 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
         .into_iter()
         .map(|s| (s.shortener_url_id, s))
         .collect();
-    let mut orphans: Vec<OrphanItem> = uncreated
+    let orphans: Vec<OrphanItem> = uncreated
         .iter()
         .filter_map(|l| {
             let s = summaries.get(&l.shortener_url_id)?;
@@ -278,8 +379,7 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
             })
         })
         .collect();
-    orphans.sort_by(|a, b| a.first_click_at.cmp(&b.first_click_at));
-    let mut deleted: Vec<DeletedItem> = deleted
+    let deleted: Vec<DeletedItem> = deleted
         .iter()
         .map(|l| DeletedItem {
             shortener_url_id: l.shortener_url_id,
@@ -288,11 +388,12 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
             clicks: summaries.get(&l.shortener_url_id).map_or(0, |s| s.clicks),
         })
         .collect();
-    deleted.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at));
     Ok(json(&Reconciliation {
         generated_at: rfc3339(now),
         grace_seconds: grace,
         orphans,
         deleted,
+        limit,
+        next_cursor,
     }))
 }

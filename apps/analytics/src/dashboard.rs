@@ -1,13 +1,16 @@
 //! The dashboard: server-rendered HTML with inline SVG, nothing fetched at
 //! run time (no scripts, fonts or stylesheets from elsewhere).
 //!
-//! - `GET /`: every link analytics knows, busiest first, with its click total.
+//! - `GET /`: the links analytics knows, newest first, a page at a time, each
+//!   with its click total.
 //! - `GET /links/{code}`: one link: totals, clicks over time (an SVG chart),
 //!   top referrers, browsers, OS, devices and countries.
 //!
 //! Pages read the same store queries as the stats API ([`api::stats`]);
 //! `from`, `to` and `bucket` work as there. Bad parameters and unknown links
 //! get the same problem+json as the API.
+
+use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -16,9 +19,10 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use crate::api::{self, SeriesPoint, Stats, StatsQuery, Store, TopItem};
 use crate::model::Bucket;
 use crate::problem::ApiError;
+use crate::store::LinkCursor;
 
-/// Links listed on the index page.
-const INDEX_LINKS: u32 = 500;
+/// Links on one page of the index.
+const INDEX_LINKS: u32 = 100;
 /// Up to this many buckets the chart draws bars; beyond, a line.
 const MAX_BARS: usize = 200;
 /// Default ranges: links younger than this get hourly buckets.
@@ -108,17 +112,28 @@ fn count(n: u64) -> String {
     out
 }
 
-/// Every link analytics knows, busiest first.
-async fn index(store: Store) -> Result<HttpResponse, ApiError> {
-    let (links, clicks) = futures::join!(store.link_totals(INDEX_LINKS), store.click_count());
-    let (links, clicks) = (links?, clicks?);
+/// The links analytics knows, newest first, one page at a time
+/// (`?cursor=` from the page before), each with its click total.
+async fn index(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let cursor = api::cursor_param(request.query_string(), LinkCursor::parse)?;
+    let links = store.link_page(cursor, INDEX_LINKS).await?;
+    let ids: Vec<_> = links.iter().map(|l| l.shortener_url_id).collect();
+    let totals: HashMap<_, _> = store.click_totals(&ids).await?.into_iter().collect();
+    let links: Vec<_> = links
+        .into_iter()
+        .map(|l| {
+            let clicks = totals.get(&l.shortener_url_id).copied().unwrap_or(0);
+            (l, clicks)
+        })
+        .collect();
+    let next = (links.len() as u32 == INDEX_LINKS)
+        .then(|| links.last().map(|(l, _)| LinkCursor::after(l)))
+        .flatten();
     let now = Utc::now().timestamp();
     let body = html! {
         h1 { "Links" }
         p.muted {
-            (count(clicks)) " clicks stored over " (links.len())
-            @if links.len() as u32 == INDEX_LINKS { "+" }
-            " links. A link appears here once its first event reaches analytics."
+            "Newest first, " (INDEX_LINKS) " to a page. A link appears here once its first event reaches analytics."
         }
         div.card {
             @if links.is_empty() {
@@ -137,6 +152,10 @@ async fn index(store: Store) -> Result<HttpResponse, ApiError> {
                             }
                         }
                     }
+                }
+                p.pages {
+                    @if cursor.is_some() { a #first-page href="/" { "← Newest" } " " }
+                    @if let Some(next) = next { a #next-page href={ "/?cursor=" (next) } { "Older →" } }
                 }
             }
         }

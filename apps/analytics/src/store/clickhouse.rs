@@ -10,6 +10,8 @@
 //!   `shortener_url_id`: the row with the newest version is the copy.
 //! - `link_changes` is a `ReplacingMergeTree` ordered by
 //!   `(shortener_url_id, change_id)`: each change once, read `FINAL`.
+//! - `link_codes` maps a code to its link's id, ordered by `short_code`, so
+//!   a stats request by code reads a few rows, never every copy.
 //!
 //! The SQL runs on ClickHouse 18.16 (what Debian ships, used in CI) and on
 //! current releases (docker compose): no `DateTime64`, `LowCardinality`,
@@ -20,7 +22,7 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ChangeRecord, ClickSummary, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{
     Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
@@ -116,11 +118,30 @@ const MIGRATIONS: &[(u32, &str)] = &[
         ) ENGINE = ReplacingMergeTree()
         ORDER BY (shortener_url_id, change_id)",
     ),
+    (
+        6,
+        "CREATE TABLE IF NOT EXISTS link_codes (
+            short_code String,
+            shortener_url_id UUID
+        ) ENGINE = ReplacingMergeTree()
+        ORDER BY (short_code, shortener_url_id)",
+    ),
+    (
+        7,
+        "INSERT INTO link_codes SELECT short_code, shortener_url_id FROM url_creations FINAL",
+    ),
 ];
 
 /// The migration that starts keeping link changes. Copies written before it
 /// get a snapshot change each, in the same step, so folding carries them on.
 const LINK_CHANGES_MIGRATION: u32 = 5;
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct CodeRow {
+    short_code: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+}
 
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 struct ChangeRow {
@@ -416,6 +437,23 @@ impl ClickHouseStore {
         Ok(rows.into_iter().map(LinkCopy::from).collect())
     }
 
+    /// Copies meeting `condition`, in id order after `after`, at most `limit`.
+    async fn links_page_where(
+        &self,
+        condition: &str,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        let after = after.map_or_else(
+            || "1".to_owned(),
+            |id| format!("shortener_url_id > toUUID('{id}')"),
+        );
+        self.links_where(&format!(
+            "{condition} AND {after} ORDER BY shortener_url_id LIMIT {limit}"
+        ))
+        .await
+    }
+
     fn windowed(&self, sql: &str, window: Window) -> clickhouse::query::Query {
         self.client
             .query(sql)
@@ -525,56 +563,108 @@ impl AnalyticsStore for ClickHouseStore {
                 .await
                 .map_err(failed)?;
         }
-        insert.end().await.map_err(failed)
+        insert.end().await.map_err(failed)?;
+        let mut codes = self
+            .client
+            .insert::<CodeRow>("link_codes")
+            .await
+            .map_err(failed)?;
+        for link in links.iter().filter(|l| !l.short_code.is_empty()) {
+            codes
+                .write(&CodeRow {
+                    short_code: link.short_code.clone(),
+                    shortener_url_id: link.shortener_url_id,
+                })
+                .await
+                .map_err(failed)?;
+        }
+        codes.end().await.map_err(failed)
     }
 
     async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError> {
+        let mut ids: Vec<Uuid> = self
+            .client
+            .query("SELECT ?fields FROM link_codes WHERE short_code = ?")
+            .bind(code)
+            .fetch_all::<CodeRow>()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|row| row.shortener_url_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let copies = self.links(&ids).await?;
+        Ok(copies
+            .into_iter()
+            .filter(|l| l.short_code == code)
+            .max_by_key(|l| (l.created_at.is_some(), l.version)))
+    }
+
+    async fn uncreated_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_page_where("isNull(created_at)", after, limit)
+            .await
+    }
+
+    async fn deleted_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_page_where("isNotNull(deleted_at)", after, limit)
+            .await
+    }
+
+    async fn link_page(
+        &self,
+        after: Option<LinkCursor>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        const CREATED: &str = "coalesce(toUInt32(created_at), 0)";
+        let after = after.map_or_else(
+            || "1".to_owned(),
+            |c| {
+                format!(
+                    "({CREATED} < {t} OR ({CREATED} = {t} AND shortener_url_id < toUUID('{id}')))",
+                    t = c.created_at.max(0),
+                    id = c.id
+                )
+            },
+        );
         let rows: Vec<LinkRecord> = self
             .client
-            .query(
-                "SELECT ?fields FROM url_creations FINAL WHERE short_code = ? \
-                 ORDER BY isNull(created_at), version DESC LIMIT 1",
-            )
-            .bind(code)
+            .query(&format!(
+                "SELECT ?fields FROM url_creations FINAL WHERE {after} \
+                 ORDER BY {CREATED} DESC, shortener_url_id DESC LIMIT {limit}"
+            ))
             .fetch_all()
             .await
             .map_err(failed)?;
-        Ok(rows.into_iter().next().map(LinkCopy::from))
+        Ok(rows.into_iter().map(LinkCopy::from).collect())
     }
 
-    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_where("isNull(created_at)").await
-    }
-
-    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_where("isNotNull(deleted_at)").await
-    }
-
-    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError> {
-        let links = self.links_where("1").await?;
-        let totals: Vec<LinkTotalRecord> = self
-            .client
-            .query(
-                "SELECT shortener_url_id, count() AS clicks FROM clicks FINAL \
-                 GROUP BY shortener_url_id",
-            )
-            .fetch_all()
-            .await
-            .map_err(failed)?;
-        let totals: std::collections::HashMap<Uuid, u64> = totals
-            .into_iter()
-            .map(|t| (t.shortener_url_id, t.clicks))
-            .collect();
-        let mut rows: Vec<(LinkCopy, u64)> = links
-            .into_iter()
-            .map(|l| {
-                let clicks = totals.get(&l.shortener_url_id).copied().unwrap_or(0);
-                (l, clicks)
-            })
-            .collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.created_at.cmp(&a.0.created_at)));
-        rows.truncate(limit as usize);
-        Ok(rows)
+    /// Distinct event ids within each link's key range: exact without
+    /// `FINAL`, and reading only the `event_id` column of those links.
+    async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<LinkTotalRecord> = self
+                .client
+                .query(&format!(
+                    "SELECT shortener_url_id, uniqExact(event_id) AS clicks FROM clicks \
+                     WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
+                    uuid_list(chunk)
+                ))
+                .fetch_all()
+                .await
+                .map_err(failed)?;
+            found.extend(rows.into_iter().map(|r| (r.shortener_url_id, r.clicks)));
+        }
+        Ok(found)
     }
 
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
@@ -583,9 +673,11 @@ impl AnalyticsStore for ClickHouseStore {
             let rows: Vec<SummaryRecord> = self
                 .client
                 .query(&format!(
-                    "SELECT shortener_url_id, count() AS clicks, toUInt32(min(clicked_at)) AS first, \
-                     toUInt32(max(clicked_at)) AS last FROM clicks FINAL \
-                     WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
+                    // Exact without FINAL: duplicates change neither the
+                    // distinct ids nor the first and last times.
+                    "SELECT shortener_url_id, uniqExact(event_id) AS clicks, \
+                     toUInt32(min(clicked_at)) AS first, toUInt32(max(clicked_at)) AS last \
+                     FROM clicks WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
                     uuid_list(chunk)
                 ))
                 .fetch_all()

@@ -61,6 +61,38 @@ impl ChangeRecord {
     }
 }
 
+/// Where a page of [`AnalyticsStore::link_page`] starts: just after this
+/// copy. Its text form (`<created seconds>.<id>`) is the `cursor` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkCursor {
+    /// The copy's creation time; 0 when its creation has not arrived.
+    pub created_at: i64,
+    pub id: Uuid,
+}
+
+impl LinkCursor {
+    pub fn after(copy: &LinkCopy) -> Self {
+        Self {
+            created_at: copy.created_at.unwrap_or(0),
+            id: copy.shortener_url_id,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (created_at, id) = text.split_once('.')?;
+        Some(Self {
+            created_at: created_at.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for LinkCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_at, self.id)
+    }
+}
+
 /// Clicks of one link, for the reconciliation report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClickSummary {
@@ -100,14 +132,32 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// copies claim one, the created one with the newest version wins.
     async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError>;
 
-    /// Copies still waiting for their created event.
-    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError>;
+    /// Copies still waiting for their created event, in id order, after
+    /// `after`: one page of at most `limit`.
+    async fn uncreated_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError>;
 
-    /// Copies of links deleted at the owner.
-    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError>;
+    /// Copies of links deleted at the owner, in id order, after `after`.
+    async fn deleted_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError>;
 
-    /// Every copy with its all-time click total, busiest first (the dashboard).
-    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError>;
+    /// One page of copies, newest first: by creation time (copies not yet
+    /// created last), then by id; after `after` (the last of the page before).
+    async fn link_page(
+        &self,
+        after: Option<LinkCursor>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError>;
+
+    /// All-time click totals of these links (each `event_id` once), read
+    /// from each link's own rows only; links without clicks are absent.
+    async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
 
     /// Click count and first/last click of each of these links that has clicks.
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError>;

@@ -18,7 +18,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ChangeRecord, ClickSummary, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 
@@ -122,10 +122,24 @@ impl SqliteStore {
             .map_err(failed)
     }
 
-    async fn links_where(&self, condition: &str) -> Result<Vec<LinkCopy>, StoreError> {
+    /// Copies meeting `condition`, in id order after `after`, at most `limit`.
+    async fn links_page_where(
+        &self,
+        condition: &str,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        let (after, mut values): (&str, Vec<Value>) = match after {
+            None => ("1", Vec::new()),
+            Some(id) => ("shortener_url_id > ?", vec![id.into()]),
+        };
+        values.push(i64::from(limit).into());
         self.query(
-            &format!("SELECT {LINK_COLUMNS} FROM url_creations WHERE {condition}"),
-            Vec::new(),
+            &format!(
+                "SELECT {LINK_COLUMNS} FROM url_creations WHERE {condition} AND {after} \
+                 ORDER BY shortener_url_id LIMIT ?"
+            ),
+            values,
         )
         .await?
         .iter()
@@ -340,33 +354,73 @@ impl AnalyticsStore for SqliteStore {
         rows.first().map(to_link).transpose()
     }
 
-    async fn uncreated_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_where("created_at IS NULL").await
+    async fn uncreated_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_page_where("created_at IS NULL", after, limit)
+            .await
     }
 
-    async fn deleted_links(&self) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_where("deleted_at IS NOT NULL").await
+    async fn deleted_links(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        self.links_page_where("deleted_at IS NOT NULL", after, limit)
+            .await
     }
 
-    async fn link_totals(&self, limit: u32) -> Result<Vec<(LinkCopy, u64)>, StoreError> {
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT {LINK_COLUMNS}, \
-                     (SELECT COUNT(*) FROM clicks c WHERE c.shortener_url_id = u.shortener_url_id) AS clicks \
-                     FROM url_creations u ORDER BY clicks DESC, created_at DESC LIMIT ?"
-                ),
-                vec![i64::from(limit).into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    to_link(row)?,
-                    count(row.try_get("", "clicks").map_err(failed)?),
-                ))
-            })
-            .collect()
+    async fn link_page(
+        &self,
+        after: Option<LinkCursor>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError> {
+        // `url_creations_newest` holds this order.
+        let (condition, mut values): (&str, Vec<Value>) = match after {
+            None => ("1", Vec::new()),
+            Some(c) => (
+                "(COALESCE(created_at, 0), shortener_url_id) < (?, ?)",
+                vec![c.created_at.into(), c.id.into()],
+            ),
+        };
+        values.push(i64::from(limit).into());
+        self.query(
+            &format!(
+                "SELECT {LINK_COLUMNS} FROM url_creations WHERE {condition} \
+                 ORDER BY COALESCE(created_at, 0) DESC, shortener_url_id DESC LIMIT ?"
+            ),
+            values,
+        )
+        .await?
+        .iter()
+        .map(to_link)
+        .collect()
+    }
+
+    async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            // One index range per link (`clicks_by_link_time`).
+            let rows = self
+                .query(
+                    "SELECT COUNT(*) AS clicks FROM clicks WHERE shortener_url_id = ?",
+                    vec![(*id).into()],
+                )
+                .await?;
+            let clicks = count(
+                rows.first()
+                    .map(|r| r.try_get::<i64>("", "clicks"))
+                    .transpose()
+                    .map_err(failed)?
+                    .unwrap_or_default(),
+            );
+            if clicks > 0 {
+                found.push((*id, clicks));
+            }
+        }
+        Ok(found)
     }
 
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
@@ -597,6 +651,19 @@ mod migration {
             .into_iter()
             .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
             .chain([Box::new(KeepLinkChanges) as Box<dyn MigrationTrait>])
+            .chain([Box::new(SqlMigration {
+                name: "m0004_bounded_link_reads",
+                // The link list's order, and the reconciliation report's
+                // two lists, each read one page at a time.
+                up: "CREATE INDEX url_creations_newest
+                        ON url_creations (COALESCE(created_at, 0), shortener_url_id);
+                    CREATE INDEX url_creations_uncreated
+                        ON url_creations (shortener_url_id) WHERE created_at IS NULL;
+                    CREATE INDEX url_creations_deleted
+                        ON url_creations (shortener_url_id) WHERE deleted_at IS NOT NULL;",
+                down: "DROP INDEX url_creations_newest; DROP INDEX url_creations_uncreated;
+                    DROP INDEX url_creations_deleted;",
+            }) as Box<dyn MigrationTrait>])
             .collect()
         }
     }

@@ -885,3 +885,106 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
     }
     app.stop().await;
 }
+
+/// The dashboard index and the reconciliation report read one page at a
+/// time; following their cursors visits every row exactly once.
+pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let now = chrono::Utc::now().timestamp();
+    // 105 created links, newest last; 5 of them deleted; 3 links known only
+    // by their old clicks (orphans).
+    let links: Vec<(Uuid, String)> = (0..105)
+        .map(|n| (Uuid::now_v7(), format!("paged{n}")))
+        .collect();
+    let creations: Vec<_> = links
+        .iter()
+        .enumerate()
+        .map(|(n, (id, code))| created(*id, code, now - 10_000 + n as i64))
+        .collect();
+    publish(&js, &creations).await;
+    let deletions: Vec<_> = links[..5]
+        .iter()
+        .map(|(id, code)| {
+            Envelope::new(
+                "shortener",
+                at(now - 100),
+                UrlDeleted {
+                    url_id: *id,
+                    short_code: code.clone(),
+                    deleted_at: at(now - 100),
+                },
+            )
+        })
+        .collect();
+    publish(&js, &deletions).await;
+    let orphans: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let clicks: Vec<_> = orphans
+        .iter()
+        .enumerate()
+        .map(|(n, id)| clicked(*id, &format!("orphan{n}"), now - 5_000))
+        .chain([clicked(links[104].0, &links[104].1, now - 50)])
+        .collect();
+    publish(&js, &clicks).await;
+    wait_for_no_lag(&app).await;
+
+    // The index: newest first, 100 to a page, then the last 5.
+    let page = app.get("/").await.text().await.unwrap();
+    let codes = |html: &str| -> Vec<String> {
+        html.split("href=\"/links/")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+            .collect()
+    };
+    let first = codes(&page);
+    assert_eq!(first.len(), 100, "{page}");
+    assert_eq!(first[0], "paged104", "newest first");
+    let next = page
+        .split("id=\"next-page\" href=\"")
+        .nth(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .unwrap_or_else(|| panic!("no next page link: {page}"));
+    let second_page = app.get(&next.replace("&amp;", "&")).await.text().await.unwrap();
+    let second = codes(&second_page);
+    assert!(!second_page.contains("next-page"), "{second_page}");
+    let mut seen: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(seen.len(), 108, "105 links and 3 orphans, each once");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 108);
+    let (status, problem) = app.get_json("/?cursor=nonsense").await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["field"], "cursor", "{problem}");
+
+    // Reconciliation, two rows per list at a time.
+    let mut path = "/api/v1/reconciliation?grace_seconds=60&limit=2".to_owned();
+    let (mut found_orphans, mut found_deleted) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let (status, report) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["limit"], 2);
+        for o in report["orphans"].as_array().unwrap() {
+            found_orphans.push(o["shortener_url_id"].as_str().unwrap().to_owned());
+            assert_eq!(o["clicks"], 1);
+        }
+        for d in report["deleted"].as_array().unwrap() {
+            found_deleted.push(d["short_code"].as_str().unwrap().to_owned());
+        }
+        match report["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/reconciliation?grace_seconds=60&limit=2&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    let expected_orphans: Vec<String> = orphans.iter().map(Uuid::to_string).collect();
+    assert_eq!(found_orphans, expected_orphans, "orphans in id order, each once");
+    let expected_deleted: Vec<String> = links[..5].iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(found_deleted, expected_deleted, "deleted links in id order, each once");
+    for (query, name) in [("limit=0", "limit"), ("limit=1001", "limit"), ("cursor=x~y", "cursor")] {
+        let (status, problem) = app.get_json(&format!("/api/v1/reconciliation?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(problem["field"], name, "{problem}");
+    }
+    app.stop().await;
+}

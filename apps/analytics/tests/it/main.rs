@@ -25,6 +25,7 @@ macro_rules! store_suite {
                 updates_and_deletions_keep_the_copy_current,
                 bad_parameters_get_problem_json_naming_the_field,
                 replay_rebuilds_identical_stats,
+                the_index_and_reconciliation_read_one_page_at_a_time,
             );
 
             #[test]
