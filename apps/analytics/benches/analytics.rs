@@ -214,7 +214,7 @@ fn ingest(
 ) -> f64 {
     let stream = runtime.block_on(js.get_stream("SHORTENER")).unwrap();
     runtime
-        .block_on(analytics::consumer::delete_consumers(&stream))
+        .block_on(analytics::consumer::delete_consumers(&stream, "analytics"))
         .unwrap();
     let (_guard, port) = analytics(vars);
     let created = Instant::now();
@@ -449,7 +449,11 @@ fn walk_pages(
     }
     let pages = latencies.len();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    (percentile(&latencies, 0.5), percentile(&latencies, 0.99), pages)
+    (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        pages,
+    )
 }
 
 fn cumulative_sum(n: usize) -> f64 {

@@ -34,11 +34,17 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 
 /// The `cursor` parameter, read by `parse`; a cursor that does not read is
 /// a 400 naming it.
-pub fn cursor_param<T>(query: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+pub fn cursor_param<T>(
+    query: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
     query_value(query, "cursor")
         .map(|v| {
             parse(&v).ok_or_else(|| {
-                ApiError::invalid("cursor", "not a cursor this API gave (use next_cursor as it is)")
+                ApiError::invalid(
+                    "cursor",
+                    "not a cursor this API gave (use next_cursor as it is)",
+                )
             })
         })
         .transpose()
@@ -335,7 +341,10 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
             .ok()
             .filter(|l| (1..=MAX_PAGE).contains(l))
             .ok_or_else(|| {
-                ApiError::invalid("limit", format!("{v:?} is not an integer from 1 to {MAX_PAGE}"))
+                ApiError::invalid(
+                    "limit",
+                    format!("{v:?} is not an integer from 1 to {MAX_PAGE}"),
+                )
             })?,
     };
     let (orphans_at, deleted_at) = cursor_param(query, |text| {
@@ -348,7 +357,10 @@ async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpRespon
         Box::pin(store.uncreated_links(after, limit))
     })
     .await?;
-    let deleted = list_page(deleted_at, |after| Box::pin(store.deleted_links(after, limit))).await?;
+    let deleted = list_page(deleted_at, |after| {
+        Box::pin(store.deleted_links(after, limit))
+    })
+    .await?;
     let next = (
         ListPosition::next(&uncreated, limit),
         ListPosition::next(&deleted, limit),

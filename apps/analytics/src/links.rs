@@ -39,11 +39,6 @@ impl LinkCopies {
         }
     }
 
-    /// Forgets which ids have rows (after the store was reset).
-    pub fn forget(&self) {
-        self.known.lock().expect("not poisoned").clear();
-    }
-
     fn remember(&self, ids: impl ExactSizeIterator<Item = Uuid>) {
         let mut known = self.known.lock().expect("not poisoned");
         if known.len() + ids.len() > MAX_KNOWN {

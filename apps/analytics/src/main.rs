@@ -1,7 +1,8 @@
 //! Thin binary: telemetry, configuration, then the application.
 //!
-//! `analytics` serves; `analytics replay` rebuilds the store from the stream
-//! (run it while the service is stopped); `analytics openapi` prints the
+//! `analytics` serves; `analytics replay [--allow-shorter-history]` rebuilds
+//! the store from the stream beside the live one, verifies it and swaps it
+//! in (also while the service runs); `analytics openapi` prints the
 //! OpenAPI document; `analytics api-key create|list|revoke` manages keys
 //! against the configured store, also while the service runs.
 
@@ -34,11 +35,25 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("analytics stopped");
         }
         Some("replay") => {
-            let report = analytics::replay::replay(&settings).await?;
+            let args = std::env::args().skip(2);
+            let mut options = analytics::replay::ReplayOptions::default();
+            for arg in args {
+                match arg.as_str() {
+                    "--allow-shorter-history" => options.allow_shorter_history = true,
+                    other => anyhow::bail!(
+                        "unknown replay option {other:?}; the only one is --allow-shorter-history"
+                    ),
+                }
+            }
+            let report = analytics::replay::replay(&settings, options).await?;
+            for lost in &report.shortfall {
+                println!("accepted (--allow-shorter-history): {lost}");
+            }
             println!(
-                "replay done: {} clicks stored in {:.1} s",
+                "replay done: {} clicks stored in {:.1} s; the store as it was is kept in {} until you remove it",
                 report.clicks,
-                report.elapsed.as_secs_f64()
+                report.elapsed.as_secs_f64(),
+                report.kept
             );
         }
         Some(other) => anyhow::bail!("unknown command {other:?}; use serve, replay or openapi"),

@@ -69,6 +69,12 @@ pub struct ConsumerSettings {
     /// Test hook: the task of this subject panics once, at its first batch,
     /// so a test can see it restarted. Never set outside tests.
     pub panic_once_on: Option<&'static str>,
+    /// Durable names are `<prefix>-<subject with dashes>`: `analytics` for
+    /// the service, another for a replay consuming beside it.
+    pub consumer_prefix: &'static str,
+    /// The server removes the consumers after this long without a client
+    /// (a replay's, should it be killed); `None` keeps them for good.
+    pub inactive_threshold: Option<Duration>,
 }
 
 impl Default for ConsumerSettings {
@@ -81,17 +87,23 @@ impl Default for ConsumerSettings {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             panic_once_on: None,
+            consumer_prefix: SERVICE_CONSUMERS,
+            inactive_threshold: None,
         }
     }
 }
 
-/// Durable name of the consumer of `subject`: `analytics-shortener-url-clicked`.
-pub fn consumer_name(subject: &str) -> String {
-    format!("analytics-{}", subject.replace('.', "-"))
+/// The service's durable consumers' prefix.
+pub const SERVICE_CONSUMERS: &str = "analytics";
+
+/// Durable name of the consumer of `subject` under `prefix`:
+/// `analytics-shortener-url-clicked` for the service.
+pub fn consumer_name(prefix: &str, subject: &str) -> String {
+    format!("{prefix}-{}", subject.replace('.', "-"))
 }
 
 fn consumer_config(subject: &str, settings: &ConsumerSettings) -> pull::Config {
-    let name = consumer_name(subject);
+    let name = consumer_name(settings.consumer_prefix, subject);
     // Redeliveries of unacknowledged messages back off: ack_wait, then 2x, 4x, ...
     let backoff = (0..4).map(|i| settings.ack_wait * (1 << i)).collect();
     pull::Config {
@@ -106,6 +118,7 @@ fn consumer_config(subject: &str, settings: &ConsumerSettings) -> pull::Config {
         max_deliver: settings.max_deliver,
         backoff,
         max_ack_pending: i64::try_from(settings.batch_size * 4).unwrap_or(i64::MAX),
+        inactive_threshold: settings.inactive_threshold.unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -118,7 +131,10 @@ pub async fn ensure_consumers(
     let mut consumers = Vec::new();
     for subject in SUBJECTS {
         let consumer = stream
-            .get_or_create_consumer(&consumer_name(subject), consumer_config(subject, settings))
+            .get_or_create_consumer(
+                &consumer_name(settings.consumer_prefix, subject),
+                consumer_config(subject, settings),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("failed to create the consumer of {subject}: {e}"))?;
         consumers.push((subject, consumer));
@@ -126,10 +142,13 @@ pub async fn ensure_consumers(
     Ok(consumers)
 }
 
-/// Deletes the durable consumers (replay starts them over from the first message).
-pub async fn delete_consumers(stream: &jetstream::stream::Stream) -> anyhow::Result<()> {
+/// Deletes the durable consumers under `prefix`, those that exist.
+pub async fn delete_consumers(
+    stream: &jetstream::stream::Stream,
+    prefix: &str,
+) -> anyhow::Result<()> {
     for subject in SUBJECTS {
-        let name = consumer_name(subject);
+        let name = consumer_name(prefix, subject);
         match stream.delete_consumer(&name).await {
             Ok(_) => {}
             Err(error) if error.to_string().contains("not found") => {}
@@ -236,7 +255,7 @@ impl Ingest {
         ensure_stream(&self.jetstream, dead_letter_stream_config()).await?;
         stream
             .get_or_create_consumer(
-                &consumer_name(subject),
+                &consumer_name(self.settings.consumer_prefix, subject),
                 consumer_config(subject, &self.settings),
             )
             .await

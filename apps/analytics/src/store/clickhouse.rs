@@ -782,20 +782,30 @@ impl AnalyticsStore for ClickHouseStore {
             .map_err(failed)
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
-        for table in [
-            "clicks",
-            "url_creations",
-            "link_changes",
-            "schema_migrations",
-        ] {
-            self.client
-                .query(&format!("DROP TABLE IF EXISTS {table}"))
-                .execute()
-                .await
-                .map_err(failed)?;
-        }
-        self.migrate().await.map_err(StoreError)
+    async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let rows: Vec<LinkTotalRecord> = self
+            .client
+            .query(
+                "SELECT shortener_url_id, uniqExact(event_id) AS clicks FROM clicks \
+                 GROUP BY shortener_url_id",
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.shortener_url_id, r.clicks))
+            .collect())
+    }
+
+    async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
+        let (clicks, oldest) = self
+            .client
+            .query("SELECT count(), toUInt32(min(clicked_at)) FROM clicks")
+            .fetch_one::<(u64, u32)>()
+            .await
+            .map_err(failed)?;
+        Ok((clicks > 0).then_some(i64::from(oldest)))
     }
 
     async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError> {
@@ -880,7 +890,56 @@ impl AnalyticsStore for ClickHouseStore {
     }
 }
 
+/// The tables a replay rebuilds; keys and their uses stay where they are.
+const DATA_TABLES: [&str; 4] = ["clicks", "url_creations", "link_changes", "link_codes"];
+
+fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', ""))
+}
+
 impl ClickHouseStore {
+    pub fn settings(&self) -> &ClickHouseSettings {
+        &self.settings
+    }
+
+    /// Drops database `name` if it exists (an unfinished replay's build).
+    pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        self.client
+            .query(&format!("DROP DATABASE IF EXISTS {}", quoted(name)))
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Puts the data tables of database `built` in place of this store's,
+    /// in one `RENAME TABLE` statement; the tables they replace move to
+    /// database `keep`, and `built` is dropped.
+    pub async fn swap_in(&self, built: &str, keep: &str) -> anyhow::Result<()> {
+        self.client
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", quoted(keep)))
+            .execute()
+            .await?;
+        let live = &self.settings.database;
+        let renames = DATA_TABLES
+            .iter()
+            .map(|table| {
+                format!(
+                    "{live}.{t} TO {keep}.{t}, {built}.{t} TO {live}.{t}",
+                    live = quoted(live),
+                    keep = quoted(keep),
+                    built = quoted(built),
+                    t = table
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.client
+            .query(&format!("RENAME TABLE {renames}"))
+            .execute()
+            .await?;
+        self.drop_database(built).await
+    }
+
     /// Keys (their latest rows), all or those whose `column` is `value`.
     async fn keys_where(&self, filter: Option<(&str, &str)>) -> Result<Vec<KeyRow>, StoreError> {
         let query = match filter {

@@ -179,8 +179,11 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Distinct clicks stored (each `event_id` once).
     async fn click_count(&self) -> Result<u64, StoreError>;
 
-    /// Drops every row (replay rebuilds from the stream); keys stay.
-    async fn reset(&self) -> Result<(), StoreError>;
+    /// Every link's click total (each `event_id` once), for replay's check.
+    async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
+    /// When the oldest stored click happened; `None` without clicks.
+    async fn oldest_click(&self) -> Result<Option<i64>, StoreError>;
 
     /// Stores a new key; false when a key of that name exists.
     async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;

@@ -28,6 +28,15 @@ const ROWS_PER_STATEMENT: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: DatabaseConnection,
+    path: std::path::PathBuf,
+}
+
+/// The tables a replay rebuilds; keys stay where they are.
+const DATA_TABLES: [&str; 3] = ["clicks", "url_creations", "link_changes"];
+
+/// `'…'` for a path in SQL.
+fn sql_text(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
 }
 
 fn failed(error: impl Into<anyhow::Error>) -> StoreError {
@@ -80,7 +89,12 @@ impl SqliteStore {
         let mut attempt = 1;
         loop {
             match Self::connect_and_migrate(path).await {
-                Ok(db) => return Ok(Self { db }),
+                Ok(db) => {
+                    return Ok(Self {
+                        db,
+                        path: path.to_owned(),
+                    })
+                }
                 Err(error) if attempt < 5 => {
                     tracing::warn!(
                         error = format!("{error:#}"),
@@ -93,6 +107,42 @@ impl SqliteStore {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Closes the connections (before the file is removed).
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// Copies the live file to `keep` (`VACUUM INTO`), then replaces the
+    /// rows of the data tables with those of the SQLite file at `built`,
+    /// in one transaction: a reader sees the old rows or the new, never a
+    /// mix, and the service may keep running.
+    pub async fn swap_in(&self, built: &Path, keep: &Path) -> anyhow::Result<()> {
+        let mut options = ConnectOptions::new(format!("sqlite://{}", self.path.display()));
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_secs(60)));
+        let db = Database::connect(options).await?;
+        let copy: String = DATA_TABLES
+            .iter()
+            .map(|t| format!("DELETE FROM main.{t}; INSERT INTO main.{t} SELECT * FROM built.{t};"))
+            .collect();
+        let swapped = db
+            .execute_unprepared(&format!(
+                "VACUUM INTO {keep}; ATTACH DATABASE {built} AS built; \
+                 BEGIN IMMEDIATE; {copy} COMMIT; DETACH DATABASE built;",
+                keep = sql_text(keep),
+                built = sql_text(built),
+            ))
+            .await;
+        db.close().await?;
+        swapped
+            .map(drop)
+            .with_context(|| format!("failed to swap in {}", built.display()))
     }
 
     async fn connect_and_migrate(path: &Path) -> anyhow::Result<DatabaseConnection> {
@@ -516,13 +566,30 @@ impl AnalyticsStore for SqliteStore {
             .unwrap_or_default())
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
-        self.db
-            .execute_unprepared(
-                "DELETE FROM clicks; DELETE FROM url_creations; DELETE FROM link_changes;",
-            )
-            .await
-            .map(drop)
+    async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.query(
+            "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks GROUP BY shortener_url_id",
+            Vec::new(),
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "shortener_url_id").map_err(failed)?,
+                count(row.try_get("", "clicks").map_err(failed)?),
+            ))
+        })
+        .collect()
+    }
+
+    async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
+        let rows = self
+            .query("SELECT MIN(clicked_at) AS oldest FROM clicks", Vec::new())
+            .await?;
+        rows.first()
+            .map(|r| r.try_get::<Option<i64>>("", "oldest"))
+            .transpose()
+            .map(Option::flatten)
             .map_err(failed)
     }
 

@@ -740,26 +740,112 @@ pub async fn replay_rebuilds_identical_stats(env: &Env) {
         rfc3339(D0 - DAY),
         rfc3339(D0 + 5 * DAY)
     );
-    let mut before = Vec::new();
-    for (_, code) in &s.links {
-        before.push(
-            app.get_json(&format!("/api/v1/links/{code}/stats?{query}"))
-                .await
-                .1,
-        );
+    let codes: Vec<String> = s.links.iter().map(|(_, code)| code.to_string()).collect();
+    let stats = |app: &TestApp| {
+        let paths: Vec<String> = codes
+            .iter()
+            .map(|code| format!("/api/v1/links/{code}/stats?{query}"))
+            .collect();
+        let (client, address) = (app.client.clone(), app.address.clone());
+        async move {
+            let mut all = Vec::new();
+            for path in paths {
+                let answer = client.get(format!("{address}{path}")).send().await.unwrap();
+                all.push(answer.json::<Value>().await.unwrap());
+            }
+            all
+        }
+    };
+    let before = stats(&app).await;
+
+    // The service keeps running while replay builds beside it and swaps.
+    let report = analytics::replay::replay(&env.settings(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(report.clicks, 1_002);
+    assert!(report.shortfall.is_empty(), "{:?}", report.shortfall);
+    assert_eq!(
+        stats(&app).await,
+        before,
+        "the running service, after the swap"
+    );
+    if env.clickhouse.is_none() {
+        let kept = std::path::Path::new(&report.kept);
+        assert!(kept.exists(), "the store as it was is kept: {kept:?}");
     }
     app.stop().await;
-
-    let report = analytics::replay::replay(&env.settings()).await.unwrap();
-    assert_eq!(report.clicks, 1_002);
-
     let app = env.app().await;
-    for ((_, code), before) in s.links.iter().zip(before) {
-        let (_, after) = app
-            .get_json(&format!("/api/v1/links/{code}/stats?{query}"))
-            .await;
-        assert_eq!(after, before, "{code}");
-    }
+    assert_eq!(stats(&app).await, before, "a restarted service");
+    app.stop().await;
+}
+
+/// Clicks the stream no longer holds (purged here; in production, older
+/// than the stream's 180 days) make replay refuse and leave the store as
+/// it was; `--allow-shorter-history` accepts losing them.
+pub async fn replay_refuses_to_lose_clicks_the_stream_no_longer_holds(env: &Env) {
+    let app = env.app().await;
+    let js = env.jetstream().await;
+    let (old, new) = (Uuid::now_v7(), Uuid::now_v7());
+    publish(&js, &[created(old, "bygone", D0)]).await;
+    let bygone: Vec<_> = (0..10).map(|i| clicked(old, "bygone", D0 + i)).collect();
+    publish(&js, &bygone).await;
+    let mut stream = js.get_stream("SHORTENER").await.unwrap();
+    let purge_below = stream.info().await.unwrap().state.last_sequence + 1;
+    publish(&js, &[created(new, "recent", D0 + DAY)]).await;
+    let recent: Vec<_> = (0..5)
+        .map(|i| clicked(new, "recent", D0 + DAY + i))
+        .collect();
+    publish(&js, &recent).await;
+    wait_for_no_lag(&app).await;
+    let path = |code: &str| {
+        format!(
+            "/api/v1/links/{code}/stats?from={}&to={}",
+            rfc3339(D0 - DAY),
+            rfc3339(D0 + 2 * DAY)
+        )
+    };
+    let before = (
+        app.get_json(&path("bygone")).await.1,
+        app.get_json(&path("recent")).await.1,
+    );
+    assert_eq!(total(&before.0), 10);
+    stream.purge().sequence(purge_below).await.unwrap();
+
+    let error = analytics::replay::replay(&env.settings(), Default::default())
+        .await
+        .expect_err("replay must refuse");
+    let refused = error
+        .downcast_ref::<analytics::replay::Refused>()
+        .unwrap_or_else(|| panic!("not a refusal: {error:#}"));
+    let reasons = refused.reasons.join(" | ");
+    assert!(
+        reasons.contains("before the stream's first message"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("1 links would lose 10 clicks"),
+        "{reasons}"
+    );
+    let after = (
+        app.get_json(&path("bygone")).await.1,
+        app.get_json(&path("recent")).await.1,
+    );
+    assert_eq!(after, before, "the live store is unchanged");
+
+    let options = analytics::replay::ReplayOptions {
+        allow_shorter_history: true,
+    };
+    let report = analytics::replay::replay(&env.settings(), options)
+        .await
+        .unwrap();
+    assert_eq!(report.shortfall.len(), 2, "{:?}", report.shortfall);
+    assert_eq!(report.clicks, 5);
+    let (status, gone) = app.get_json(&path("bygone")).await;
+    assert_eq!(
+        status, 404,
+        "its creation is no longer on the stream either: {gone}"
+    );
+    assert_eq!(app.get_json(&path("recent")).await.1, before.1);
     app.stop().await;
 }
 
@@ -832,7 +918,7 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
     let stream = js.get_stream("SHORTENER").await.unwrap();
     for subject in SUBJECTS {
         stream
-            .delete_consumer(&consumer_name(subject))
+            .delete_consumer(&consumer_name("analytics", subject))
             .await
             .unwrap();
     }
@@ -868,7 +954,10 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
         started.elapsed()
     );
     for subject in SUBJECTS {
-        stream.consumer_info(consumer_name(subject)).await.unwrap();
+        stream
+            .consumer_info(consumer_name("analytics", subject))
+            .await
+            .unwrap();
     }
     // The lag reporter sees them again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -944,7 +1033,12 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
         .nth(1)
         .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
         .unwrap_or_else(|| panic!("no next page link: {page}"));
-    let second_page = app.get(&next.replace("&amp;", "&")).await.text().await.unwrap();
+    let second_page = app
+        .get(&next.replace("&amp;", "&"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let second = codes(&second_page);
     assert!(!second_page.contains("next-page"), "{second_page}");
     let mut seen: Vec<String> = first.iter().chain(&second).cloned().collect();
@@ -978,11 +1072,23 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
         }
     }
     let expected_orphans: Vec<String> = orphans.iter().map(Uuid::to_string).collect();
-    assert_eq!(found_orphans, expected_orphans, "orphans in id order, each once");
+    assert_eq!(
+        found_orphans, expected_orphans,
+        "orphans in id order, each once"
+    );
     let expected_deleted: Vec<String> = links[..5].iter().map(|(_, c)| c.clone()).collect();
-    assert_eq!(found_deleted, expected_deleted, "deleted links in id order, each once");
-    for (query, name) in [("limit=0", "limit"), ("limit=1001", "limit"), ("cursor=x~y", "cursor")] {
-        let (status, problem) = app.get_json(&format!("/api/v1/reconciliation?{query}")).await;
+    assert_eq!(
+        found_deleted, expected_deleted,
+        "deleted links in id order, each once"
+    );
+    for (query, name) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=x~y", "cursor"),
+    ] {
+        let (status, problem) = app
+            .get_json(&format!("/api/v1/reconciliation?{query}"))
+            .await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(problem["field"], name, "{problem}");
     }

@@ -25,6 +25,7 @@ macro_rules! store_suite {
                 updates_and_deletions_keep_the_copy_current,
                 bad_parameters_get_problem_json_naming_the_field,
                 replay_rebuilds_identical_stats,
+                replay_refuses_to_lose_clicks_the_stream_no_longer_holds,
                 the_index_and_reconciliation_read_one_page_at_a_time,
             );
 
@@ -32,6 +33,12 @@ macro_rules! store_suite {
             fn killing_analytics_mid_stream_loses_nothing_and_counts_nothing_twice() {
                 let Some(env) = Env::start(StoreKind::$store) else { return };
                 super::process::kill_and_restart_mid_stream(env);
+            }
+
+            #[test]
+            fn a_replay_killed_midway_changes_nothing() {
+                let Some(env) = Env::start(StoreKind::$store) else { return };
+                super::process::a_replay_killed_midway_changes_nothing(env);
             }
 
             #[test]

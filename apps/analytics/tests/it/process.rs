@@ -245,3 +245,86 @@ pub fn two_instances_on_one_store_lose_no_link_change(env: Env) {
     }
     twins.clear();
 }
+
+fn stats_body(port: u16, code: &str) -> String {
+    let (status, body) = http_get_with_key(
+        port,
+        &format!("/api/v1/links/{code}/stats?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"),
+        crate::helpers::TEST_KEY,
+    )
+    .expect("the service answers");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn replay_command(env: &Env) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    command
+        .arg("replay")
+        .env("RUST_LOG", "warn")
+        .env("ANALYTICS_BATCH_SIZE", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command.envs(env.vars());
+    command
+}
+
+/// `analytics replay` SIGKILLed while it builds: the running service and
+/// its store answer exactly as before; the next replay completes, and the
+/// answers are still the same.
+pub fn a_replay_killed_midway_changes_nothing(env: Env) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let id = Uuid::now_v7();
+    let code = "replayed";
+    let port = free_port();
+    let mut service = start(&env, port);
+    let js = runtime.block_on(env.jetstream());
+    runtime.block_on(async {
+        publish(&js, &[created(id, code, D0)]).await;
+        for chunk in 0..CLICKS / 500 {
+            let events: Vec<_> = (0..500)
+                .map(|k| clicked(id, code, D0 + (chunk * 500 + k) % 86_400))
+                .collect();
+            publish(&js, &events).await;
+        }
+    });
+    wait_until("every click stored", Duration::from_secs(90), || {
+        total(port, code) == Some(CLICKS as u64)
+    });
+    let before = stats_body(port, code);
+
+    let mut replay = replay_command(&env).spawn().expect("replay starts");
+    let stream = runtime.block_on(js.get_stream("SHORTENER")).unwrap();
+    let consumer = format!(
+        "{}-shortener-url-clicked",
+        analytics::replay::REPLAY_CONSUMERS
+    );
+    wait_until("the replay half-way", Duration::from_secs(60), || {
+        assert!(
+            replay.try_wait().unwrap().is_none(),
+            "the replay ended before it could be killed"
+        );
+        runtime
+            .block_on(stream.consumer_info(&consumer))
+            .is_ok_and(|info| info.delivered.stream_sequence > 2_000 && info.num_pending > 2_000)
+    });
+    replay.kill().unwrap();
+    replay.wait().unwrap();
+    assert_eq!(stats_body(port, code), before, "the running service");
+    drop(service);
+    service = start(&env, port);
+    wait_until("the service answers again", Duration::from_secs(60), || {
+        total(port, code).is_some()
+    });
+    assert_eq!(stats_body(port, code), before, "the service restarted");
+
+    let done = replay_command(&env).output().expect("replay runs");
+    assert!(done.status.success(), "the next replay completes");
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        said.contains(&format!("{} clicks stored", CLICKS)),
+        "{said}"
+    );
+    assert_eq!(stats_body(port, code), before, "after the replay");
+    drop(service);
+}
