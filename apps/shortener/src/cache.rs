@@ -26,9 +26,9 @@ use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::UnitWeighter;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::publish::ensure_shortener_stream;
 use crate::store::Link;
+use service_kit::Backoff;
 
 /// Replaying a few seconds of invalidations too many is harmless; missing
 /// one is not.

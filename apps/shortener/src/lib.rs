@@ -5,7 +5,6 @@
 //! [`Application`] the binary runs, on port 0.
 
 pub mod auth;
-pub mod backoff;
 pub mod cache;
 pub mod cli;
 pub mod clicks;

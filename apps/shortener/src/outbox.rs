@@ -28,9 +28,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
 use crate::publish::{ensure_shortener_stream, Outgoing, Publisher};
 use crate::store::LinkStore;
+use service_kit::Backoff;
 
 /// Tuning of the relay.
 #[derive(Debug, Clone)]

@@ -74,7 +74,7 @@ impl Ingest {
         messages: &[Message],
         shutdown: &CancellationToken,
     ) -> bool {
-        let mut backoff = self.settings.min_backoff;
+        let mut backoff = self.settings.backoff();
         let mut claimed_at = Instant::now();
         loop {
             let started = Instant::now();
@@ -88,7 +88,7 @@ impl Ingest {
                 Err(error) => error,
             };
             self.metrics.store_failures.inc();
-            tracing::warn!(subject, %error, messages = messages.len(), retry_in = ?backoff, "store write failed; retrying");
+            tracing::warn!(subject, %error, messages = messages.len(), "store write failed; retrying");
             // Last deliveries are kept safe on the dead-letter subject before
             // the server could give them up.
             let last_deliveries = messages
@@ -113,11 +113,10 @@ impl Ingest {
                 }
                 claimed_at = Instant::now();
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            backoff.wait(shutdown.cancelled()).await;
+            if shutdown.is_cancelled() {
+                return false;
             }
-            backoff = (backoff * 2).min(self.settings.max_backoff);
         }
     }
 }

@@ -62,7 +62,7 @@ impl Ingest {
                 (message, letter.reason, headers, payload)
             })
             .collect();
-        let mut backoff = self.settings.min_backoff;
+        let mut backoff = self.settings.backoff();
         while !pending.is_empty() {
             let mut refused = Vec::new();
             // In chunks: the client holds a bounded number of acks in flight,
@@ -75,12 +75,11 @@ impl Ingest {
             if refused.is_empty() {
                 break;
             }
-            tracing::warn!(subject, letters = refused.len(), retry_in = ?backoff, "retrying dead letters");
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            tracing::warn!(subject, letters = refused.len(), "retrying dead letters");
+            backoff.wait(shutdown.cancelled()).await;
+            if shutdown.is_cancelled() {
+                return false;
             }
-            backoff = (backoff * 2).min(self.settings.max_backoff);
             pending = refused;
         }
         true

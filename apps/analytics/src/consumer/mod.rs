@@ -35,6 +35,7 @@ use async_nats::jetstream::{self, Message};
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 use contracts::subjects;
 use futures::StreamExt;
+use service_kit::Backoff;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +76,14 @@ pub struct ConsumerSettings {
     /// The server removes the consumers after this long without a client
     /// (a replay's, should it be killed); `None` keeps them for good.
     pub inactive_threshold: Option<Duration>,
+}
+
+impl ConsumerSettings {
+    /// The wait between attempts at anything that failed, from
+    /// `min_backoff` doubling up to `max_backoff`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.min_backoff, self.max_backoff)
+    }
 }
 
 impl Default for ConsumerSettings {
@@ -206,19 +215,15 @@ impl Ingest {
         mut consumer: PullConsumer,
         shutdown: CancellationToken,
     ) {
-        let mut backoff = self.settings.min_backoff;
+        let mut backoff = self.settings.backoff();
         let mut recheck = false;
         while !shutdown.is_cancelled() {
             if recheck {
                 match self.recreate(subject).await {
                     Ok(found) => consumer = found,
                     Err(error) => {
-                        tracing::warn!(subject, error = %format!("{error:#}"), retry_in = ?backoff, "cannot find or create the consumer; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => {}
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(self.settings.max_backoff);
+                        tracing::warn!(subject, error = %format!("{error:#}"), "cannot find or create the consumer; retrying");
+                        backoff.wait(shutdown.cancelled()).await;
                         continue;
                     }
                 }
@@ -233,16 +238,12 @@ impl Ingest {
                 .await;
             match messages {
                 Ok(messages) => {
-                    backoff = self.settings.min_backoff;
+                    backoff.reset();
                     self.consume(subject, messages, &shutdown).await;
                 }
                 Err(error) => {
-                    tracing::warn!(subject, %error, retry_in = ?backoff, "cannot pull messages; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
+                    tracing::warn!(subject, %error, "cannot pull messages; retrying");
+                    backoff.wait(shutdown.cancelled()).await;
                 }
             }
         }

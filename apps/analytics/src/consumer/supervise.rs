@@ -23,7 +23,7 @@ pub async fn prepare_consumers(
     jetstream::stream::Stream,
     Vec<(&'static str, jetstream::consumer::PullConsumer)>,
 )> {
-    let mut backoff = settings.min_backoff;
+    let mut backoff = settings.backoff();
     loop {
         let attempt = async {
             // Whichever service starts first creates the stream.
@@ -35,12 +35,11 @@ pub async fn prepare_consumers(
         match attempt.await {
             Ok(ready) => return Some(ready),
             Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), retry_in = ?backoff, "JetStream not ready; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(error = %format!("{error:#}"), "JetStream not ready; retrying");
+                backoff.wait(shutdown.cancelled()).await;
+                if shutdown.is_cancelled() {
+                    return None;
                 }
-                backoff = (backoff * 2).min(settings.max_backoff);
             }
         }
     }
@@ -91,7 +90,7 @@ async fn supervise(
     shutdown: CancellationToken,
 ) {
     let mut consumer = Some(consumer);
-    let mut backoff = ingest.settings.min_backoff;
+    let mut backoff = ingest.settings.backoff();
     loop {
         if let Some(consumer) = consumer.take() {
             let task = tokio::spawn(ingest.clone().run(subject, consumer, shutdown.clone()));
@@ -111,11 +110,10 @@ async fn supervise(
                 .get_or_create(&SubjectLabel { subject })
                 .inc();
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        backoff.wait(shutdown.cancelled()).await;
+        if shutdown.is_cancelled() {
+            return;
         }
-        backoff = (backoff * 2).min(ingest.settings.max_backoff);
         match ingest.recreate(subject).await {
             Ok(found) => consumer = Some(found),
             Err(error) => {

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
 use crate::store::LinkStore;
+use service_kit::Backoff;
 
 /// Clicks per link. Counted once per published click, so hashed with a
 /// fast seeded hasher rather than SipHash.

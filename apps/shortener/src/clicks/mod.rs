@@ -50,11 +50,11 @@ pub use counts::{ClickCounts, CountFlusher};
 pub use publisher::ClickPublisher;
 pub use relay::SpoolRelay;
 
-use crate::backoff::Backoff;
 use crate::configuration::Secret;
 use crate::publish::Publisher;
 use crate::service::PRODUCER;
 use crate::store::{Link, LinkStore};
+use service_kit::Backoff;
 
 /// Tuning of the click pipeline.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::counts::PerLink;
 use super::{ClickCounts, ClickMetrics, ClickSettings};
-use crate::backoff::Backoff;
 use crate::publish::{Outgoing, Publisher};
 use crate::store::{LinkStore, SpooledClick};
+use service_kit::Backoff;
 
 /// The click publisher task.
 pub struct ClickPublisher {

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::publisher::outgoing;
 use super::{ClickMetrics, ClickSettings};
-use crate::backoff::Backoff;
 use crate::publish::{ensure_shortener_stream, Publisher};
 use crate::store::LinkStore;
+use service_kit::Backoff;
 
 /// The spool relay task.
 pub struct SpoolRelay {

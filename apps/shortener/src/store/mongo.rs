@@ -29,8 +29,8 @@ use super::{
     stored_digest, stored_redirect_type, stored_role, Link, LinkStore, OutboxEvent, SpoolState,
     SpooledClick, StoreError,
 };
-use crate::backoff::Backoff;
 use crate::keys::{KeyDigest, KeyRecord};
+use service_kit::Backoff;
 
 /// Attempts of one transaction before giving up on transient errors.
 const TRANSACTION_ATTEMPTS: usize = 20;

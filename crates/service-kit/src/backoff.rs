@@ -1,5 +1,5 @@
-//! Capped exponential backoff, the one way this service waits before trying
-//! a failed thing again (publishing, the store, NATS consumers).
+//! Capped exponential backoff: the one way both services wait before trying
+//! a failed thing again (publishing, a store, NATS consumers, dead letters).
 
 use std::time::Duration;
 

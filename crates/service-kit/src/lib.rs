@@ -1,0 +1,7 @@
+//! Runtime pieces both services need the same way. Nothing here knows
+//! links, clicks or events: the services still depend on each other only
+//! through `contracts`.
+
+mod backoff;
+
+pub use backoff::Backoff;
