@@ -78,7 +78,7 @@ fn main() {
         if mode.full { "full" } else { "short" }
     );
     type Scenario = fn(Mode) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 11] = [
+    let scenarios: [(&str, Scenario); 12] = [
         ("1 faults under load", scenarios::faults_under_load),
         ("2 shortener SIGKILL", scenarios::shortener_killed),
         ("3 duplicates", scenarios::duplicates),
@@ -93,20 +93,24 @@ fn main() {
             "11 shortener stopped, nats down",
             outages::shortener_stopped_during_outage,
         ),
+        (
+            "12 two analytics instances",
+            scenarios::two_analytics_instances,
+        ),
     ];
     // `FAULTS_ONLY=7,8` runs those scenarios alone.
     let only: Option<Vec<String>> = std::env::var("FAULTS_ONLY")
         .ok()
         .map(|v| v.split(',').map(|n| n.trim().to_owned()).collect());
     let mut rows = Vec::new();
-    // Scenarios 7 and later count the stream: served / on stream / lost / twice.
+    // Scenarios 7 to 11 count the stream: served / on stream / lost / twice.
     let mut stream_rows = Vec::new();
     for (index, (name, scenario)) in scenarios.into_iter().enumerate() {
         let number = (index + 1).to_string();
         if only.as_ref().is_some_and(|only| !only.contains(&number)) {
             continue;
         }
-        let rows = if index >= 6 {
+        let rows = if (6..11).contains(&index) {
             &mut stream_rows
         } else {
             &mut rows

@@ -546,3 +546,70 @@ pub fn memory(mode: Mode) -> Vec<Row> {
         })
         .collect()
 }
+
+/// 12. Two analytics instances on one store under load: their durable
+///     consumers deleted with the JetStream API (both create them again),
+///     then the second instance SIGKILLed and restarted. Every click is
+///     counted once and every link arrives.
+pub fn two_analytics_instances(mode: Mode) -> Vec<Row> {
+    let system = system(&[]);
+    let second_logs = system.dir.path().join("second");
+    std::fs::create_dir_all(&second_logs).expect("a log directory");
+    let env = [
+        ("ANALYTICS_API_KEY", system.key.clone()),
+        ("ANALYTICS_NATS_URL", system.nats.url()),
+        (
+            "ANALYTICS_SQLITE_PATH",
+            system.dir.path().join("analytics.db").display().to_string(),
+        ),
+    ];
+    let mut second =
+        system_tests::Service::start("analytics", &env, &second_logs).expect("a second analytics");
+    let phase = mode.secs(3, 20);
+    let load = Load::start(system.shortener.url(), &system.key, rate(mode));
+    let started = Instant::now();
+
+    std::thread::sleep(phase);
+    println!("   the durable consumers deleted");
+    runtime().block_on(async {
+        let js = connect(&system).await;
+        let stream = js.get_stream("SHORTENER").await.expect("the stream");
+        for subject in analytics::consumer::SUBJECTS {
+            let name = analytics::consumer::consumer_name("analytics", subject);
+            stream.delete_consumer(&name).await.expect("deleted");
+        }
+    });
+
+    std::thread::sleep(phase);
+    println!("   SIGKILL the second analytics");
+    second.kill();
+    std::thread::sleep(mode.secs(2, 10));
+    second.restart().expect("the second analytics restarts");
+
+    std::thread::sleep(phase);
+    let loaded = started.elapsed();
+    let seen = load.finish();
+    let (tally, took) = settle(&system, &seen, true);
+    let restarts = |port: u16| {
+        let metrics =
+            system_tests::process::http_get(port, "/metrics").map_or(String::new(), |(_, b)| b);
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("analytics_consumer_restarts_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    vec![row(
+        "12 two analytics, consumers deleted",
+        &tally,
+        format!(
+            "{:.0} s of load, {} links, consumer tasks restarted {} + {} times, settled in {:.1} s",
+            loaded.as_secs_f64(),
+            seen.created.len(),
+            restarts(system.analytics.port()),
+            restarts(second.port()),
+            took.as_secs_f64()
+        ),
+        false,
+    )]
+}
