@@ -307,7 +307,7 @@ where
     params(
         ("grace_seconds" = Option<i64>, Query, minimum = 0, description = "How long a click may wait for its link's creation before it is an orphan (default 300)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows read per list for this page (default 100)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the page before; absent for the first page"),
+        ("cursor" = Option<String>, Query, pattern = r"^(start|end|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})~(start|end|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$", description = "next_cursor of the page before, as it is; absent for the first page"),
     ),
     responses(
         (status = 200, description = "One page of orphans and deleted links, each list in link id order", body = Reconciliation),
