@@ -116,13 +116,19 @@ fn the_dashboard_shows_the_chart_of_a_link_with_clicks_in_a_browser() {
     assert!(dom.contains(r#"data-total-clicks="0""#), "{dom}");
     assert!(dom.contains("No clicks in this range"));
 
-    // The index lists both, the busier first.
+    // The index lists both, newest first, each with its total.
     let dom = browse(&chromium, &profile, &["--dump-dom"], &format!("{base}/"));
     let (busy, quiet) = (
         dom.find(&format!("/links/{code}")),
         dom.find(&format!("/links/{quiet_code}")),
     );
-    assert!(busy.is_some() && quiet.is_some() && busy < quiet, "{dom}");
+    assert!(busy.is_some() && quiet.is_some() && quiet < busy, "{dom}");
+    let busy_row = &dom[busy.unwrap()..];
+    let busy_row = &busy_row[..busy_row.find("</tr>").unwrap()];
+    assert!(
+        busy_row.contains(r#"<td class="num">25</td>"#),
+        "{busy_row}"
+    );
 
     // And it renders to an image.
     let png = system.dir.path().join("dashboard.png");
