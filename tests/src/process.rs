@@ -400,7 +400,12 @@ pub fn http_exchange(port: u16, request: &str) -> Option<HttpAnswer> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
             .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    // Longer than any bound the services put on their own answers (the
+    // shortener's store calls give up after 5 s with a 503): a slow answer
+    // is still an answer.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .ok()?;
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;

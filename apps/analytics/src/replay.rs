@@ -140,6 +140,15 @@ impl Build {
         }
     }
 
+    /// Removes the build, leaving the live store as it is.
+    async fn discard(self, built_store: Arc<dyn AnalyticsStore>) -> anyhow::Result<()> {
+        drop(built_store);
+        match self {
+            Build::Sqlite { built, .. } => remove_sqlite_file(&built),
+            Build::ClickHouse { live, built, .. } => live.drop_database(&built).await,
+        }
+    }
+
     /// Swaps the build in; returns where the old store is kept.
     async fn swap(self, built_store: Arc<dyn AnalyticsStore>) -> anyhow::Result<String> {
         drop(built_store);
@@ -300,6 +309,8 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
     }
     into_build.stop().await?;
     if !missing.is_empty() && !options.allow_shorter_history {
+        delete_consumers(&stream, REPLAY_CONSUMERS).await?;
+        build.discard(built).await?;
         return Err(Refused { reasons: missing }.into());
     }
     let kept = build.swap(built).await?;

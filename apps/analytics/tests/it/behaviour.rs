@@ -831,6 +831,23 @@ pub async fn replay_refuses_to_lose_clicks_the_stream_no_longer_holds(env: &Env)
         app.get_json(&path("recent")).await.1,
     );
     assert_eq!(after, before, "the live store is unchanged");
+    // And the refused build is gone.
+    match &env.clickhouse {
+        None => assert!(!env.dir.path().join("analytics.db.replay").exists()),
+        Some(clickhouse) => {
+            let count = app
+                .client
+                .post(clickhouse.url())
+                .body("SELECT count() FROM system.databases WHERE name = 'analytics_test_replay'")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(count.trim(), "0", "the build database is dropped");
+        }
+    }
 
     let options = analytics::replay::ReplayOptions {
         allow_shorter_history: true,
