@@ -6,6 +6,7 @@ mod extractors;
 mod keys;
 mod links;
 mod openapi;
+mod qr;
 mod redirect;
 
 use actix_web::http::header;
@@ -62,6 +63,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     .route(web::patch().to(links::update_link))
                     .route(web::delete().to(links::delete_link)),
             )
+            .service(resource("/links/{code}/qr", "GET").route(web::get().to(qr::link_qr)))
             .service(
                 resource("/keys", "GET, POST")
                     .route(web::get().to(keys::list_keys))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::extractors::caller;
 use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
 use super::links::{self, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest};
-use super::{redirect, ApiState};
+use super::{qr, redirect, ApiState};
 use crate::domain::RESERVED_WORDS;
 use crate::keys::Role;
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
@@ -27,6 +27,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
         links::get_link,
         links::update_link,
         links::delete_link,
+        qr::link_qr,
         redirect::redirect,
         redirect::redirect_head,
         keys::list_keys,

@@ -461,3 +461,57 @@ pub async fn an_unknown_code_is_cached_until_it_is_created(app: &TestApp) {
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "https://example.com/later");
 }
+
+/// What a phone would read from a greyscale image (rqrr, an independent
+/// decoder): the one QR code's text.
+fn scan(width: usize, height: usize, pixel: impl Fn(usize, usize) -> u8) -> String {
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, pixel);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the code decodes").1
+}
+
+/// `GET /api/v1/links/{code}/qr`: the short URL as a QR code, in PNG and
+/// SVG, at least the size asked; bad parameters and unknown codes answer
+/// problem+json.
+pub async fn a_link_has_a_qr_code_of_its_short_url(app: &TestApp) {
+    let link = app
+        .create_ok(json!({ "url": "https://example.com/qr", "alias": "scan-me" }))
+        .await;
+    let path = "/api/v1/links/scan-me/qr";
+
+    let png = app.get(&format!("{path}?format=png&size=300")).await;
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert!(info.width >= 300 && info.width == info.height, "{info:?}");
+    let width = info.width as usize;
+    let text = scan(width, width, |x, y| pixels[y * width + x]);
+    assert_eq!(text, link["short_url"]);
+
+    let svg = app.get(path).await;
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let svg = svg.text().await.unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    let side: usize = svg
+        .split("width=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no width: {svg}"));
+    assert!(side >= 256, "the default size is 256 at least: {side}");
+
+    for (query, field) in [("format=gif", "format"), ("size=8", "size")] {
+        let answer = app.get(&format!("{path}?{query}")).await;
+        assert_eq!(problem(answer, 400).await["field"], field, "{query}");
+    }
+    problem(app.get("/api/v1/links/no-such-code/qr").await, 404).await;
+    assert_eq!(app.delete("scan-me").await.status(), 204);
+    problem(app.get(path).await, 410).await;
+}

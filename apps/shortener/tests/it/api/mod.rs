@@ -23,6 +23,7 @@ macro_rules! api_suite {
                 a_change_on_one_instance_reaches_the_cache_of_another,
                 head_answers_as_get_and_records_no_click,
                 an_unknown_code_is_cached_until_it_is_created,
+                a_link_has_a_qr_code_of_its_short_url,
             );
 
             #[tokio::test]
