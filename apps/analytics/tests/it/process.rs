@@ -65,6 +65,24 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The link's creation, then `CLICKS` clicks over one day, 500 at a time
+/// with `pause` in between.
+async fn publish_link_and_clicks(
+    js: &async_nats::jetstream::Context,
+    id: Uuid,
+    code: &str,
+    pause: Duration,
+) {
+    publish(js, &[created(id, code, D0)]).await;
+    for chunk in 0..CLICKS / 500 {
+        let events: Vec<_> = (0..500)
+            .map(|k| clicked(id, code, D0 + (chunk * 500 + k) % 86_400))
+            .collect();
+        publish(js, &events).await;
+        tokio::time::sleep(pause).await;
+    }
+}
+
 pub fn kill_and_restart_mid_stream(env: Env) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let id = Uuid::now_v7();
@@ -75,14 +93,7 @@ pub fn kill_and_restart_mid_stream(env: Env) {
     let publisher = {
         let js = runtime.block_on(env.jetstream());
         runtime.spawn(async move {
-            publish(&js, &[created(id, code, D0)]).await;
-            for chunk in 0..CLICKS / 500 {
-                let events: Vec<_> = (0..500)
-                    .map(|k| clicked(id, code, D0 + (chunk * 500 + k) % 86_400))
-                    .collect();
-                publish(&js, &events).await;
-                tokio::time::sleep(Duration::from_millis(40)).await;
-            }
+            publish_link_and_clicks(&js, id, code, Duration::from_millis(40)).await
         })
     };
     wait_until("some clicks stored", Duration::from_secs(60), || {
@@ -279,15 +290,7 @@ pub fn a_replay_killed_midway_changes_nothing(env: Env) {
     let port = free_port();
     let mut service = start(&env, port);
     let js = runtime.block_on(env.jetstream());
-    runtime.block_on(async {
-        publish(&js, &[created(id, code, D0)]).await;
-        for chunk in 0..CLICKS / 500 {
-            let events: Vec<_> = (0..500)
-                .map(|k| clicked(id, code, D0 + (chunk * 500 + k) % 86_400))
-                .collect();
-            publish(&js, &events).await;
-        }
-    });
+    runtime.block_on(publish_link_and_clicks(&js, id, code, Duration::ZERO));
     wait_until("every click stored", Duration::from_secs(90), || {
         total(port, code) == Some(CLICKS as u64)
     });

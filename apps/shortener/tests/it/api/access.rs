@@ -83,6 +83,7 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
         (Method::GET, "/api/v1/links".into(), 200, 200),
         (Method::GET, links.clone(), 200, 404),
         (Method::PATCH, links.clone(), 200, 404),
+        (Method::GET, format!("{links}/qr"), 200, 404),
         (Method::GET, "/api/v1/keys".into(), 200, 403),
         (Method::POST, "/api/v1/keys".into(), 201, 403),
         (Method::DELETE, "/api/v1/keys/nobody".into(), 404, 403),
