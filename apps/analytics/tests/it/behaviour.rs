@@ -613,9 +613,12 @@ pub async fn updates_and_deletions_keep_the_copy_current(env: &Env) {
         },
     );
     publish(&js, &[update]).await;
+    // The subjects are consumed independently, so the update may be stored
+    // before the creation: wait until both are in the copy.
     let body = app
         .eventually("/api/v1/links/moving/stats", |_, body| {
             body["link"]["target"] == "https://elsewhere.example/new"
+                && body["link"]["created_at"].is_string()
         })
         .await;
     assert_eq!(body["link"]["expires_at"], rfc3339(now + 3_600));
