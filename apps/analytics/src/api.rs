@@ -17,7 +17,7 @@ pub use crate::stats::{
     known_by_code, stats, LinkInfo, SeriesPoint, Stats, StatsQuery, TopItem, MAX_BUCKETS,
 };
 use crate::stats::{optional_rfc3339, rfc3339};
-use crate::store::{AnalyticsStore, StoreError};
+use crate::store::{AnalyticsStore, LinkList};
 
 /// Clicks with no created event for longer than this are orphans.
 const DEFAULT_GRACE_SECONDS: i64 = 300;
@@ -30,6 +30,20 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Query parameter `name` as a number that `allowed` accepts, `default`
+/// when absent; the text given when it is not.
+fn number_param<T: std::str::FromStr>(
+    query: &str,
+    name: &str,
+    default: T,
+    allowed: impl Fn(&T) -> bool,
+) -> Result<T, String> {
+    match query_value(query, name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().ok().filter(|n| allowed(n)).ok_or(v),
+    }
 }
 
 /// The `cursor` parameter, read by `parse`; a cursor that does not read is
@@ -288,15 +302,18 @@ impl ListPosition {
 }
 
 /// A page of one list: the rows after `position`, none once it ended.
-async fn list_page<'a, F>(position: ListPosition, read: F) -> Result<Vec<LinkCopy>, ApiError>
-where
-    F: FnOnce(Option<Uuid>) -> futures::future::BoxFuture<'a, Result<Vec<LinkCopy>, StoreError>>,
-{
-    Ok(match position {
-        ListPosition::End => Vec::new(),
-        ListPosition::Start => read(None).await?,
-        ListPosition::After(id) => read(Some(id)).await?,
-    })
+async fn list_page(
+    store: &dyn AnalyticsStore,
+    list: LinkList,
+    position: ListPosition,
+    limit: u32,
+) -> Result<Vec<LinkCopy>, ApiError> {
+    let after = match position {
+        ListPosition::End => return Ok(Vec::new()),
+        ListPosition::Start => None,
+        ListPosition::After(id) => Some(id),
+    };
+    Ok(store.links_on(list, after, limit).await?)
 }
 
 /// The reconciliation report.
@@ -319,48 +336,32 @@ where
 )]
 async fn reconciliation(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = request.query_string();
-    let grace = match query_value(query, "grace_seconds") {
-        None => DEFAULT_GRACE_SECONDS,
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|g| *g >= 0)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "grace_seconds",
-                    format!("{v:?} is not a non-negative integer"),
-                )
-            })?,
-    };
-    let limit = match query_value(query, "limit") {
-        None => DEFAULT_PAGE,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("{v:?} is not an integer from 1 to {MAX_PAGE}"),
-                )
-            })?,
-    };
+    let grace = number_param(query, "grace_seconds", DEFAULT_GRACE_SECONDS, |g: &i64| {
+        *g >= 0
+    })
+    .map_err(|v| {
+        ApiError::invalid(
+            "grace_seconds",
+            format!("{v:?} is not a non-negative integer"),
+        )
+    })?;
+    let limit = number_param(query, "limit", DEFAULT_PAGE, |l: &u32| {
+        (1..=MAX_PAGE).contains(l)
+    })
+    .map_err(|v| {
+        ApiError::invalid(
+            "limit",
+            format!("{v:?} is not an integer from 1 to {MAX_PAGE}"),
+        )
+    })?;
     let (orphans_at, deleted_at) = cursor_param(query, |text| {
         let (orphans, deleted) = text.split_once('~')?;
         Some((ListPosition::parse(orphans)?, ListPosition::parse(deleted)?))
     })?
     .unwrap_or((ListPosition::Start, ListPosition::Start));
     let now = Utc::now().timestamp();
-    let uncreated = list_page(orphans_at, |after| {
-        Box::pin(store.uncreated_links(after, limit))
-    })
-    .await?;
-    let deleted = list_page(deleted_at, |after| {
-        Box::pin(store.deleted_links(after, limit))
-    })
-    .await?;
+    let uncreated = list_page(&***store, LinkList::Uncreated, orphans_at, limit).await?;
+    let deleted = list_page(&***store, LinkList::Deleted, deleted_at, limit).await?;
     let next = (
         ListPosition::next(&uncreated, limit),
         ListPosition::next(&deleted, limit),

@@ -22,7 +22,7 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, LinkList, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{
     Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
@@ -601,22 +601,17 @@ impl AnalyticsStore for ClickHouseStore {
             .max_by_key(|l| (l.created_at.is_some(), l.version)))
     }
 
-    async fn uncreated_links(
+    async fn links_on(
         &self,
+        list: LinkList,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_page_where("isNull(created_at)", after, limit)
-            .await
-    }
-
-    async fn deleted_links(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_page_where("isNotNull(deleted_at)", after, limit)
-            .await
+        let condition = match list {
+            LinkList::Uncreated => "isNull(created_at)",
+            LinkList::Deleted => "isNotNull(deleted_at)",
+        };
+        self.links_page_where(condition, after, limit).await
     }
 
     async fn link_page(

@@ -93,6 +93,15 @@ impl std::fmt::Display for LinkCursor {
     }
 }
 
+/// The reconciliation report's lists of copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkList {
+    /// Copies still waiting for their created event.
+    Uncreated,
+    /// Copies of links deleted at the owner.
+    Deleted,
+}
+
 /// Clicks of one link, for the reconciliation report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClickSummary {
@@ -132,17 +141,11 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// copies claim one, the created one with the newest version wins.
     async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError>;
 
-    /// Copies still waiting for their created event, in id order, after
-    /// `after`: one page of at most `limit`.
-    async fn uncreated_links(
+    /// One page of the copies on `list`, in id order after `after`: at
+    /// most `limit`.
+    async fn links_on(
         &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<LinkCopy>, StoreError>;
-
-    /// Copies of links deleted at the owner, in id order, after `after`.
-    async fn deleted_links(
-        &self,
+        list: LinkList,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<LinkCopy>, StoreError>;

@@ -18,7 +18,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, StoreError};
+use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, LinkList, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 
@@ -404,22 +404,17 @@ impl AnalyticsStore for SqliteStore {
         rows.first().map(to_link).transpose()
     }
 
-    async fn uncreated_links(
+    async fn links_on(
         &self,
+        list: LinkList,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_page_where("created_at IS NULL", after, limit)
-            .await
-    }
-
-    async fn deleted_links(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<LinkCopy>, StoreError> {
-        self.links_page_where("deleted_at IS NOT NULL", after, limit)
-            .await
+        let condition = match list {
+            LinkList::Uncreated => "created_at IS NULL",
+            LinkList::Deleted => "deleted_at IS NOT NULL",
+        };
+        self.links_page_where(condition, after, limit).await
     }
 
     async fn link_page(
