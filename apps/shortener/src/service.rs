@@ -16,9 +16,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::cache::{Cached, LinkCache};
-use crate::domain::{Alias, CodeGenerator, ExpiresAt, TargetUrl};
+use crate::domain::{Alias, CodeGenerator, ExpiresAt, Tags, TargetUrl, Title};
 use crate::keys::Scope;
-use crate::store::{Link, LinkStore, OutboxEvent, StoreError};
+use crate::store::{Link, LinkQuery, LinkStore, OutboxEvent, StoreError};
 
 /// How long one store call of a request may take before the request is
 /// answered 503: a store that hangs (a paused server, a lost connection)
@@ -59,6 +59,8 @@ pub struct NewLink {
     pub redirect_type: RedirectType,
     /// Whether the visitor's query string is merged into the target.
     pub forward_query: bool,
+    pub title: Option<Title>,
+    pub tags: Tags,
 }
 
 /// Changes to a link, already validated; `None` leaves a field alone.
@@ -69,6 +71,9 @@ pub struct LinkChanges {
     pub expires_at: Option<Option<ExpiresAt>>,
     pub redirect_type: Option<RedirectType>,
     pub forward_query: Option<bool>,
+    /// `Some(None)` removes the title.
+    pub title: Option<Option<Title>>,
+    pub tags: Option<Tags>,
 }
 
 /// The shortener's use cases.
@@ -160,6 +165,8 @@ impl LinkService {
                 version: 1,
                 owner: Some(owner),
                 forward_query: new.forward_query,
+                title: new.title.clone().map(Title::into_string),
+                tags: new.tags.clone().into_vec(),
             };
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
@@ -190,18 +197,13 @@ impl LinkService {
         live(code, found)
     }
 
-    /// Live links in `scope`, newest first.
-    pub async fn list(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-        scope: Scope,
-    ) -> Result<Vec<Link>, LinkError> {
-        let owner = match scope {
+    /// Live links in `scope` as `query` asks (its owner is set here).
+    pub async fn list(&self, mut query: LinkQuery, scope: Scope) -> Result<Vec<Link>, LinkError> {
+        query.owner = match scope {
             Scope::All => None,
             Scope::OwnedBy(key) => Some(key),
         };
-        Ok(bounded(self.store.list(after, limit, owner)).await?)
+        Ok(bounded(self.store.list(&query)).await?)
     }
 
     /// Applies `changes`; emits `shortener.url.updated` with exactly the
@@ -242,10 +244,16 @@ impl LinkService {
                 next.redirect_type = redirect_type;
                 event.redirect_type = Some(redirect_type);
             }
-            // The shortener's own setting: analytics does not need it, so
-            // it changes the link without an event field of its own.
+            // The shortener's own settings and labels: analytics does not
+            // need them, so they change the link without an event field.
             if let Some(forward) = changes.forward_query {
                 next.forward_query = forward;
+            }
+            if let Some(title) = &changes.title {
+                next.title = title.clone().map(Title::into_string);
+            }
+            if let Some(tags) = &changes.tags {
+                next.tags = tags.clone().into_vec();
             }
             if next == current {
                 return Ok(current);

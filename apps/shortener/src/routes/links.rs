@@ -15,11 +15,12 @@ use validator::{Validate, ValidationError};
 use super::extractors::{caller, client, code_in_path, json_body};
 use super::ApiState;
 use crate::domain::{
-    Alias, ExpiresAt, TargetUrl, ALIAS_PATTERN, MAX_URL_LENGTH, RESERVED_WORDS, URL_PATTERN,
+    Alias, ExpiresAt, Tag, Tags, TargetUrl, Title, ALIAS_PATTERN, MAX_TAGS, MAX_TAG_CHARS,
+    MAX_TITLE_CHARS, MAX_URL_LENGTH, RESERVED_WORDS, TAG_PATTERN, URL_PATTERN,
 };
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::service::{LinkChanges, NewLink};
-use crate::store::Link;
+use crate::store::{Link, LinkCursor, LinkOrder, LinkQuery};
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
@@ -50,6 +51,12 @@ pub(super) struct LinkResponse {
     pub click_count: u64,
     /// Whether the visitor's query string is merged into the target.
     pub forward_query: bool,
+    /// What the author calls the link; null when untitled.
+    #[schema(example = "Q3 launch docs")]
+    pub title: Option<String>,
+    /// Labels to find the link by.
+    #[schema(example = json!(["docs", "q3-launch"]))]
+    pub tags: Vec<String>,
 }
 
 impl LinkResponse {
@@ -65,6 +72,8 @@ impl LinkResponse {
             redirect_type: link.redirect_type.status(),
             click_count: link.click_count,
             forward_query: link.forward_query,
+            title: link.title,
+            tags: link.tags,
         }
     }
 }
@@ -85,6 +94,49 @@ fn valid_alias(alias: &str) -> Result<(), ValidationError> {
 
 fn valid_redirect_type(status: u16) -> Result<(), ValidationError> {
     reason("redirect_type", RedirectType::try_from(status))
+}
+
+fn valid_title(title: &str) -> Result<(), ValidationError> {
+    reason("title", Title::parse(title))
+}
+
+fn valid_tags(tags: &[String]) -> Result<(), ValidationError> {
+    reason("tags", Tags::parse(tags))
+}
+
+/// A title as the document states it (no control characters: the `Cc`
+/// category, which is what the service refuses).
+fn title_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(MAX_TITLE_CHARS))
+        .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
+        .description(Some(format!(
+            "What the author calls the link: at most {MAX_TITLE_CHARS} characters, \
+             no control characters; trimmed, and blank or null means untitled."
+        )))
+        .examples(Some(serde_json::json!("Q3 launch docs")))
+        .build()
+}
+
+/// Tags as the document states them.
+fn tags_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::String))
+                .pattern(Some(TAG_PATTERN))
+                .max_length(Some(MAX_TAG_CHARS)),
+        )
+        .max_items(Some(MAX_TAGS))
+        .description(Some(format!(
+            "At most {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} of lower-case letters, digits \
+             and '-'; a repeated tag is kept once. Null or [] means none."
+        )))
+        .build()
 }
 
 /// A target as the document states it: exactly the pattern the service
@@ -169,6 +221,12 @@ pub(super) struct CreateLinkRequest {
     /// Whether the visitor's query string is merged into the target
     /// (default true).
     forward_query: Option<bool>,
+    #[schema(schema_with = title_schema)]
+    #[validate(custom(function = "valid_title"))]
+    title: Option<String>,
+    #[schema(schema_with = tags_schema)]
+    #[validate(custom(function = "valid_tags"))]
+    tags: Option<Vec<String>>,
 }
 
 impl CreateLinkRequest {
@@ -190,6 +248,15 @@ impl CreateLinkRequest {
                 .map_err(|e| ApiError::invalid("redirect_type", e))?
                 .unwrap_or_default(),
             forward_query: self.forward_query.unwrap_or(true),
+            title: self
+                .title
+                .as_deref()
+                .map(Title::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("title", e))?
+                .flatten(),
+            tags: Tags::parse(self.tags.as_deref().unwrap_or_default())
+                .map_err(|e| ApiError::invalid("tags", e))?,
         })
     }
 }
@@ -216,6 +283,14 @@ pub(super) struct UpdateLinkRequest {
     #[serde(default, deserialize_with = "contracts::present")]
     #[schema(value_type = bool, required = false)]
     forward_query: Option<Option<bool>>,
+    /// The new title; null or blank removes it.
+    #[serde(default, deserialize_with = "contracts::present")]
+    #[schema(schema_with = title_schema, required = false)]
+    title: Option<Option<String>>,
+    /// The new tags, replacing the old; null or [] removes them all.
+    #[serde(default, deserialize_with = "contracts::present")]
+    #[schema(schema_with = tags_schema, required = false)]
+    tags: Option<Option<Vec<String>>>,
 }
 
 impl UpdateLinkRequest {
@@ -244,6 +319,18 @@ impl UpdateLinkRequest {
             Some(None) => invalid.push(InvalidParam::new("forward_query", "must not be null")),
             None => {}
         }
+        if let Some(title) = self.title {
+            match title.as_deref().map(Title::parse).transpose() {
+                Ok(title) => changes.title = Some(title.flatten()),
+                Err(e) => invalid.push(InvalidParam::new("title", e)),
+            }
+        }
+        if let Some(tags) = self.tags {
+            match Tags::parse(tags.as_deref().unwrap_or_default()) {
+                Ok(tags) => changes.tags = Some(tags),
+                Err(e) => invalid.push(InvalidParam::new("tags", e)),
+            }
+        }
         if !invalid.is_empty() {
             return Err(ApiError::InvalidBody(invalid));
         }
@@ -251,10 +338,13 @@ impl UpdateLinkRequest {
             && changes.expires_at.is_none()
             && changes.redirect_type.is_none()
             && changes.forward_query.is_none()
+            && changes.title.is_none()
+            && changes.tags.is_none()
         {
             return Err(ApiError::invalid(
                 "body",
-                "must change at least one of url, expires_at, redirect_type, forward_query",
+                "must change at least one of url, expires_at, redirect_type, forward_query, \
+                 title, tags",
             ));
         }
         Ok(changes)
@@ -326,16 +416,49 @@ pub(super) struct LinkPage {
     next_cursor: Option<String>,
 }
 
+/// Longest search text, in characters.
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// Where a page ended, as `next_cursor` shows it: `<clicks>~<id>`. Both
+/// orders read the same form, so a cursor is never refused for the order
+/// it is used with. (A bare id, the form before the order by clicks, is
+/// still read in the order by creation.)
+fn format_cursor(link: &Link) -> String {
+    format!("{}~{}", link.click_count, link.id)
+}
+
+fn parse_cursor(raw: &str, order: LinkOrder) -> Result<LinkCursor, &'static str> {
+    let (clicks, id) = match raw.split_once('~') {
+        Some((clicks, id)) => (
+            Some(clicks.parse::<u64>().ok().filter(|&n| n <= i64::MAX as u64)),
+            id,
+        ),
+        None => (None, raw),
+    };
+    let id = Uuid::parse_str(id).map_err(|_| "is not a cursor this API returned")?;
+    match (clicks, order) {
+        (Some(None), _) => Err("is not a cursor this API returned"),
+        (Some(Some(clicks)), _) => Ok(LinkCursor { id, clicks }),
+        (None, LinkOrder::Newest) => Ok(LinkCursor { id, clicks: 0 }),
+        (None, LinkOrder::MostClicked) => {
+            Err("is a cursor of the order by creation; start the order by clicks without one")
+        }
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/links",
     tag = "links",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)"),
-        ("cursor" = Option<String>, Query, format = Uuid, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = r"^(0|[1-9][0-9]{0,18})~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`next_cursor` of the previous page (same q, tag and sort)"),
+        ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, target or title contains this text, ignoring case"),
+        ("tag" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only links with this tag"),
+        ("sort" = Option<String>, Query, pattern = "^(created|clicks)$", description = "`created` (newest first, the default) or `clicks` (most redirects first)"),
     ),
     responses(
-        (status = 200, description = "A page of live links, newest first (an author's own only)", body = LinkPage),
+        (status = 200, description = "A page of live links (an author's own only)", body = LinkPage),
         (status = 400, description = "Invalid parameter; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
@@ -347,39 +470,59 @@ pub(super) async fn list_links(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(&state, &request).await?;
-    let mut limit = DEFAULT_PAGE_SIZE;
-    let mut after = None;
+    let mut query = LinkQuery {
+        limit: DEFAULT_PAGE_SIZE,
+        ..LinkQuery::default()
+    };
+    let mut cursor = None;
     let mut invalid = Vec::new();
     for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
         match name.as_ref() {
             "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => query.limit = n,
                 _ => invalid.push(InvalidParam::new(
                     "limit",
                     format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
                 )),
             },
-            "cursor" => match Uuid::parse_str(&value) {
-                Ok(id) => after = Some(id),
-                Err(_) => invalid.push(InvalidParam::new(
-                    "cursor",
-                    "is not a cursor this API returned",
-                )),
+            "cursor" => cursor = Some(value.into_owned()),
+            "q" if value.chars().count() > MAX_SEARCH_CHARS => invalid.push(InvalidParam::new(
+                "q",
+                format!("must be at most {MAX_SEARCH_CHARS} characters"),
+            )),
+            // Empty means no filter, as a search box sends it.
+            "q" => query.text = Some(value.to_ascii_lowercase()).filter(|q| !q.is_empty()),
+            "tag" => match Tag::parse(&value) {
+                Ok(tag) => query.tag = Some(tag.as_str().to_owned()),
+                Err(e) => invalid.push(InvalidParam::new("tag", e)),
+            },
+            "sort" => match value.as_ref() {
+                "created" => query.order = LinkOrder::Newest,
+                "clicks" => query.order = LinkOrder::MostClicked,
+                _ => invalid.push(InvalidParam::new("sort", "must be created or clicks")),
             },
             other => invalid.push(InvalidParam::new(
                 other,
-                "is not a known parameter (limit, cursor)",
+                "is not a known parameter (limit, cursor, q, tag, sort)",
             )),
+        }
+    }
+    if let Some(raw) = cursor {
+        match parse_cursor(&raw, query.order) {
+            Ok(after) => query.after = Some(after),
+            Err(e) => invalid.push(InvalidParam::new("cursor", e)),
         }
     }
     if !invalid.is_empty() {
         return Err(ApiError::InvalidQuery(invalid));
     }
+    let limit = query.limit as usize;
     // One more than asked for tells whether another page follows.
-    let mut links = state.service.list(after, limit + 1, caller.scope()).await?;
-    let more = links.len() > limit as usize;
-    links.truncate(limit as usize);
-    let next_cursor = links.last().filter(|_| more).map(|l| l.id.to_string());
+    query.limit += 1;
+    let mut links = state.service.list(query, caller.scope()).await?;
+    let more = links.len() > limit;
+    links.truncate(limit);
+    let next_cursor = links.last().filter(|_| more).map(format_cursor);
     let items = links
         .into_iter()
         .map(|l| LinkResponse::new(l, &state.public_url))

@@ -43,6 +43,10 @@ pub struct Link {
     pub owner: Option<Uuid>,
     /// Whether the visitor's query string is merged into the target.
     pub forward_query: bool,
+    /// What the author calls the link; the shortener's own, like `tags`.
+    pub title: Option<String>,
+    /// Labels to find the link by (`domain::Tags`).
+    pub tags: Vec<String>,
 }
 
 impl Link {
@@ -57,6 +61,41 @@ impl Link {
             expires_at: self.expires_at,
         }
     }
+}
+
+/// Which live links a listing returns, and in which order.
+#[derive(Debug, Clone, Default)]
+pub struct LinkQuery {
+    /// Only the links of this key.
+    pub owner: Option<Uuid>,
+    /// Only links whose code, target or title contains this text, ignoring
+    /// case; given in lower case.
+    pub text: Option<String>,
+    /// Only links with this tag.
+    pub tag: Option<String>,
+    pub order: LinkOrder,
+    /// Continue after this link (the last of the previous page).
+    pub after: Option<LinkCursor>,
+    pub limit: u32,
+}
+
+/// The order of a listing; the id breaks ties, so every order is total and
+/// a cursor never skips or repeats a link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkOrder {
+    /// Newest first (ids are time-ordered).
+    #[default]
+    Newest,
+    /// Most redirects first.
+    MostClicked,
+}
+
+/// Where a page ended: the last link's id, and its click count when the
+/// order is by clicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkCursor {
+    pub id: Uuid,
+    pub clicks: u64,
 }
 
 /// An event waiting in the outbox, already encoded and validated.
@@ -160,17 +199,11 @@ pub trait LinkStore: Send + Sync + 'static {
     /// The link with this code, deleted ones included.
     async fn find(&self, code: &str) -> Result<Option<Link>, StoreError>;
 
-    /// Live links, newest first, after the link with id `after` when given;
-    /// only those of `owner` when given.
-    async fn list(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-        owner: Option<Uuid>,
-    ) -> Result<Vec<Link>, StoreError>;
+    /// Live links as `query` says.
+    async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError>;
 
     /// Replaces the mutable fields of `link` (url, host, redirect type,
-    /// query forwarding, expiry, deletion, updated_at) if its stored version is still
+    /// query forwarding, title, tags, expiry, deletion, updated_at) if its stored version is still
     /// `link.version - 1`, and queues the event (when the change is one
     /// other services hear about), atomically.
     /// [`StoreError::Conflict`] when someone else updated it first.

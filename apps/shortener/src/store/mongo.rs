@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    stored_digest, stored_redirect_type, stored_role, Link, LinkStore, OutboxEvent, SpoolState,
-    SpooledClick, StoreError,
+    stored_digest, stored_redirect_type, stored_role, Link, LinkOrder, LinkQuery, LinkStore,
+    OutboxEvent, SpoolState, SpooledClick, StoreError,
 };
 use crate::keys::{KeyDigest, KeyRecord};
 use service_kit::Backoff;
@@ -63,6 +63,13 @@ impl MongoStore {
         ensure_index(&keys, doc! { "name": 1 }, Some("name_unique")).await?;
         ensure_index(&keys, doc! { "digest": 1 }, Some("digest_unique")).await?;
         ensure_index(&links, doc! { "owner": 1, "_id": -1 }, None).await?;
+        ensure_index(
+            &links,
+            doc! { "owner": 1, "click_count": -1, "_id": -1 },
+            None,
+        )
+        .await?;
+        ensure_index(&links, doc! { "tags": 1, "_id": -1 }, None).await?;
         ensure_index(&links, doc! { "code": 1 }, Some("code_unique")).await?;
         ensure_index(&outbox, doc! { "event_id": 1 }, Some("event_id_unique")).await?;
         ensure_index(&outbox, doc! { "sent_at": 1, "_id": 1 }, None).await?;
@@ -218,6 +225,11 @@ struct LinkDocument {
     owner: Option<bson::Uuid>,
     #[serde(default = "forward_query_default")]
     forward_query: bool,
+    /// Absent on links made before titles and tags existed.
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 fn forward_query_default() -> bool {
@@ -240,6 +252,8 @@ impl LinkDocument {
             version: i64::try_from(link.version).unwrap_or(i64::MAX),
             owner: link.owner.map(uuid_to_bson),
             forward_query: link.forward_query,
+            title: link.title.clone(),
+            tags: link.tags.clone(),
         }
     }
 
@@ -259,6 +273,8 @@ impl LinkDocument {
             version: u64::try_from(self.version).unwrap_or_default(),
             owner: self.owner.map(|id| Uuid::from_bytes(id.bytes())),
             forward_query: self.forward_query,
+            title: self.title,
+            tags: self.tags,
         })
     }
 }
@@ -426,24 +442,58 @@ impl LinkStore for MongoStore {
             .transpose()
     }
 
-    async fn list(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-        owner: Option<Uuid>,
-    ) -> Result<Vec<Link>, StoreError> {
+    async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError> {
         let mut filter = doc! { "deleted_at": null };
-        if let Some(after) = after {
-            filter.insert("_id", doc! { "$lt": uuid_to_bson(after) });
-        }
-        if let Some(owner) = owner {
+        if let Some(owner) = query.owner {
             filter.insert("owner", uuid_to_bson(owner));
         }
+        if let Some(text) = &query.text {
+            // The text as it is, case-insensitive: escaped, so a user's
+            // `.*` is two characters, not a pattern.
+            let contains = || bson::Regex {
+                pattern: regex::escape(text),
+                options: "i".into(),
+            };
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "code": contains() },
+                    doc! { "url": contains() },
+                    doc! { "title": contains() },
+                ],
+            );
+        }
+        if let Some(tag) = &query.tag {
+            // Matches an element of the array.
+            filter.insert("tags", tag.as_str());
+        }
+        let sort = match query.order {
+            LinkOrder::Newest => {
+                if let Some(after) = query.after {
+                    filter.insert("_id", doc! { "$lt": uuid_to_bson(after.id) });
+                }
+                doc! { "_id": -1 }
+            }
+            LinkOrder::MostClicked => {
+                if let Some(after) = query.after {
+                    let clicks = i64::try_from(after.clicks).unwrap_or(i64::MAX);
+                    let after_id = uuid_to_bson(after.id);
+                    filter.insert(
+                        "$and",
+                        vec![doc! { "$or": [
+                            { "click_count": { "$lt": clicks } },
+                            { "click_count": clicks, "_id": { "$lt": after_id } },
+                        ] }],
+                    );
+                }
+                doc! { "click_count": -1, "_id": -1 }
+            }
+        };
         let mut cursor = self
             .links
             .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(i64::from(limit))
+            .sort(sort)
+            .limit(i64::from(query.limit))
             .await
             .map_err(unavailable)?;
         let mut links = Vec::new();
@@ -472,6 +522,8 @@ impl LinkStore for MongoStore {
                     "target_host": &document.target_host,
                     "redirect_type": document.redirect_type,
                     "forward_query": document.forward_query,
+                    "title": &document.title,
+                    "tags": &document.tags,
                     "updated_at": document.updated_at,
                     "expires_at": document.expires_at,
                     "deleted_at": document.deleted_at,

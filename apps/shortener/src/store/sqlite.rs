@@ -22,8 +22,8 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use super::{
-    stored_digest, stored_redirect_type, stored_role, Link, LinkStore, OutboxEvent, SpoolState,
-    SpooledClick, StoreError,
+    stored_digest, stored_redirect_type, stored_role, Link, LinkOrder, LinkQuery, LinkStore,
+    OutboxEvent, SpoolState, SpooledClick, StoreError,
 };
 use crate::keys::{KeyDigest, KeyRecord};
 
@@ -67,6 +67,12 @@ fn unavailable(error: DbErr) -> StoreError {
 
 fn to_link(model: links::Model) -> Result<Link, StoreError> {
     let redirect_type = stored_redirect_type(&model.code, model.redirect_type)?;
+    let tags = serde_json::from_str(&model.tags).map_err(|e| {
+        StoreError::Unavailable(anyhow::anyhow!(
+            "link {:?} has invalid stored tags: {e}",
+            model.code
+        ))
+    })?;
     Ok(Link {
         id: model.id,
         code: model.code,
@@ -81,6 +87,8 @@ fn to_link(model: links::Model) -> Result<Link, StoreError> {
         version: u64::try_from(model.version).unwrap_or_default(),
         owner: model.owner,
         forward_query: model.forward_query,
+        title: model.title,
+        tags,
     })
 }
 
@@ -115,6 +123,8 @@ fn link_row(link: &Link) -> links::ActiveModel {
         version: Set(to_i64(link.version)),
         owner: Set(link.owner),
         forward_query: Set(link.forward_query),
+        title: Set(link.title.clone()),
+        tags: Set(serde_json::Value::from(link.tags.clone()).to_string()),
     }
 }
 
@@ -193,22 +203,55 @@ impl LinkStore for SqliteStore {
             .transpose()
     }
 
-    async fn list(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-        owner: Option<Uuid>,
-    ) -> Result<Vec<Link>, StoreError> {
-        let mut query = links::Entity::find().filter(links::Column::DeletedAt.is_null());
-        if let Some(after) = after {
-            query = query.filter(links::Column::Id.lt(after));
+    async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError> {
+        use sea_orm::sea_query::Condition;
+        use sea_orm::Order::Desc;
+        let mut select = links::Entity::find().filter(links::Column::DeletedAt.is_null());
+        if let Some(owner) = query.owner {
+            select = select.filter(links::Column::Owner.eq(owner));
         }
-        if let Some(owner) = owner {
-            query = query.filter(links::Column::Owner.eq(owner));
+        if let Some(text) = &query.text {
+            // instr, not LIKE: the text is matched as it is, with no
+            // wildcards to escape. (SQLite's lower() folds ASCII only.)
+            select = select.filter(Expr::cust_with_values(
+                "(instr(lower(links.code), ?) > 0 OR instr(lower(links.url), ?) > 0 \
+                 OR instr(lower(coalesce(links.title, '')), ?) > 0)",
+                [text.as_str(); 3],
+            ));
         }
-        query
-            .order_by_desc(links::Column::Id)
-            .limit(u64::from(limit))
+        if let Some(tag) = &query.tag {
+            select = select.filter(Expr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_each(links.tags) WHERE json_each.value = ?)",
+                [tag.as_str()],
+            ));
+        }
+        select = match query.order {
+            LinkOrder::Newest => {
+                if let Some(after) = query.after {
+                    select = select.filter(links::Column::Id.lt(after.id));
+                }
+                select.order_by(links::Column::Id, Desc)
+            }
+            LinkOrder::MostClicked => {
+                if let Some(after) = query.after {
+                    let clicks = to_i64(after.clicks);
+                    select = select.filter(
+                        Condition::any()
+                            .add(links::Column::ClickCount.lt(clicks))
+                            .add(
+                                Condition::all()
+                                    .add(links::Column::ClickCount.eq(clicks))
+                                    .add(links::Column::Id.lt(after.id)),
+                            ),
+                    );
+                }
+                select
+                    .order_by(links::Column::ClickCount, Desc)
+                    .order_by(links::Column::Id, Desc)
+            }
+        };
+        select
+            .limit(u64::from(query.limit))
             .all(&self.db)
             .await
             .map_err(unavailable)?
@@ -463,6 +506,9 @@ mod links {
         pub version: i64,
         pub owner: Option<Uuid>,
         pub forward_query: bool,
+        pub title: Option<String>,
+        /// A JSON array of strings.
+        pub tags: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -613,6 +659,20 @@ mod migration {
                     down: "DROP TABLE api_keys; DROP INDEX links_owner;
                     ALTER TABLE links DROP COLUMN forward_query;
                     ALTER TABLE links DROP COLUMN owner;",
+                },
+                // Titles and tags, and the indexes of a listing by clicks
+                // (a tag or text filter scans the owner's links).
+                SqlMigration {
+                    name: "m0004_titles_tags_and_click_order",
+                    up: "ALTER TABLE links ADD COLUMN title TEXT;
+                    ALTER TABLE links ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+                    CREATE INDEX links_by_clicks ON links (click_count DESC, id DESC)
+                        WHERE deleted_at IS NULL;
+                    CREATE INDEX links_owner_by_clicks ON links (owner, click_count DESC, id DESC)
+                        WHERE deleted_at IS NULL;",
+                    down: "DROP INDEX links_owner_by_clicks; DROP INDEX links_by_clicks;
+                    ALTER TABLE links DROP COLUMN tags;
+                    ALTER TABLE links DROP COLUMN title;",
                 },
             ]
             .into_iter()

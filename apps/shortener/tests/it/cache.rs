@@ -49,6 +49,8 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
                 expires_at: None,
                 redirect_type: RedirectType::Found,
                 forward_query: true,
+                title: None,
+                tags: Default::default(),
             },
             uuid::Uuid::nil(),
         )

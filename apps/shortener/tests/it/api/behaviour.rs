@@ -515,3 +515,100 @@ pub async fn a_link_has_a_qr_code_of_its_short_url(app: &TestApp) {
     assert_eq!(app.delete("scan-me").await.status(), 204);
     problem(app.get(path).await, 410).await;
 }
+
+/// The codes of one page of `GET /api/v1/links?{query}`, and its cursor.
+async fn listed(app: &TestApp, query: &str) -> (Vec<String>, Option<String>) {
+    let response = app.get(&format!("/api/v1/links?{query}")).await;
+    assert_eq!(response.status(), 200, "{query}");
+    let page: Value = response.json().await.unwrap();
+    let codes = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["code"].as_str().unwrap().to_owned())
+        .collect();
+    (codes, page["next_cursor"].as_str().map(str::to_owned))
+}
+
+pub async fn links_have_titles_and_tags_and_are_found_by_them(app: &TestApp) {
+    let created = app
+        .create_ok(json!({
+            "url": "https://example.com/q3", "alias": "q3-plan",
+            "title": "  Q3 Launch Plan ", "tags": ["q3", "launch", "q3"],
+        }))
+        .await;
+    assert_eq!(created["title"], "Q3 Launch Plan", "trimmed");
+    assert_eq!(created["tags"], json!(["q3", "launch"]), "each tag once");
+    let plain = app
+        .create_ok(json!({ "url": "https://example.com/plain", "alias": "plain" }))
+        .await;
+    assert_eq!(plain["title"], Value::Null);
+    assert_eq!(plain["tags"], json!([]));
+    app.create_ok(
+        json!({ "url": "https://example.com/launch-notes", "alias": "notes", "tags": ["q3"] }),
+    )
+    .await;
+
+    // Search over code, target and title; filter by tag; both at once.
+    assert_eq!(listed(app, "q=launch").await.0, ["notes", "q3-plan"]);
+    assert_eq!(listed(app, "q=LAUNCH%20plan").await.0, ["q3-plan"]);
+    assert_eq!(listed(app, "q=plain").await.0, ["plain"]);
+    assert_eq!(listed(app, "tag=q3").await.0, ["notes", "q3-plan"]);
+    assert_eq!(
+        listed(app, "tag=launch&q=notes").await.0,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        listed(app, "q=&tag=launch").await.0,
+        ["q3-plan"],
+        "an empty q is no filter"
+    );
+
+    // PATCH replaces tags, removes the title with null; the rest stays.
+    let patched: Value = app
+        .patch("q3-plan", json!({ "title": null, "tags": ["archive"] }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["title"], Value::Null);
+    assert_eq!(patched["tags"], json!(["archive"]));
+    assert_eq!(patched["url"], "https://example.com/q3");
+    let read: Value = app.get("/api/v1/links/q3-plan").await.json().await.unwrap();
+    assert_eq!(read, patched);
+    assert_eq!(listed(app, "tag=q3").await.0, ["notes"]);
+    // Labels are the shortener's own: no event tells analytics of them.
+    let updates = app.events(Some(subjects::URL_UPDATED)).await;
+    assert!(updates.is_empty(), "{updates:?}");
+
+    // By clicks: most first, ties newest first, paged with the cursor.
+    redirect_many(app, "plain", 3).await;
+    redirect_many(app, "notes", 1).await;
+    for (code, clicks) in [("notes", 1), ("plain", 3)] {
+        let started = Instant::now();
+        loop {
+            let read: Value = app
+                .get(&format!("/api/v1/links/{code}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if read["click_count"] == clicks {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{code}: {read}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (first, cursor) = listed(app, "sort=clicks&limit=2").await;
+    assert_eq!(first, ["plain", "notes"]);
+    let cursor = cursor.expect("a second page");
+    let (rest, end) = listed(app, &format!("sort=clicks&limit=2&cursor={cursor}")).await;
+    assert_eq!(rest, ["q3-plan"]);
+    assert_eq!(end, None);
+    let (newest, _) = listed(app, "sort=created").await;
+    assert_eq!(newest, ["notes", "plain", "q3-plan"]);
+}

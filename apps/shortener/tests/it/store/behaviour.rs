@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
-use shortener::store::{Link, LinkStore, OutboxEvent, SpoolState, SpooledClick, StoreError};
+use shortener::store::{
+    Link, LinkCursor, LinkOrder, LinkQuery, LinkStore, OutboxEvent, SpoolState, SpooledClick,
+    StoreError,
+};
 use uuid::Uuid;
 
 /// A fresh link with this code. Times are whole milliseconds, the precision
@@ -25,7 +28,25 @@ pub fn link(code: &str) -> Link {
         version: 1,
         owner: None,
         forward_query: true,
+        title: None,
+        tags: Vec::new(),
     }
+}
+
+/// The first `limit` links of `query`, continuing after `after`.
+fn page(query: &LinkQuery, after: Option<&Link>, limit: u32) -> LinkQuery {
+    LinkQuery {
+        after: after.map(|l| LinkCursor {
+            id: l.id,
+            clicks: l.click_count,
+        }),
+        limit,
+        ..query.clone()
+    }
+}
+
+fn codes(links: &[Link]) -> Vec<&str> {
+    links.iter().map(|l| l.code.as_str()).collect()
 }
 
 pub fn created(link: &Link) -> OutboxEvent {
@@ -179,17 +200,122 @@ pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl 
     gone.version = 2;
     store.update(&gone, Some(&deleted(&gone))).await.unwrap();
 
-    let first = store.list(None, 4, None).await.unwrap();
-    let codes: Vec<_> = first.iter().map(|l| l.code.as_str()).collect();
-    assert_eq!(codes, ["page6", "page5", "page4", "page2"]);
-    let rest = store.list(Some(first[3].id), 4, None).await.unwrap();
-    let codes: Vec<_> = rest.iter().map(|l| l.code.as_str()).collect();
-    assert_eq!(codes, ["page1", "page0"]);
+    let all = LinkQuery::default();
+    let first = store.list(&page(&all, None, 4)).await.unwrap();
+    assert_eq!(codes(&first), ["page6", "page5", "page4", "page2"]);
+    let rest = store.list(&page(&all, Some(&first[3]), 4)).await.unwrap();
+    assert_eq!(codes(&rest), ["page1", "page0"]);
     assert!(store
-        .list(Some(rest[1].id), 4, None)
+        .list(&page(&all, Some(&rest[1]), 4))
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &impl LinkStore) {
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    // Code, title, tags, owner, clicks.
+    type Spec<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Uuid, u64);
+    let specs: [Spec; 6] = [
+        ("launch", Some("Q3 Launch plan"), &["q3", "docs"], alice, 40),
+        ("pricing", Some("Pricing page"), &["q3"], alice, 7),
+        ("blog-post", None, &["blog"], alice, 40),
+        ("docs-home", Some("Docs (50% off)"), &["docs"], bob, 90),
+        ("careers", Some("We are hiring"), &[], alice, 0),
+        ("launch-old", Some("Old launch"), &["q3"], alice, 3),
+    ];
+    let mut made = Vec::new();
+    for (code, title, tags, owner, clicks) in specs {
+        let mut link = link(code);
+        link.title = title.map(str::to_owned);
+        link.tags = tags.iter().map(|t| t.to_string()).collect();
+        link.owner = Some(owner);
+        if code == "blog-post" {
+            link.url = "https://blog.example.com/LAUNCH-recap".into();
+        }
+        store.insert(&link, &created(&link)).await.unwrap();
+        store.add_clicks(&[(link.id, clicks)]).await.unwrap();
+        made.push(link);
+    }
+    let mut gone = made[5].clone();
+    gone.deleted_at = Some(Utc::now().trunc_subsecs(3));
+    gone.version = 2;
+    store.update(&gone, Some(&deleted(&gone))).await.unwrap();
+
+    let query = |text: Option<&str>, tag: Option<&str>, owner: Option<Uuid>| LinkQuery {
+        text: text.map(str::to_owned),
+        tag: tag.map(str::to_owned),
+        owner,
+        limit: 100,
+        ..LinkQuery::default()
+    };
+    let found = store.list(&query(None, None, None)).await.unwrap();
+    let launch = found.iter().find(|l| l.code == "launch").unwrap();
+    assert_eq!(launch.title.as_deref(), Some("Q3 Launch plan"));
+    assert_eq!(launch.tags, ["q3", "docs"], "tags keep their order");
+
+    // Text: in the code, the target or the title, ignoring case; as it is
+    // (a `%` is a character, not a wildcard).
+    for (text, expected) in [
+        ("launch", &["blog-post", "launch"][..]),
+        ("hiring", &["careers"]),
+        ("50%", &["docs-home"]),
+        ("5_%", &[]),
+        (".*", &[]),
+    ] {
+        let found = store.list(&query(Some(text), None, None)).await.unwrap();
+        assert_eq!(codes(&found), expected, "{text:?}");
+    }
+    // Tag, alone and with text and owner; deleted links never.
+    let tag = store.list(&query(None, Some("q3"), None)).await.unwrap();
+    assert_eq!(codes(&tag), ["pricing", "launch"]);
+    let docs = store
+        .list(&query(Some("docs"), Some("docs"), None))
+        .await
+        .unwrap();
+    assert_eq!(codes(&docs), ["docs-home"]);
+    let mine = store
+        .list(&query(None, Some("docs"), Some(alice)))
+        .await
+        .unwrap();
+    assert_eq!(codes(&mine), ["launch"]);
+    assert!(
+        store
+            .list(&query(None, Some("doc"), None))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a tag matches whole"
+    );
+
+    // By clicks, ties newest first, page by page without skips or repeats.
+    let by_clicks = LinkQuery {
+        order: LinkOrder::MostClicked,
+        ..LinkQuery::default()
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<Link> = None;
+    loop {
+        let got = store
+            .list(&page(&by_clicks, after.as_ref(), 2))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        seen.extend(got.iter().map(|l| (l.code.clone(), l.click_count)));
+        after = got.last().cloned();
+    }
+    let expected: Vec<(String, u64)> = [
+        ("docs-home", 90),
+        ("blog-post", 40),
+        ("launch", 40),
+        ("pricing", 7),
+        ("careers", 0),
+    ]
+    .map(|(c, n)| (c.to_owned(), n))
+    .into();
+    assert_eq!(seen, expected);
 }
 
 pub async fn clicks_accumulate(store: &impl LinkStore) {

@@ -15,6 +15,7 @@ macro_rules! store_suite {
                 concurrent_claims_of_one_code_give_exactly_one_winner,
                 updates_are_compare_and_set_on_the_version,
                 listing_is_newest_first_paged_and_skips_deleted_links,
+                listing_filters_by_text_tag_and_owner_and_sorts_by_clicks,
                 clicks_accumulate,
                 the_outbox_hands_out_events_in_order_until_marked_sent,
                 the_click_spool_keeps_each_click_once_until_it_is_relayed_and_counted,
