@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests run against, when they are missing:
-#   nats-server, clickhouse-server, chromium and docker-compose from Debian's
+#   nats-server, clickhouse-server, chromium with its chromedriver, and
+#   docker-compose from Debian's
 #   packages, and the MongoDB-wire test server plus Python tools
 #   (requirements.txt) in a venv outside the clone. Safe to run again: it only installs what is missing.
 # With CI=true a failed install is an error; otherwise it is a warning and the
@@ -27,9 +28,11 @@ missing=()
 have nats-server || missing+=(nats-server)
 have clickhouse-server || missing+=(clickhouse-server clickhouse-client)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
-# The dashboard test drives headless Chromium; the compose file is validated
-# with Debian's docker-compose (no engine needed for `config`).
+# The console's browser tests drive headless Chromium through chromedriver
+# (WebDriver); the compose file is validated with Debian's docker-compose
+# (no engine needed for `config`).
 have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 have docker-compose || missing+=(docker-compose)
 
 if ((${#missing[@]})); then
@@ -45,7 +48,7 @@ if ((${#missing[@]})); then
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/install-backends-apt.log 2>&1; then
         # clickhouse-server's post-install tries to start a service without
         # systemd and fails; the binaries are installed all the same.
-        if ! have nats-server || ! have clickhouse-server || ! have chromium || ! have docker-compose; then
+        if ! have nats-server || ! have clickhouse-server || ! have chromium || ! have chromedriver || ! have docker-compose; then
             tail -20 /tmp/install-backends-apt.log >&2 || true
             fail "could not install ${missing[*]} (needs root or passwordless sudo)"
         fi

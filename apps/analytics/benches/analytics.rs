@@ -12,7 +12,7 @@
 //! 800,000 clicks; 5% of the links are deleted and 1% never had their
 //! creation arrive. Then, through the HTTP API: `STATS_QUERIES` requests for
 //! uniformly chosen links (all-time range, daily buckets), `PAGES` pages of
-//! the dashboard index and every page of the reconciliation report, each
+//! the list of links (`GET /api/v1/links`) and every page of the reconciliation report, each
 //! followed by its cursor.
 //! The last line printed is one JSON object.
 
@@ -402,13 +402,14 @@ fn main() {
         latencies.last().copied().unwrap_or(f64::NAN),
         STATS_CLICKS as f64 / cumulative_sum(STATS_LINKS) / 1_000.0
     );
-    let (index_p50, index_p99, index_pages) = walk_pages(port, "/", PAGES, |body| {
-        body.split("id=\"next-page\" href=\"")
-            .nth(1)
-            .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+    let (index_p50, index_p99, index_pages) = walk_pages(port, "/api/v1/links", PAGES, |body| {
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        body["next_cursor"]
+            .as_str()
+            .map(|cursor| format!("/api/v1/links?cursor={cursor}"))
     });
     println!(
-        "dashboard index over {STATS_LINKS} links: {index_pages} pages: p50 {index_p50:.1} ms, p99 {index_p99:.1} ms"
+        "links list over {STATS_LINKS} links: {index_pages} pages: p50 {index_p50:.1} ms, p99 {index_p99:.1} ms"
     );
     let report = "/api/v1/reconciliation?grace_seconds=0&limit=100";
     let (reconciliation_p50, reconciliation_p99, reconciliation_pages) =

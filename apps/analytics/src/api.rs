@@ -1,5 +1,7 @@
-//! The statistics API: per-link stats (by code or by the shortener's id),
-//! the reconciliation report, and the OpenAPI document.
+//! The statistics API: the links analytics knows (a page at a time, with
+//! their click totals), per-link stats (by code or by the shortener's id),
+//! the reconciliation report, and the OpenAPI document. Analytics serves
+//! no pages: the console (`apps/console`) shows these numbers to people.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -17,7 +19,7 @@ pub use crate::stats::{
     known_by_code, stats, LinkInfo, SeriesPoint, Stats, StatsQuery, TopItem, MAX_BUCKETS,
 };
 use crate::stats::{optional_rfc3339, rfc3339};
-use crate::store::{AnalyticsStore, LinkList};
+use crate::store::{AnalyticsStore, LinkCursor, LinkList};
 
 /// Clicks with no created event for longer than this are orphans.
 const DEFAULT_GRACE_SECONDS: i64 = 300;
@@ -71,8 +73,8 @@ pub fn cursor_param<T>(
         version = "1.0.0",
         description = "Click statistics built from the shortener's events. Errors are RFC 7807 application/problem+json."
     ),
-    paths(stats_by_code, stats_by_id, reconciliation),
-    components(schemas(Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
+    paths(list_links, stats_by_code, stats_by_id, reconciliation),
+    components(schemas(CopyPage, CopyItem, Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
     modifiers(&KeySecurity),
     tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks"))
 )]
@@ -118,6 +120,7 @@ async fn openapi_document() -> HttpResponse {
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi_document)))
+        .service(resource("/api/v1/links", "GET").route(web::get().to(list_links)))
         .service(resource("/api/v1/links/{code}/stats", "GET").route(web::get().to(stats_by_code)))
         .service(
             resource("/api/v1/urls/{shortener_url_id}/stats", "GET")
@@ -127,6 +130,73 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 pub type Store = web::Data<Arc<dyn AnalyticsStore>>;
+
+/// Links per page of `GET /api/v1/links`, unless `limit` says otherwise.
+const DEFAULT_LINKS_PAGE: u32 = 100;
+
+/// A link analytics knows, with its click total.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CopyItem {
+    #[serde(flatten)]
+    pub link: LinkInfo,
+    /// Every click stored for the link, all time.
+    pub clicks: u64,
+}
+
+/// One page of the links analytics knows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CopyPage {
+    pub items: Vec<CopyItem>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The links analytics knows (its copies of the shortener's links, and
+/// links known only by their clicks so far), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links",
+    tag = "stats",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Links per page (default 100)"),
+        ("cursor" = Option<String>, Query, pattern = r"^-?[0-9]{1,19}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "next_cursor of the page before, as it is"),
+    ),
+    responses(
+        (status = 200, description = "A page of links, newest first, with their click totals", body = CopyPage),
+        (status = 400, description = "A parameter is invalid; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+async fn list_links(store: Store, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = request.query_string();
+    let limit = number_param(query, "limit", DEFAULT_LINKS_PAGE, |n| {
+        (1..=MAX_PAGE).contains(n)
+    })
+    .map_err(|v| {
+        ApiError::invalid(
+            "limit",
+            format!("{v:?} is not a number from 1 to {MAX_PAGE}"),
+        )
+    })?;
+    let cursor = cursor_param(query, LinkCursor::parse)?;
+    let links = store.link_page(cursor, limit).await?;
+    let ids: Vec<_> = links.iter().map(|l| l.shortener_url_id).collect();
+    let totals: HashMap<_, _> = store.click_totals(&ids).await?.into_iter().collect();
+    let next_cursor = (links.len() as u32 == limit)
+        .then(|| links.last().map(|l| LinkCursor::after(l).to_string()))
+        .flatten();
+    let now = Utc::now().timestamp();
+    let items = links
+        .iter()
+        .map(|l| CopyItem {
+            link: LinkInfo::of(l, now),
+            clicks: totals.get(&l.shortener_url_id).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(json(&CopyPage { items, next_cursor }))
+}
 
 /// Query parameters of the stats endpoints.
 #[derive(IntoParams)]

@@ -7,7 +7,6 @@
 pub mod api;
 pub mod configuration;
 pub mod consumer;
-pub mod dashboard;
 pub mod enrich;
 pub mod keys;
 pub mod links;

@@ -13,6 +13,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
+use crate::api;
 use crate::configuration::{Settings, StoreSettings};
 use crate::consumer::supervise::run_consumers;
 use crate::consumer::{ConsumerHealth, Ingest, CONSUMER_SILENCE_LIMIT};
@@ -20,7 +21,6 @@ use crate::keys::{bootstrap_key, Authenticator};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::problem::{self, ApiError};
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
-use crate::{api, dashboard};
 
 /// Opens the store the settings choose (applying its migrations).
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn AnalyticsStore>> {
@@ -122,7 +122,6 @@ impl Application {
                 .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
                 .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
                 .configure(api::routes)
-                .configure(dashboard::routes)
         })
         .listen(listener)
         .context("failed to start the HTTP server")?
@@ -168,7 +167,7 @@ impl Application {
 }
 
 /// Paths anyone may read: probes and metrics. Everything else, the
-/// dashboard and unknown paths included, needs a key.
+/// unknown paths included, needs a key.
 const PUBLIC: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// The key check in front of every route but [`PUBLIC`].
@@ -269,5 +268,9 @@ async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
 
 /// Liveness: the process is up and serving HTTP.
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "analytics" }))
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "service": "analytics",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
 }

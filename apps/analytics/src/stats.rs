@@ -1,6 +1,5 @@
 //! Statistics of one link: the parameters, the store's queries, and the
-//! answer with its empty buckets filled. The API and the dashboard both
-//! compute them here.
+//! answer with its empty buckets filled.
 
 use std::collections::HashMap;
 
@@ -238,7 +237,7 @@ pub async fn stats(
     })
 }
 
-/// The copy with this code, or the 404 the API and the dashboard answer.
+/// The copy with this code, or the 404 the API answers.
 pub async fn known_by_code(store: &dyn AnalyticsStore, code: &str) -> Result<LinkCopy, ApiError> {
     store.link_by_code(code).await?.ok_or_else(|| {
         ApiError::NotFound(format!(

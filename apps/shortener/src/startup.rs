@@ -314,5 +314,9 @@ async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
 
 /// Liveness: the process is up and serving HTTP.
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "shortener" }))
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "service": "shortener",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
 }

@@ -1,9 +1,10 @@
-//! End to end: the built `shortener` and `analytics` binaries and a real
-//! `nats-server`, as separate processes talking only over HTTP and JetStream,
+//! End to end: the built `shortener`, `analytics` and `console` binaries, a
+//! real `nats-server` and a real browser, as separate processes talking only over HTTP and JetStream,
 //! the way `make up` runs them.
 
+mod console;
 mod contract;
-mod dashboard;
 mod flows;
+mod openapi_proxy;
 mod system;
 mod tls;

@@ -68,7 +68,8 @@ pub async fn every_endpoint_but_the_probes_needs_a_key(env: &Env) {
             404,
         ),
         ("/api/v1/reconciliation", 200),
-        ("/", 200),
+        ("/api/v1/links", 200),
+        ("/", 404),
         ("/links/nope", 404),
         ("/no/such/page", 404),
     ];
@@ -95,7 +96,7 @@ pub async fn every_endpoint_but_the_probes_needs_a_key(env: &Env) {
         .unwrap();
     assert_eq!(bearer.status(), 200, "a bearer token is a key too");
     // A method a route does not take: 405 naming the ones it does.
-    for path in ["/api/v1/reconciliation", "/links/x", "/health"] {
+    for path in ["/api/v1/reconciliation", "/api/v1/links", "/health"] {
         let response = app
             .client
             .post(format!("{}{path}", app.address))

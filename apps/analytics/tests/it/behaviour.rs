@@ -1000,7 +1000,7 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
     app.stop().await;
 }
 
-/// The dashboard index and the reconciliation report read one page at a
+/// The list of links and the reconciliation report read one page at a
 /// time; following their cursors visits every row exactly once.
 pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
     let app = env.app().await;
@@ -1042,38 +1042,44 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
     publish(&js, &clicks).await;
     wait_for_no_lag(&app).await;
 
-    // The index: newest first, 100 to a page, then the last 5.
-    let page = app.get("/").await.text().await.unwrap();
-    let codes = |html: &str| -> Vec<String> {
-        html.split("href=\"/links/")
-            .skip(1)
-            .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+    // The links: newest first, 100 to a page, then the last 8.
+    let (status, page) = app.get_json("/api/v1/links").await;
+    assert_eq!(status, 200, "{page}");
+    let codes = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["short_code"].as_str().unwrap().to_owned())
             .collect()
     };
     let first = codes(&page);
     assert_eq!(first.len(), 100, "{page}");
     assert_eq!(first[0], "paged104", "newest first");
-    let next = page
-        .split("id=\"next-page\" href=\"")
-        .nth(1)
-        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
-        .unwrap_or_else(|| panic!("no next page link: {page}"));
-    let second_page = app
-        .get(&next.replace("&amp;", "&"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(page["items"][0]["clicks"], 1, "with its click total");
+    assert_eq!(page["items"][0]["status"], "active");
+    let next = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (status, second_page) = app.get_json(&format!("/api/v1/links?cursor={next}")).await;
+    assert_eq!(status, 200, "{second_page}");
     let second = codes(&second_page);
-    assert!(!second_page.contains("next-page"), "{second_page}");
+    assert_eq!(second_page["next_cursor"], serde_json::Value::Null);
     let mut seen: Vec<String> = first.iter().chain(&second).cloned().collect();
     assert_eq!(seen.len(), 108, "105 links and 3 orphans, each once");
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 108);
-    let (status, problem) = app.get_json("/?cursor=nonsense").await;
-    assert_eq!(status, 400);
-    assert_eq!(problem["field"], "cursor", "{problem}");
+    for query in ["cursor=nonsense", "limit=0"] {
+        let (status, problem) = app.get_json(&format!("/api/v1/links?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(
+            problem["field"],
+            query.split('=').next().unwrap(),
+            "{problem}"
+        );
+    }
 
     // Reconciliation, two rows per list at a time.
     let mut path = "/api/v1/reconciliation?grace_seconds=60&limit=2".to_owned();

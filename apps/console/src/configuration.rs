@@ -1,0 +1,159 @@
+//! Settings from the environment, checked once at start-up.
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context};
+use url::Url;
+
+/// Shortest accepted session secret, in bytes.
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Clone)]
+pub struct Settings {
+    /// Where the console listens (`CONSOLE_HTTP_ADDR`, default 127.0.0.1:8082).
+    pub http_addr: SocketAddr,
+    /// The shortener's base URL (`CONSOLE_SHORTENER_URL`).
+    pub shortener_url: Url,
+    /// Analytics' base URL (`CONSOLE_ANALYTICS_URL`).
+    pub analytics_url: Url,
+    /// The console's own analytics key (`CONSOLE_ANALYTICS_API_KEY`):
+    /// stats are read with it, and only for links the signed-in key can
+    /// read on the shortener.
+    pub analytics_key: String,
+    /// Derives the forms' CSRF tokens (`CONSOLE_SESSION_SECRET`, at least
+    /// 32 bytes). Unset, a random one is drawn: sessions then end with the
+    /// process, as they do anyway (they live in its memory).
+    pub session_secret: Vec<u8>,
+    /// How long a session lasts without a request (`CONSOLE_SESSION_IDLE_MINUTES`, default 480).
+    pub session_idle_minutes: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("http_addr", &self.http_addr)
+            .field("shortener_url", &self.shortener_url.as_str())
+            .field("analytics_url", &self.analytics_url.as_str())
+            .field("analytics_key", &"<redacted>")
+            .field("session_secret", &"<redacted>")
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .finish()
+    }
+}
+
+fn base_url(name: &str, value: &str) -> anyhow::Result<Url> {
+    let url =
+        Url::parse(value.trim_end_matches('/')).with_context(|| format!("{name}={value:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("{name}={value:?} must be an http(s) URL");
+    }
+    Ok(url)
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let http_addr = match lookup("CONSOLE_HTTP_ADDR") {
+            Some(v) => v
+                .parse()
+                .map_err(|e| anyhow!("CONSOLE_HTTP_ADDR={v:?}: {e}"))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8082)),
+        };
+        let shortener_url = base_url(
+            "CONSOLE_SHORTENER_URL",
+            &lookup("CONSOLE_SHORTENER_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+        )?;
+        let analytics_url = base_url(
+            "CONSOLE_ANALYTICS_URL",
+            &lookup("CONSOLE_ANALYTICS_URL").unwrap_or_else(|| "http://127.0.0.1:8081".into()),
+        )?;
+        let analytics_key = lookup("CONSOLE_ANALYTICS_API_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "CONSOLE_ANALYTICS_API_KEY is not set: the console reads stats with an \
+                     analytics key of its own"
+                )
+            })?;
+        let session_secret = match lookup("CONSOLE_SESSION_SECRET") {
+            Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes(),
+            Some(_) => bail!("CONSOLE_SESSION_SECRET must be at least {MIN_SECRET_BYTES} bytes"),
+            None => {
+                tracing::warn!(
+                    "CONSOLE_SESSION_SECRET is not set; using a random one (sessions end when \
+                     the console stops)"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let session_idle_minutes = match lookup("CONSOLE_SESSION_IDLE_MINUTES") {
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|&m| (1..=7 * 24 * 60).contains(&m))
+                .ok_or_else(|| anyhow!("CONSOLE_SESSION_IDLE_MINUTES={v:?}: must be 1 to 10080"))?,
+            None => 480,
+        };
+        Ok(Self {
+            http_addr,
+            shortener_url,
+            analytics_url,
+            analytics_key,
+            session_secret,
+            session_idle_minutes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_reach_the_services_of_make_up() {
+        let s = settings(&[("CONSOLE_ANALYTICS_API_KEY", "k")]).unwrap();
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(s.shortener_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(s.analytics_url.as_str(), "http://127.0.0.1:8081/");
+        assert_eq!(s.session_secret.len(), 32);
+        assert!(
+            !format!("{s:?}").contains("\"k\""),
+            "the key is never logged"
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        for (vars, name) in [
+            (vec![], "CONSOLE_ANALYTICS_API_KEY"),
+            (
+                vec![("CONSOLE_SHORTENER_URL", "ftp://x")],
+                "CONSOLE_SHORTENER_URL",
+            ),
+            (vec![("CONSOLE_HTTP_ADDR", "nowhere")], "CONSOLE_HTTP_ADDR"),
+            (
+                vec![("CONSOLE_SESSION_SECRET", "short")],
+                "CONSOLE_SESSION_SECRET",
+            ),
+        ] {
+            let mut vars = vars;
+            if name != "CONSOLE_ANALYTICS_API_KEY" {
+                vars.push(("CONSOLE_ANALYTICS_API_KEY", "k"));
+            }
+            let error = settings(&vars).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
+    }
+}

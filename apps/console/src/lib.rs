@@ -1,0 +1,130 @@
+//! The console: the web app people use to shorten, manage and understand
+//! their links.
+//!
+//! A backend-for-frontend: it owns no business data and reaches the
+//! shortener and analytics only through their HTTP APIs ([`upstream`]).
+//! Pages are rendered on the server (maud) and work without JS; a small
+//! script (`static/console.js`) only improves them. Nothing is fetched from
+//! elsewhere at run time: the stylesheet and the script are compiled in.
+//!
+//! Users sign in with a shortener key, which stays on the server
+//! ([`session`]); the shortener decides what the key may see. Stats come
+//! from analytics with the console's own key, and only for a link the
+//! user's key has just read at the shortener.
+
+pub mod charts;
+pub mod configuration;
+mod pages;
+pub mod session;
+pub mod upstream;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+pub use configuration::Settings;
+
+/// Shared state of the handlers.
+pub struct Console {
+    pub upstream: upstream::Upstream,
+    pub sessions: session::Sessions,
+    pub logins: pages::LoginLimit,
+}
+
+/// Every page's headers: nothing from elsewhere may load, nothing may frame
+/// the console, and nothing is cached (pages show a user's data).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../static/console.css"))
+}
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../static/console.js"))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "service": "console",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Ready when the shortener answers: without it nobody can sign in.
+async fn ready(console: web::Data<Console>) -> HttpResponse {
+    let probe = console.upstream.probe_health("shortener").await;
+    if probe {
+        HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "not ready", "failing": ["shortener"] }))
+    }
+}
+
+/// The console, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.http_addr)?;
+        let port = listener.local_addr()?.port();
+        let console = web::Data::new(Console {
+            upstream: upstream::Upstream::new(
+                settings.shortener_url.clone(),
+                settings.analytics_url.clone(),
+                settings.analytics_key.clone(),
+            )?,
+            sessions: session::Sessions::new(
+                &settings.session_secret,
+                Duration::from_secs(settings.session_idle_minutes * 60),
+            ),
+            logins: pages::LoginLimit::new(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(console.clone())
+                .app_data(web::FormConfig::default().limit(64 * 1024))
+                .wrap(security_headers())
+                .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(ready))
+                .route("/static/console.css", web::get().to(stylesheet))
+                .route("/static/console.js", web::get().to(script))
+                .configure(pages::routes)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

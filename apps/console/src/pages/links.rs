@@ -1,0 +1,882 @@
+//! Links: the list, a new link, a link's page (edit, delete, QR, stats).
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use super::{
+    check_csrf, client_ip, csrf_field, query_params, query_string, render, see_other, signed_in,
+    Fields, Nav, PageError, State,
+};
+use crate::charts::{chart, count, top_list};
+use crate::session::Session;
+use crate::upstream::{segment, CallError, Link, Problem, Stats};
+
+/// Links on one page of the list.
+const PAGE_SIZE: &str = "25";
+
+/// "2026-11-30 07:45 UTC" from an RFC 3339 time; the text itself otherwise.
+fn when(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// A `datetime-local` value (UTC) from an RFC 3339 time.
+fn local_input(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 time from a `datetime-local` value, read as UTC.
+fn from_local_input(value: &str) -> Result<Option<String>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+        .map(|t| Some(t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)))
+        .ok_or_else(|| format!("{value:?} is not a date and time (YYYY-MM-DDTHH:MM, UTC)"))
+}
+
+/// Tags as typed: separated by commas or spaces, in lower case.
+fn tags_of(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A form's values and the reasons its fields were refused.
+#[derive(Default)]
+struct LinkForm {
+    values: HashMap<String, String>,
+    errors: HashMap<String, String>,
+    /// A refusal that names no field of the form.
+    general: Option<String>,
+}
+
+impl LinkForm {
+    fn of_link(link: &Link) -> Self {
+        let mut values = HashMap::new();
+        values.insert("url".into(), link.url.clone());
+        values.insert("title".into(), link.title.clone().unwrap_or_default());
+        values.insert("tags".into(), link.tags.join(", "));
+        values.insert(
+            "expires_at".into(),
+            link.expires_at
+                .as_deref()
+                .map(local_input)
+                .unwrap_or_default(),
+        );
+        values.insert("redirect_type".into(), link.redirect_type.to_string());
+        if link.forward_query {
+            values.insert("forward_query".into(), "on".into());
+        }
+        Self {
+            values,
+            ..Self::default()
+        }
+    }
+
+    fn value(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Takes a refusal of the shortener apart into the fields at fault.
+    fn refused(mut self, problem: &Problem, fields: &[&str]) -> Self {
+        let mut named = false;
+        for field in fields {
+            if let Some(reason) = problem.reason_for(field) {
+                self.errors.insert((*field).to_owned(), reason.to_owned());
+                named = true;
+            }
+        }
+        if !named {
+            self.general = Some(problem.detail.clone());
+        }
+        self
+    }
+
+    /// The JSON body of a create or a change; a field the console itself
+    /// cannot read (the expiry) is refused here, named.
+    fn body(&mut self, creating: bool) -> Option<Value> {
+        let mut body = serde_json::Map::new();
+        body.insert("url".into(), json!(self.value("url").trim()));
+        let title = self.value("title").trim().to_owned();
+        body.insert(
+            "title".into(),
+            if title.is_empty() {
+                Value::Null
+            } else {
+                json!(title)
+            },
+        );
+        body.insert("tags".into(), json!(tags_of(self.value("tags"))));
+        match from_local_input(self.value("expires_at")) {
+            Ok(Some(at)) => {
+                body.insert("expires_at".into(), json!(at));
+            }
+            Ok(None) if !creating => {
+                body.insert("expires_at".into(), Value::Null);
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                self.errors.insert("expires_at".into(), reason);
+            }
+        }
+        match self.value("redirect_type").parse::<u16>() {
+            Ok(status) => {
+                body.insert("redirect_type".into(), json!(status));
+            }
+            Err(_) => {
+                self.errors
+                    .insert("redirect_type".into(), "choose 301, 302, 307 or 308".into());
+            }
+        }
+        body.insert(
+            "forward_query".into(),
+            json!(self.values.contains_key("forward_query")),
+        );
+        if creating {
+            let alias = self.value("alias").trim().to_owned();
+            if !alias.is_empty() {
+                body.insert("alias".into(), json!(alias));
+            }
+        }
+        self.errors.is_empty().then_some(Value::Object(body))
+    }
+}
+
+const LINK_FIELDS: [&str; 7] = [
+    "url",
+    "alias",
+    "title",
+    "tags",
+    "expires_at",
+    "redirect_type",
+    "forward_query",
+];
+
+fn field_error(form: &LinkForm, name: &str) -> Markup {
+    html! {
+        @if let Some(reason) = form.errors.get(name) {
+            span.field-error id={ (name) "-error" } role="alert" { (reason) }
+        }
+    }
+}
+
+/// The fields a new link and a change share.
+fn link_fields(form: &LinkForm, creating: bool) -> Markup {
+    let redirect = match form.value("redirect_type") {
+        "" => "302",
+        other => other,
+    };
+    html! {
+        div {
+            label for="url" { "Target URL" }
+            input #url type="url" name="url" required maxlength="2048" value=(form.value("url"))
+                placeholder="https://example.com/page";
+            (field_error(form, "url"))
+        }
+        @if creating {
+            div {
+                label for="alias" { "Alias " span.hint { "(optional: your own code, 3-64 of letters, digits, - and _)" } }
+                input #alias type="text" name="alias" maxlength="64" value=(form.value("alias"))
+                    pattern="[A-Za-z0-9_-]{3,64}" autocomplete="off";
+                (field_error(form, "alias"))
+            }
+        }
+        div {
+            label for="title" { "Title " span.hint { "(optional)" } }
+            input #title type="text" name="title" maxlength="200" value=(form.value("title"));
+            (field_error(form, "title"))
+        }
+        div {
+            label for="tags" { "Tags " span.hint { "(optional: up to 10, separated by commas; a-z, 0-9 and -)" } }
+            input #tags type="text" name="tags" value=(form.value("tags")) autocomplete="off";
+            (field_error(form, "tags"))
+        }
+        div {
+            label for="expires_at" { "Expires " span.hint { "(optional, UTC)" } }
+            input #expires_at type="datetime-local" name="expires_at" value=(form.value("expires_at"));
+            (field_error(form, "expires_at"))
+        }
+        div {
+            label for="redirect_type" { "Redirect type" }
+            select #redirect_type name="redirect_type" {
+                @for (status, text) in [("302", "302 Found (default)"), ("301", "301 Moved Permanently"), ("307", "307 Temporary Redirect"), ("308", "308 Permanent Redirect")] {
+                    option value=(status) selected[redirect == status] { (text) }
+                }
+            }
+            (field_error(form, "redirect_type"))
+        }
+        div {
+            label.check for="forward_query" {
+                input #forward_query type="checkbox" name="forward_query" checked[form.values.contains_key("forward_query")];
+                "Forward the visitor's query string to the target"
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the list
+
+pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    let params = query_params(&request);
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (q, tag, sort, cursor) = (
+        param("q"),
+        param("tag").trim(),
+        param("sort"),
+        param("cursor"),
+    );
+    let upstream_query = query_string([
+        ("limit", PAGE_SIZE),
+        ("q", q),
+        ("tag", tag),
+        ("sort", sort),
+        ("cursor", cursor),
+    ]);
+    let client = client_ip(&request).to_string();
+    let (links, next, error) = match state
+        .upstream
+        .list_links(&session.data.key, &client, &upstream_query)
+        .await
+    {
+        Ok(page) => (page.items, page.next_cursor, None),
+        // A bad search (a tag with capitals, ...) is the user's to fix.
+        Err(CallError::Problem(p)) if p.status == 400 => (Vec::new(), None, Some(p.detail)),
+        Err(error) => return Err(PageError::from_call(error)),
+    };
+    let filtered = !q.is_empty() || !tag.is_empty();
+    let body = html! {
+        h1 { "Links" }
+        @if let Some(code) = params.get("deleted") {
+            p.flash role="status" { "Deleted /" (code) ". Its code now answers 410 Gone and is never reused." }
+        }
+        form.inline.card method="get" action="/links" role="search" {
+            div {
+                label for="q" { "Search" }
+                input #q type="search" name="q" value=(q) maxlength="200" placeholder="code, target or title";
+            }
+            div {
+                label for="tag" { "Tag" }
+                input #tag type="text" name="tag" value=(tag) maxlength="32" placeholder="any";
+            }
+            div {
+                label for="sort" { "Sort by" }
+                select #sort name="sort" {
+                    option value="created" selected[sort != "clicks"] { "Newest" }
+                    option value="clicks" selected[sort == "clicks"] { "Most clicks" }
+                }
+            }
+            div { button type="submit" { "Search" } }
+            @if filtered { div { a href="/links" { "Clear" } } }
+        }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        div.card {
+            @if links.is_empty() {
+                p #no-links {
+                    @if filtered { "No links match." } @else { "No links yet. " a href="/links/new" { "Shorten your first one." } }
+                }
+            } @else {
+                div.table-wrap {
+                    table #links {
+                        thead { tr {
+                            th { "Code" } th { "Title" } th.wide { "Target" } th { "Tags" }
+                            th.num { "Clicks" } th.wide { "Created" }
+                        } }
+                        tbody {
+                            @for link in &links {
+                                tr {
+                                    td { a href={ "/links/" (segment(&link.code)) } { (link.code) } }
+                                    td { (link.title.as_deref().unwrap_or("")) }
+                                    td.target.wide { (link.url) }
+                                    td { @for t in &link.tags { a.tag href={ "/links?" (query_string([("tag", t.as_str())])) } { (t) } } }
+                                    td.num { (count(link.click_count)) }
+                                    td.wide { (when(&link.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pages aria-label="Pages" {
+                    @if !cursor.is_empty() {
+                        a #first-page href={ "/links?" (query_string([("q", q), ("tag", tag), ("sort", sort)])) } { "← First page" }
+                    }
+                    @if let Some(next) = &next {
+                        a #next-page href={ "/links?" (query_string([("q", q), ("tag", tag), ("sort", sort), ("cursor", next.as_str())])) } { "Next page →" }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(Some(&session), "Links", Nav::Links, body))
+}
+
+// ---------------------------------------------------------------- new link
+
+fn new_page(session: &Session, form: &LinkForm) -> HttpResponse {
+    let body = html! {
+        h1 { "New link" }
+        @if let Some(general) = &form.general { p.error role="alert" { (general) } }
+        form.stack.card method="post" action="/links" {
+            (csrf_field(session))
+            (link_fields(form, true))
+            div { button type="submit" { "Shorten" } }
+        }
+    };
+    render(Some(session), "New link", Nav::New, body)
+}
+
+pub async fn new_form(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    let mut form = LinkForm::default();
+    form.values.insert("forward_query".into(), "on".into());
+    Ok(new_page(&session, &form))
+}
+
+pub async fn create(
+    state: State,
+    request: HttpRequest,
+    fields: Fields,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    check_csrf(&session, &fields)?;
+    let mut form = LinkForm {
+        values: fields.into_inner(),
+        ..LinkForm::default()
+    };
+    let refused = |form: &LinkForm| {
+        let mut response = new_page(&session, form);
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+        response
+    };
+    let Some(body) = form.body(true) else {
+        return Ok(refused(&form));
+    };
+    let client = client_ip(&request).to_string();
+    match state
+        .upstream
+        .create_link(&session.data.key, &client, &body)
+        .await
+    {
+        Ok(link) => Ok(see_other(&format!(
+            "/links/{}?created=1",
+            segment(&link.code)
+        ))),
+        Err(CallError::Problem(p)) if p.status == 409 || p.status == 422 => {
+            let mut form = form.refused(&p, &LINK_FIELDS);
+            if p.status == 409 {
+                form.errors.insert("alias".into(), p.detail.clone());
+                form.general = None;
+            }
+            Ok(refused(&form))
+        }
+        Err(error) => Err(PageError::from_call(error)),
+    }
+}
+
+// ---------------------------------------------------------------- a link
+
+/// The stats range a link page shows.
+struct Range {
+    name: &'static str,
+    bucket: &'static str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// The custom dates as given, for the form.
+    custom: (String, String),
+}
+
+const RANGES: [(&str, &str); 4] = [
+    ("24h", "Last 24 hours"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("custom", "Custom dates"),
+];
+
+fn date(value: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").ok()
+}
+
+/// The range from the page's query: 24 h, 7 d (the default), 30 d, or
+/// custom whole days (UTC); hour or day buckets, a sensible default each.
+fn range_of(params: &HashMap<String, String>, now: DateTime<Utc>) -> Result<Range, String> {
+    let name = match params.get("range").map(String::as_str) {
+        None | Some("") | Some("7d") => "7d",
+        Some("24h") => "24h",
+        Some("30d") => "30d",
+        Some("custom") => "custom",
+        Some(other) => return Err(format!("{other:?} is not a range (24h, 7d, 30d or custom)")),
+    };
+    let custom = (
+        params.get("from").cloned().unwrap_or_default(),
+        params.get("to").cloned().unwrap_or_default(),
+    );
+    let (from, to) = match name {
+        "24h" => (now - Duration::hours(24), now),
+        "7d" => (now - Duration::days(7), now),
+        "30d" => (now - Duration::days(30), now),
+        _ => {
+            let (Some(first), Some(last)) = (date(&custom.0), date(&custom.1)) else {
+                return Err("Give both dates of a custom range (YYYY-MM-DD).".into());
+            };
+            if last < first {
+                return Err("The custom range ends before it starts.".into());
+            }
+            if (last - first).num_days() > 366 {
+                return Err("A custom range spans at most 366 days.".into());
+            }
+            let start = first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+            let end = last.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + Duration::days(1);
+            (start, end)
+        }
+    };
+    let bucket = match params.get("bucket").map(String::as_str) {
+        Some("hour") => "hour",
+        Some("day") => "day",
+        _ if name == "24h" || name == "7d" => "hour",
+        _ => "day",
+    };
+    Ok(Range {
+        name,
+        bucket,
+        from,
+        to,
+        custom,
+    })
+}
+
+/// What the stats card shows: the numbers, or why there are none.
+enum StatsView {
+    Shown(Box<Stats>),
+    Missing(String),
+}
+
+fn range_form(code: &str, range: &Range) -> Markup {
+    html! {
+        form.inline method="get" action={ "/links/" (segment(code)) } {
+            div {
+                label for="range" { "Range" }
+                select #range name="range" {
+                    @for (value, text) in RANGES {
+                        option value=(value) selected[range.name == value] { (text) }
+                    }
+                }
+            }
+            div.custom-range {
+                label for="from" { "From " span.hint { "(custom)" } }
+                input #from type="date" name="from" value=(range.custom.0);
+            }
+            div.custom-range {
+                label for="to" { "To " span.hint { "(custom, inclusive)" } }
+                input #to type="date" name="to" value=(range.custom.1);
+            }
+            div {
+                label for="bucket" { "Per" }
+                select #bucket name="bucket" {
+                    option value="hour" selected[range.bucket == "hour"] { "hour" }
+                    option value="day" selected[range.bucket == "day"] { "day" }
+                }
+            }
+            div { button type="submit" { "Show" } }
+        }
+    }
+}
+
+fn stats_card(code: &str, range: Result<&Range, &str>, stats: &StatsView) -> Markup {
+    html! {
+        section.card #stats aria-labelledby="stats-title" {
+            h2 #stats-title { "Stats" }
+            @match range {
+                Ok(range) => (range_form(code, range)),
+                Err(reason) => p.error role="alert" { (reason) },
+            }
+            @match stats {
+                StatsView::Missing(reason) => p.muted #no-stats { (reason) },
+                StatsView::Shown(stats) => {
+                    div.kpis {
+                        div.kpi #total-clicks { span.muted { "Clicks" } b { (count(stats.total_clicks)) } }
+                        div.kpi #unique-visitors { span.muted { "Unique visitors" } b { (count(stats.unique_visitors)) } }
+                        div.kpi #human-clicks { span.muted { "Humans" } b { (count(stats.human_clicks)) } }
+                        div.kpi #bot-clicks { span.muted { "Bots" } b { (count(stats.bot_clicks)) } }
+                    }
+                    @let total = (stats.human_clicks + stats.bot_clicks).max(1);
+                    div.split role="img" aria-label={ (stats.human_clicks) " human and " (stats.bot_clicks) " bot clicks" } {
+                        div.humans style={ "width:" (stats.human_clicks * 100 / total) "%" } {}
+                        div.bots style={ "width:" (stats.bot_clicks * 100 / total) "%" } {}
+                    }
+                    h2 { "Clicks and unique visitors per " (stats.bucket) }
+                    p.muted.legend {
+                        span.clicks { "clicks" } span.uniques { "unique visitors" }
+                        (when(&stats.from)) " to " (when(&stats.to))
+                    }
+                    (chart(&stats.series))
+                    div.grid {
+                        (top_list("Top referrers", "top-referrers", &stats.top_referrers))
+                        (top_list("Browsers", "browsers", &stats.browsers))
+                        (top_list("Operating systems", "os", &stats.os))
+                        (top_list("Devices", "devices", &stats.devices))
+                        (top_list("Countries", "countries", &stats.countries))
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn stats_of(state: &State, link: &Link, range: &Range) -> StatsView {
+    let query = query_string([
+        (
+            "from",
+            range
+                .from
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+                .as_str(),
+        ),
+        (
+            "to",
+            range.to.to_rfc3339_opts(SecondsFormat::Secs, true).as_str(),
+        ),
+        ("bucket", range.bucket),
+    ]);
+    match state.upstream.stats(&link.id, &query).await {
+        Ok(stats) => StatsView::Shown(Box::new(stats)),
+        Err(CallError::Problem(p)) if p.status == 404 => StatsView::Missing(
+            "Analytics has not heard of this link yet; its stats appear within seconds of its creation."
+                .into(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "stats unavailable");
+            StatsView::Missing(format!(
+                "Stats are unavailable right now ({error}). The link itself works as always."
+            ))
+        }
+    }
+}
+
+fn link_page(
+    session: &Session,
+    link: &Link,
+    form: &LinkForm,
+    flash: Option<&str>,
+    range: Result<&Range, &str>,
+    stats: &StatsView,
+) -> HttpResponse {
+    let code = segment(&link.code);
+    let body = html! {
+        h1 { "/" (link.code) }
+        @if let Some(title) = &link.title { p { b { (title) } } }
+        @if let Some(flash) = flash { p.flash role="status" { (flash) } }
+        section.card.summary #short aria-labelledby="short-title" {
+            div {
+            h2 #short-title { "Short URL" }
+            div.short {
+                label for="short-url" class="muted" { "Short URL" }
+                input #short-url type="text" readonly value=(link.short_url);
+                button.secondary type="button" hidden data-copy=(link.short_url) aria-controls="short-url" { "Copy" }
+                a.button.secondary href=(link.short_url) target="_blank" rel="noopener noreferrer" { "Open" }
+            }
+            p.muted.target { "→ " (link.url) }
+            p.muted {
+                "Created " (when(&link.created_at))
+                @if let Some(expires) = &link.expires_at { " · expires " (when(expires)) }
+                " · " (link.redirect_type) " redirect · " (count(link.click_count)) " redirects served"
+            }
+            @if !link.tags.is_empty() {
+                p { @for t in &link.tags { a.tag href={ "/links?" (query_string([("tag", t.as_str())])) } { (t) } } }
+            }
+            }
+            div.qr {
+                img #qr src={ "/links/" (code) "/qr?format=svg" } alt={ "QR code of " (link.short_url) } width="200" height="200";
+                p {
+                    a #qr-svg href={ "/links/" (code) "/qr?format=svg&download=1" } download={ (link.code) ".svg" } { "Download SVG" }
+                    " · "
+                    a #qr-png href={ "/links/" (code) "/qr?format=png&size=1024&download=1" } download={ (link.code) ".png" } { "Download PNG" }
+                }
+            }
+        }
+        (stats_card(&link.code, range, stats))
+        section.card #edit aria-labelledby="edit-title" {
+            h2 #edit-title { "Edit" }
+            @if let Some(general) = &form.general { p.error role="alert" { (general) } }
+            form.stack method="post" action={ "/links/" (code) } {
+                (csrf_field(session))
+                (link_fields(form, false))
+                div { button type="submit" { "Save" } }
+            }
+        }
+        section.card #danger aria-labelledby="danger-title" {
+            h2 #danger-title { "Delete" }
+            p.muted { "The code stops redirecting (410 Gone) and is never handed out again. Its stats stay." }
+            form method="get" action={ "/links/" (code) "/delete" } {
+                button.danger type="submit" { "Delete" }
+            }
+        }
+    };
+    render(Some(session), &format!("/{}", link.code), Nav::Links, body)
+}
+
+/// The link with this code, as the signed-in key may read it: the gate
+/// every link page passes, stats included.
+async fn readable_link(
+    state: &State,
+    session: &Session,
+    request: &HttpRequest,
+    code: &str,
+) -> Result<Link, PageError> {
+    let client = client_ip(request).to_string();
+    state
+        .upstream
+        .link(&session.data.key, &client, code)
+        .await
+        .map_err(PageError::from_call)
+}
+
+pub async fn show(
+    state: State,
+    request: HttpRequest,
+    code: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    let link = readable_link(&state, &session, &request, &code).await?;
+    let params = query_params(&request);
+    let flash = if params.contains_key("created") {
+        Some("Created. Copy the short URL or download its QR code below.")
+    } else if params.contains_key("saved") {
+        Some("Saved.")
+    } else {
+        None
+    };
+    let range = range_of(&params, Utc::now());
+    let stats = match &range {
+        Ok(range) => stats_of(&state, &link, range).await,
+        Err(_) => StatsView::Missing(String::new()),
+    };
+    Ok(link_page(
+        &session,
+        &link,
+        &LinkForm::of_link(&link),
+        flash,
+        range.as_ref().map_err(String::as_str),
+        &stats,
+    ))
+}
+
+pub async fn update(
+    state: State,
+    request: HttpRequest,
+    code: web::Path<String>,
+    fields: Fields,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    check_csrf(&session, &fields)?;
+    let client = client_ip(&request).to_string();
+    let mut form = LinkForm {
+        values: fields.into_inner(),
+        ..LinkForm::default()
+    };
+    let outcome = match form.body(false) {
+        Some(body) => state
+            .upstream
+            .update_link(&session.data.key, &client, &code, &body)
+            .await
+            .map(drop),
+        None => Ok(()),
+    };
+    let problem = match outcome {
+        Ok(()) if form.errors.is_empty() => {
+            return Ok(see_other(&format!("/links/{}?saved=1", segment(&code))));
+        }
+        Ok(()) => None,
+        Err(CallError::Problem(p)) if p.status == 409 || p.status == 422 => Some(p),
+        Err(error) => return Err(PageError::from_call(error)),
+    };
+    // Refused: the page again, with what was typed and why.
+    if let Some(problem) = problem {
+        form = form.refused(&problem, &LINK_FIELDS);
+    }
+    let link = readable_link(&state, &session, &request, &code).await?;
+    let range = range_of(&HashMap::new(), Utc::now()).map_err(PageError::BadRequest)?;
+    let stats = stats_of(&state, &link, &range).await;
+    let mut response = link_page(&session, &link, &form, None, Ok(&range), &stats);
+    *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
+}
+
+pub async fn confirm_delete(
+    state: State,
+    request: HttpRequest,
+    code: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    let link = readable_link(&state, &session, &request, &code).await?;
+    let path = segment(&link.code);
+    let body = html! {
+        h1 { "Delete /" (link.code) "?" }
+        div.card {
+            p { (link.short_url) " → " (link.url) }
+            p { "It stops redirecting at once (410 Gone), and the code is never handed out again. Its stats stay in analytics." }
+            form.inline method="post" action={ "/links/" (path) "/delete" } {
+                (csrf_field(&session))
+                button.danger type="submit" { "Delete" }
+                a href={ "/links/" (path) } { "Cancel" }
+            }
+        }
+    };
+    Ok(render(Some(&session), "Delete link", Nav::Links, body))
+}
+
+pub async fn delete(
+    state: State,
+    request: HttpRequest,
+    code: web::Path<String>,
+    fields: Fields,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    check_csrf(&session, &fields)?;
+    let client = client_ip(&request).to_string();
+    state
+        .upstream
+        .delete_link(&session.data.key, &client, &code)
+        .await
+        .map_err(PageError::from_call)?;
+    Ok(see_other(&format!(
+        "/links?{}",
+        query_string([("deleted", code.as_str())])
+    )))
+}
+
+/// The link's QR code, fetched with the user's key (a browser cannot send
+/// it); `download=1` saves it as a file.
+pub async fn qr(
+    state: State,
+    request: HttpRequest,
+    code: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let session = signed_in(&state, &request)?;
+    let params = query_params(&request);
+    let format = match params.get("format").map(String::as_str) {
+        None | Some("svg") => "svg",
+        Some("png") => "png",
+        Some(other) => {
+            return Err(PageError::BadRequest(format!(
+                "{other:?} is not a QR format (svg or png)"
+            )))
+        }
+    };
+    let size = match params.get("size") {
+        None => 256,
+        Some(size) => size
+            .parse::<u32>()
+            .ok()
+            .filter(|s| (64..=2048).contains(s))
+            .ok_or_else(|| PageError::BadRequest("size must be 64 to 2048".into()))?,
+    };
+    let client = client_ip(&request).to_string();
+    let (content_type, bytes) = state
+        .upstream
+        .qr(&session.data.key, &client, &code, format, size)
+        .await
+        .map_err(PageError::from_call)?;
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "private, no-store"));
+    if params.get("download").map(String::as_str) == Some("1") {
+        // The code is [A-Za-z0-9_-]: safe in a quoted file name.
+        let name: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        response.insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}.{format}\""),
+        ));
+    }
+    Ok(response.body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_inputs_are_utc_and_refused_by_name() {
+        assert_eq!(
+            from_local_input("2026-12-24T18:30").unwrap().as_deref(),
+            Some("2026-12-24T18:30:00Z")
+        );
+        assert_eq!(from_local_input(" ").unwrap(), None);
+        assert!(from_local_input("tomorrow")
+            .unwrap_err()
+            .contains("tomorrow"));
+        assert_eq!(local_input("2026-12-24T18:30:00Z"), "2026-12-24T18:30");
+    }
+
+    #[test]
+    fn tags_are_split_on_commas_and_spaces() {
+        assert_eq!(
+            tags_of("Docs, q3-launch  blog,,"),
+            ["docs", "q3-launch", "blog"]
+        );
+        assert!(tags_of("  ").is_empty());
+    }
+
+    #[test]
+    fn ranges_default_to_a_week_by_hour_and_check_custom_dates() {
+        let now = Utc::now();
+        let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let week = range_of(&params(&[]), now).unwrap();
+        assert_eq!((week.name, week.bucket), ("7d", "hour"));
+        assert_eq!(week.to - week.from, Duration::days(7));
+        let month = range_of(&params(&[("range", "30d")]), now).unwrap();
+        assert_eq!(month.bucket, "day");
+        let custom = range_of(
+            &params(&[
+                ("range", "custom"),
+                ("from", "2026-11-01"),
+                ("to", "2026-11-03"),
+                ("bucket", "hour"),
+            ]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(custom.to - custom.from, Duration::days(3));
+        assert_eq!(custom.bucket, "hour");
+        assert!(range_of(
+            &params(&[
+                ("range", "custom"),
+                ("from", "2026-11-03"),
+                ("to", "2026-11-01")
+            ]),
+            now
+        )
+        .is_err());
+        assert!(range_of(&params(&[("range", "custom")]), now).is_err());
+        assert!(range_of(&params(&[("range", "1y")]), now).is_err());
+    }
+}

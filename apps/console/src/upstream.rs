@@ -1,0 +1,461 @@
+//! The two services, as the console reaches them: over their HTTP APIs
+//! only, like any other client. The types here are the console's reading
+//! of their documents (each service's `/api/v1/openapi.json`); the contract
+//! tests check every answer the console receives against those documents.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+/// How long one call to a service may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An RFC 7807 problem a service answered with.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct Problem {
+    pub status: u16,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default, rename = "invalid-params")]
+    pub invalid_params: Vec<InvalidParam>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+impl Problem {
+    /// The reason given for `field`, if it is at fault.
+    pub fn reason_for(&self, field: &str) -> Option<&str> {
+        self.invalid_params
+            .iter()
+            .find(|p| p.name == field)
+            .map(|p| p.reason.as_str())
+            .or_else(|| (self.field.as_deref() == Some(field)).then_some(self.detail.as_str()))
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The service answered with a problem (4xx, or a 5xx it explained).
+    #[error("{} {}: {}", .0.status, .0.title, .0.detail)]
+    Problem(Problem),
+    /// The service did not answer, or not in a form it documents.
+    #[error("{service} is unreachable or answered unexpectedly: {reason}")]
+    Unavailable {
+        service: &'static str,
+        reason: String,
+    },
+}
+
+impl CallError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Problem(p) => Some(p.status),
+            CallError::Unavailable { .. } => None,
+        }
+    }
+}
+
+/// A link as the shortener shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Link {
+    pub id: String,
+    pub code: String,
+    pub short_url: String,
+    pub url: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub redirect_type: u16,
+    pub click_count: u64,
+    pub forward_query: bool,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkPage {
+    pub items: Vec<Link>,
+    pub next_cursor: Option<String>,
+}
+
+/// A key as the shortener lists it (never the key itself).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKey {
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A new key, shown once.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewApiKey {
+    pub name: String,
+    pub key: String,
+}
+
+/// A link's statistics as analytics answers them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stats {
+    pub from: String,
+    pub to: String,
+    pub bucket: String,
+    pub total_clicks: u64,
+    pub unique_visitors: u64,
+    pub bot_clicks: u64,
+    pub human_clicks: u64,
+    pub series: Vec<SeriesPoint>,
+    pub top_referrers: Vec<TopItem>,
+    pub browsers: Vec<TopItem>,
+    pub os: Vec<TopItem>,
+    pub devices: Vec<TopItem>,
+    pub countries: Vec<TopItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeriesPoint {
+    pub t: String,
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TopItem {
+    pub value: String,
+    pub clicks: u64,
+}
+
+/// A probe of a service: `/health`, `/ready` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub version: Option<String>,
+    pub ready: bool,
+    /// What `/ready` said (its checks, or why it failed).
+    pub readiness: String,
+    pub metrics: String,
+}
+
+/// Both services.
+#[derive(Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    shortener: Url,
+    analytics: Url,
+    analytics_key: String,
+}
+
+fn join(base: &Url, path_and_query: &str) -> String {
+    format!("{}{path_and_query}", base.as_str().trim_end_matches('/'))
+}
+
+/// One path segment, percent-encoded.
+pub fn segment(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+impl Upstream {
+    pub fn new(shortener: Url, analytics: Url, analytics_key: String) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(Duration::from_secs(3))
+            // The services never redirect their API; a redirect would be
+            // followed with the key.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("url-shortener-console/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            shortener,
+            analytics,
+            analytics_key,
+        })
+    }
+
+    async fn call(
+        &self,
+        service: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, bytes_body::Body), CallError> {
+        let unavailable = |reason: String| CallError::Unavailable { service, reason };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if status.is_success() {
+            return Ok((status, bytes_body::Body { content_type, body }));
+        }
+        match serde_json::from_slice::<Problem>(&body) {
+            Ok(problem) if content_type.starts_with("application/problem+json") => {
+                Err(CallError::Problem(problem))
+            }
+            _ => Err(unavailable(format!("{status} without a problem body"))),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        service: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
+        let (_, body) = self.call(service, request).await?;
+        serde_json::from_slice(&body.body).map_err(|e| CallError::Unavailable {
+            service,
+            reason: format!("an answer the console cannot read: {e}"),
+        })
+    }
+
+    /// A request to the shortener with the user's key; `client` (the
+    /// browser's address) is passed on, so the shortener throttles failed
+    /// keys per visitor where it trusts the console as a proxy.
+    fn shortener(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        client: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, join(&self.shortener, path))
+            .header("X-Api-Key", key)
+            .header("X-Forwarded-For", client)
+    }
+
+    pub async fn list_links(
+        &self,
+        key: &str,
+        client: &str,
+        query: &str,
+    ) -> Result<LinkPage, CallError> {
+        let path = format!("/api/v1/links?{query}");
+        self.json("shortener", self.shortener(Method::GET, &path, key, client))
+            .await
+    }
+
+    pub async fn link(&self, key: &str, client: &str, code: &str) -> Result<Link, CallError> {
+        let path = format!("/api/v1/links/{}", segment(code));
+        self.json("shortener", self.shortener(Method::GET, &path, key, client))
+            .await
+    }
+
+    pub async fn create_link(
+        &self,
+        key: &str,
+        client: &str,
+        body: &Value,
+    ) -> Result<Link, CallError> {
+        let request = self
+            .shortener(Method::POST, "/api/v1/links", key, client)
+            .json(body);
+        self.json("shortener", request).await
+    }
+
+    pub async fn update_link(
+        &self,
+        key: &str,
+        client: &str,
+        code: &str,
+        body: &Value,
+    ) -> Result<Link, CallError> {
+        let path = format!("/api/v1/links/{}", segment(code));
+        let request = self.shortener(Method::PATCH, &path, key, client).json(body);
+        self.json("shortener", request).await
+    }
+
+    pub async fn delete_link(&self, key: &str, client: &str, code: &str) -> Result<(), CallError> {
+        let path = format!("/api/v1/links/{}", segment(code));
+        self.call(
+            "shortener",
+            self.shortener(Method::DELETE, &path, key, client),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The link's QR code: its content type and bytes.
+    pub async fn qr(
+        &self,
+        key: &str,
+        client: &str,
+        code: &str,
+        format: &str,
+        size: u32,
+    ) -> Result<(String, Vec<u8>), CallError> {
+        let path = format!(
+            "/api/v1/links/{}/qr?format={format}&size={size}",
+            segment(code)
+        );
+        let (_, body) = self
+            .call("shortener", self.shortener(Method::GET, &path, key, client))
+            .await?;
+        Ok((body.content_type, body.body.to_vec()))
+    }
+
+    pub async fn keys(&self, key: &str, client: &str) -> Result<Vec<ApiKey>, CallError> {
+        self.json(
+            "shortener",
+            self.shortener(Method::GET, "/api/v1/keys", key, client),
+        )
+        .await
+    }
+
+    pub async fn create_key(
+        &self,
+        key: &str,
+        client: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<NewApiKey, CallError> {
+        let request = self
+            .shortener(Method::POST, "/api/v1/keys", key, client)
+            .json(&serde_json::json!({ "name": name, "role": role }));
+        self.json("shortener", request).await
+    }
+
+    pub async fn revoke_key(&self, key: &str, client: &str, name: &str) -> Result<(), CallError> {
+        let path = format!("/api/v1/keys/{}", segment(name));
+        self.call(
+            "shortener",
+            self.shortener(Method::DELETE, &path, key, client),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Stats of the link with this shortener id, with the console's own
+    /// analytics key. Call it only for a link the user's key could read.
+    pub async fn stats(&self, link_id: &str, query: &str) -> Result<Stats, CallError> {
+        let path = format!("/api/v1/urls/{}/stats?{query}", segment(link_id));
+        let request = self
+            .http
+            .get(join(&self.analytics, &path))
+            .header("X-Api-Key", &self.analytics_key);
+        self.json("analytics", request).await
+    }
+
+    /// Whether the service's `/health` answers 200.
+    pub async fn probe_health(&self, service: &'static str) -> bool {
+        let base = if service == "shortener" {
+            &self.shortener
+        } else {
+            &self.analytics
+        };
+        matches!(self.http.get(join(base, "/health")).send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Health, readiness and metrics of one service (`shortener` or
+    /// `analytics`); none of them needs a key.
+    pub async fn probe(&self, service: &'static str) -> Probe {
+        let base = if service == "shortener" {
+            &self.shortener
+        } else {
+            &self.analytics
+        };
+        let get = |path: &str| self.http.get(join(base, path)).send();
+        let (health, ready, metrics) = tokio::join!(get("/health"), get("/ready"), get("/metrics"));
+        let mut probe = Probe::default();
+        if let Ok(response) = health {
+            if let Ok(body) = response.json::<Value>().await {
+                probe.version = body["version"].as_str().map(str::to_owned);
+            }
+        }
+        match ready {
+            Ok(response) => {
+                probe.ready = response.status().is_success();
+                probe.readiness = response.text().await.unwrap_or_default();
+            }
+            Err(error) => probe.readiness = format!("unreachable: {error}"),
+        }
+        if let Ok(response) = metrics {
+            probe.metrics = response.text().await.unwrap_or_default();
+        }
+        probe
+    }
+}
+
+mod bytes_body {
+    /// A successful answer's body and its content type.
+    pub struct Body {
+        pub content_type: String,
+        pub body: actix_web::web::Bytes,
+    }
+}
+
+/// The value of a Prometheus series in `metrics` text (`name` with its
+/// labels, as exposed), if present.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Every series of a metric family: labels and value.
+pub fn metric_family(metrics: &str, name: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = if let Some(labelled) = rest.strip_prefix('{') {
+                let (labels, value) = labelled.split_once("} ")?;
+                (labels.to_owned(), value)
+            } else {
+                (String::new(), rest.strip_prefix(' ')?)
+            };
+            Some((labels, value.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_series() {
+        let text = "# HELP x\nshortener_click_spool_depth 12\nanalytics_consumer_lag_messages{subject=\"shortener.url.clicked\"} 7\nanalytics_consumer_lag_messages{subject=\"shortener.url.created\"} 0\n";
+        assert_eq!(metric(text, "shortener_click_spool_depth"), Some(12.0));
+        assert_eq!(metric(text, "shortener_click_spool"), None);
+        assert_eq!(
+            metric_family(text, "analytics_consumer_lag_messages"),
+            [
+                ("subject=\"shortener.url.clicked\"".to_owned(), 7.0),
+                ("subject=\"shortener.url.created\"".to_owned(), 0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(segment("my-link_1"), "my-link_1");
+    }
+}

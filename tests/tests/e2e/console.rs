@@ -1,0 +1,572 @@
+//! The console in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver, with `fantoccini`), against the real console,
+//! shortener, analytics and nats-server processes.
+//!
+//! The console reaches both services through proxies that check every API
+//! answer it receives against that service's OpenAPI document (the
+//! console's contract tests as a consumer; see `openapi_proxy`).
+//!
+//! With `CONSOLE_SCREENSHOTS_DIR` set, the test also saves the screenshots
+//! of docs/img/ there (`make screenshots`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use system_tests::process::{find_executable, free_port, http_get_with_key, port_open, Supervised};
+use system_tests::Service;
+
+use crate::openapi_proxy::OpenApiProxy;
+use crate::system::System;
+
+/// How long the browser may take to show a click (the issue's bound).
+const CLICK_VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+
+fn executable(name: &str, package: &str) -> Option<PathBuf> {
+    let found = find_executable(name, &format!("{}_BIN", name.to_ascii_uppercase()), &[]);
+    if found.is_none() {
+        assert!(
+            !system_tests::backends_required(),
+            "{name} is not installed (apt-get install {package})"
+        );
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
+}
+
+/// chromedriver on a free port, stopped (by PID) when dropped.
+struct Driver {
+    _process: Supervised,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &Path, log_dir: &Path) -> Self {
+        let port = free_port();
+        let mut process = Supervised::start(
+            "chromedriver",
+            binary,
+            vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+            log_dir.join("chromedriver.log"),
+        )
+        .expect("chromedriver starts");
+        process
+            // (It answers HTTP/1.1 only, so the port is the readiness.)
+            .wait_until(Duration::from_secs(20), || port_open(port))
+            .expect("chromedriver answers");
+        Self {
+            _process: process,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self, chromium: &Path, profile: &Path) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", "--hide-scrollbars", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session")
+    }
+}
+
+/// The page's element matching `css`.
+async fn find(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    let found = browser
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(css))
+        .await;
+    match found {
+        Ok(element) => element,
+        Err(e) => {
+            let source = browser.source().await.unwrap_or_default();
+            panic!("no {css} on {}: {e}\n{source}", path_of(browser).await)
+        }
+    }
+}
+
+/// Types `text` into the field `css`, replacing what it held.
+async fn fill(browser: &Client, css: &str, text: &str) {
+    let field = find(browser, css).await;
+    field.clear().await.expect("the field clears");
+    field.send_keys(text).await.expect("the field takes text");
+}
+
+/// Clicks the button whose text is `text`, within `scope` (an XPath), and
+/// waits for the page its form leads to.
+async fn press(browser: &Client, scope: &str, text: &str) {
+    let button = browser
+        .find(Locator::XPath(&format!(
+            "{scope}//button[normalize-space()='{text}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no button {text:?}: {e}"));
+    script(browser, "window.__before_submit = true;").await;
+    button.click().await.expect("the button clicks");
+    let clicked = Instant::now();
+    loop {
+        let loaded = browser
+            .execute(
+                "return window.__before_submit === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Bool(false));
+        if loaded == Value::Bool(true) {
+            return;
+        }
+        assert!(
+            clicked.elapsed() < Duration::from_secs(15),
+            "{text:?} led to no new page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn path_of(browser: &Client) -> String {
+    let url = browser.current_url().await.expect("a URL");
+    let query = url.query().filter(|q| !q.is_empty());
+    format!(
+        "{}{}",
+        url.path(),
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    )
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    find(browser, css).await.text().await.expect("text")
+}
+
+async fn value_of(browser: &Client, css: &str) -> String {
+    find(browser, css)
+        .await
+        .prop("value")
+        .await
+        .expect("a value")
+        .unwrap_or_default()
+}
+
+async fn script(browser: &Client, source: &str) -> Value {
+    browser
+        .execute(source, vec![])
+        .await
+        .expect("the script runs")
+}
+
+/// Every visible form field has a visible `<label>`, and the page fits
+/// the window's width.
+async fn page_is_well_formed(browser: &Client, what: &str) {
+    let unlabelled = script(
+        browser,
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(f => f.getClientRects().length > 0)
+            .filter(f => !f.labels || f.labels.length === 0
+                || [...f.labels].every(l => l.offsetParent === null && getComputedStyle(l).position !== 'fixed'))
+            .map(f => f.outerHTML);",
+    )
+    .await;
+    assert_eq!(
+        unlabelled,
+        json!([]),
+        "{what}: fields without a visible label"
+    );
+    let overflow = script(
+        browser,
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "{what}: wider than the window by {overflow} px"
+    );
+}
+
+async fn log_in(browser: &Client, console: &str, key: &str) {
+    browser
+        .goto(&format!("{console}/login"))
+        .await
+        .expect("the login page");
+    fill(browser, "#key", key).await;
+    press(browser, "", "Log in").await;
+    let path = path_of(browser).await;
+    if path != "/links" {
+        panic!(
+            "not signed in (at {path}):\n{}",
+            browser.source().await.unwrap_or_default()
+        );
+    }
+}
+
+async fn log_out(browser: &Client) {
+    press(browser, "//header", "Log out").await;
+    assert_eq!(path_of(browser).await, "/login");
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("CONSOLE_SCREENSHOTS_DIR") else {
+        return;
+    };
+    // The whole page: the window as tall as the document, for the shot.
+    let height = script(browser, "return document.documentElement.scrollHeight;").await;
+    let height = height.as_u64().unwrap_or(1000).clamp(600, 2400) as u32;
+    browser
+        .set_window_size(1280, height)
+        .await
+        .expect("the window resizes");
+    let png = browser.screenshot().await.expect("a screenshot");
+    browser
+        .set_window_size(1280, 1000)
+        .await
+        .expect("the window resizes");
+    std::fs::create_dir_all(&dir).expect("the screenshot directory");
+    std::fs::write(Path::new(&dir).join(name), png).expect("the screenshot is written");
+}
+
+fn document_of(service: &Service, key: &str) -> Value {
+    let (status, body) =
+        http_get_with_key(service.port(), "/api/v1/openapi.json", key).expect("the document");
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).expect("the document is JSON")
+}
+
+#[test]
+fn people_shorten_find_edit_and_delete_links_in_the_console() {
+    let (Some(chromium), Some(chromedriver)) = (
+        executable("chromium", "chromium"),
+        executable("chromedriver", "chromium-driver"),
+    ) else {
+        return;
+    };
+    let Some(system) = System::start() else {
+        return;
+    };
+    let shortener_proxy = OpenApiProxy::start(
+        system.shortener.port(),
+        document_of(&system.shortener, &system.key),
+    )
+    .expect("the shortener's contract proxy");
+    let analytics_proxy = OpenApiProxy::start(
+        system.analytics.port(),
+        document_of(&system.analytics, &system.key),
+    )
+    .expect("analytics' contract proxy");
+    let console = Service::start(
+        "console",
+        &[
+            ("CONSOLE_SHORTENER_URL", shortener_proxy.url()),
+            ("CONSOLE_ANALYTICS_URL", analytics_proxy.url()),
+            ("CONSOLE_ANALYTICS_API_KEY", system.key.clone()),
+            (
+                "CONSOLE_SESSION_SECRET",
+                "a test secret of at least 32 bytes!!".into(),
+            ),
+        ],
+        system.dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let base = console.url();
+    let driver = Driver::start(&chromedriver, system.dir.path());
+    // Links of the admin's that the search must leave out.
+    for n in 0..3 {
+        let other = system.post_link(&json!({ "url": format!("https://example.org/other/{n}"), "title": format!("Other {n}"), "tags": ["misc"] }));
+        assert_eq!(other.status, 201, "{}", other.body);
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let browser = driver
+            .browser(&chromium, &system.dir.path().join("profile"))
+            .await;
+
+        // Signed out, every page leads to the login.
+        browser.goto(&format!("{base}/links")).await.unwrap();
+        assert_eq!(path_of(&browser).await, "/login");
+        page_is_well_formed(&browser, "login").await;
+        fill(&browser, "#key", "not-a-key").await;
+        press(&browser, "", "Log in").await;
+        assert!(text_of(&browser, ".error").await.contains("not valid"));
+
+        // Log in; create a link with a title and tags.
+        log_in(&browser, &base, &system.key).await;
+        page_is_well_formed(&browser, "links").await;
+        find(&browser, "header nav a[href='/links/new']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        page_is_well_formed(&browser, "new link").await;
+        fill(&browser, "#url", "https://example.com/docs/q3").await;
+        fill(&browser, "#alias", "docs-q3").await;
+        fill(&browser, "#title", "Q3 launch docs").await;
+        fill(&browser, "#tags", "docs, q3-launch").await;
+        press(&browser, "", "Shorten").await;
+        assert_eq!(path_of(&browser).await, "/links/docs-q3?created=1");
+
+        // Its short URL, a copy button (JS) and its QR code.
+        let short_url = value_of(&browser, "#short-url").await;
+        assert!(short_url.ends_with("/docs-q3"), "{short_url}");
+        assert_eq!(
+            script(
+                &browser,
+                "return document.querySelector('[data-copy]').hidden;"
+            )
+            .await,
+            json!(false),
+            "the copy button shows with JS"
+        );
+        let qr_width = script(
+            &browser,
+            "const img = document.getElementById('qr');
+             return img.complete ? img.naturalWidth : -1;",
+        )
+        .await;
+        assert!(
+            qr_width.as_i64().unwrap_or(0) > 0,
+            "the QR code loads: {qr_width}"
+        );
+        page_is_well_formed(&browser, "link page").await;
+        screenshot(&browser, "console-new-link.png").await;
+
+        // Followed by a fresh client, the click shows on the link page
+        // within 10 s.
+        let followed = system.follow("docs-q3", "");
+        assert_eq!(followed.status, 302);
+        assert_eq!(
+            followed.header("location"),
+            Some("https://example.com/docs/q3")
+        );
+        let followed_at = Instant::now();
+        loop {
+            browser
+                .goto(&format!("{base}/links/docs-q3"))
+                .await
+                .unwrap();
+            let clicks = browser.find(Locator::Css("#total-clicks b")).await.ok();
+            let clicks = match clicks {
+                Some(element) => element.text().await.unwrap_or_default(),
+                None => String::new(),
+            };
+            if clicks == "1" {
+                break;
+            }
+            assert!(
+                followed_at.elapsed() < CLICK_VISIBLE_WITHIN,
+                "the click did not show within {CLICK_VISIBLE_WITHIN:?} (clicks: {clicks:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(text_of(&browser, "#unique-visitors b").await, "1");
+        assert!(text_of(&browser, "#browsers").await.contains("Firefox"));
+        assert!(text_of(&browser, "#top-referrers")
+            .await
+            .contains("duckduckgo.com"));
+        let bars = script(
+            &browser,
+            "return document.querySelectorAll('#clicks-chart .bar').length;",
+        )
+        .await;
+        assert_eq!(bars, json!(1), "one bucket with clicks");
+        // The range picker: 30 days per day.
+        find(&browser, "#range option[value='30d']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        // The script submits a change of range at once; without it, Show does.
+        let chosen = Instant::now();
+        while !path_of(&browser).await.contains("range=30d") {
+            if chosen.elapsed() > Duration::from_secs(3) {
+                press(&browser, "//section[@id='stats']", "Show").await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(path_of(&browser).await.contains("range=30d"));
+        assert_eq!(value_of(&browser, "#bucket").await, "day");
+        assert_eq!(text_of(&browser, "#total-clicks b").await, "1");
+        screenshot(&browser, "console-link-stats.png").await;
+
+        // Edit the target.
+        fill(&browser, "#url", "https://example.com/docs/q3-final").await;
+        press(&browser, "//section[@id='edit']", "Save").await;
+        assert_eq!(path_of(&browser).await, "/links/docs-q3?saved=1");
+        assert!(text_of(&browser, ".flash").await.contains("Saved"));
+        assert_eq!(
+            system.follow("docs-q3", "").header("location"),
+            Some("https://example.com/docs/q3-final")
+        );
+        // A refused change names its field and keeps what was typed.
+        fill(&browser, "#tags", "Not OK!").await;
+        press(&browser, "//section[@id='edit']", "Save").await;
+        assert!(!text_of(&browser, "#tags-error").await.is_empty());
+        assert_eq!(value_of(&browser, "#tags").await, "Not OK!");
+
+        // Search by tag, and by text.
+        browser.goto(&format!("{base}/links")).await.unwrap();
+        fill(&browser, "#tag", "q3-launch").await;
+        press(&browser, "", "Search").await;
+        let rows = text_of(&browser, "#links tbody").await;
+        assert!(
+            rows.contains("docs-q3") && rows.contains("Q3 launch docs"),
+            "{rows}"
+        );
+        assert!(!rows.contains("Other"), "{rows}");
+        browser.goto(&format!("{base}/links")).await.unwrap();
+        fill(&browser, "#q", "OTHER 1").await;
+        press(&browser, "", "Search").await;
+        let rows = text_of(&browser, "#links tbody").await;
+        assert!(
+            rows.contains("Other 1") && !rows.contains("docs-q3"),
+            "{rows}"
+        );
+        browser.goto(&format!("{base}/links")).await.unwrap();
+        screenshot(&browser, "console-links.png").await;
+
+        // An author key, made on the Keys page, sees none of the admin's links.
+        find(&browser, "header nav a[href='/keys']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        page_is_well_formed(&browser, "keys").await;
+        fill(&browser, "#name", "alice").await;
+        press(&browser, "", "Create key").await;
+        let alice = value_of(&browser, "#new-key-value").await;
+        assert_eq!(alice.len(), 64, "the new key is shown once: {alice:?}");
+        browser.goto(&format!("{base}/keys")).await.unwrap();
+        assert!(
+            !browser.source().await.unwrap().contains(&alice),
+            "and only once"
+        );
+        log_out(&browser).await;
+        log_in(&browser, &base, &alice).await;
+        assert!(find(&browser, "#no-links")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("No links yet"));
+        assert!(browser
+            .find(Locator::Css("header nav a[href='/keys']"))
+            .await
+            .is_err());
+        browser
+            .goto(&format!("{base}/links/docs-q3"))
+            .await
+            .unwrap();
+        assert!(
+            text_of(&browser, "h1").await.contains("Not found"),
+            "another author's link is unknown"
+        );
+        browser.goto(&format!("{base}/keys")).await.unwrap();
+        assert!(text_of(&browser, "h1").await.contains("Not allowed"));
+        // Alice's own link is hers to see.
+        browser.goto(&format!("{base}/links/new")).await.unwrap();
+        fill(&browser, "#url", "https://example.net/alice").await;
+        press(&browser, "", "Shorten").await;
+        let path = path_of(&browser).await;
+        assert!(
+            path.ends_with("?created=1"),
+            "{path}: {}",
+            browser.source().await.unwrap()
+        );
+        log_out(&browser).await;
+
+        // Delete, with a confirmation.
+        log_in(&browser, &base, &system.key).await;
+        browser
+            .goto(&format!("{base}/links/docs-q3"))
+            .await
+            .unwrap();
+        press(&browser, "//section[@id='danger']", "Delete").await;
+        assert_eq!(path_of(&browser).await, "/links/docs-q3/delete");
+        page_is_well_formed(&browser, "delete confirmation").await;
+        press(&browser, "//main", "Delete").await;
+        assert!(path_of(&browser)
+            .await
+            .starts_with("/links?deleted=docs-q3"));
+        assert!(text_of(&browser, ".flash")
+            .await
+            .contains("Deleted /docs-q3"));
+        assert_eq!(system.follow("docs-q3", "").status, 410);
+
+        // Usable at 375 px: every page fits the width.
+        browser.set_window_size(375, 812).await.unwrap();
+        for path in ["/links", "/links/new", "/system", "/keys"] {
+            browser.goto(&format!("{base}{path}")).await.unwrap();
+            page_is_well_formed(&browser, &format!("{path} at 375 px")).await;
+        }
+        let code = system.create("https://example.com/narrow")["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        browser.goto(&format!("{base}/links/{code}")).await.unwrap();
+        page_is_well_formed(&browser, "a link page at 375 px").await;
+
+        // System: both services ready, with versions and the pipeline.
+        browser.set_window_size(1280, 1000).await.unwrap();
+        browser.goto(&format!("{base}/system")).await.unwrap();
+        assert!(text_of(&browser, "#shortener h2").await.contains("ready"));
+        assert!(text_of(&browser, "#analytics h2").await.contains("ready"));
+        assert_eq!(text_of(&browser, "#spool-depth").await, "0");
+        assert!(!text_of(&browser, "#consumer-lag").await.is_empty());
+        assert!(browser.source().await.unwrap().contains("Version 0.1.0"));
+
+        browser.close().await.expect("the session closes");
+    });
+
+    // Every API answer the console received matched its service's document.
+    for (name, proxy) in [
+        ("shortener", &shortener_proxy),
+        ("analytics", &analytics_proxy),
+    ] {
+        let findings = proxy.findings();
+        assert!(
+            findings.violations.is_empty(),
+            "{name} answers that break its document:\n{}",
+            findings.violations.join("\n")
+        );
+        assert!(
+            findings.checked.len() >= 3,
+            "{name}: {:?}",
+            findings.checked
+        );
+    }
+    let shortener_checked = shortener_proxy.findings().checked.join("\n");
+    for expected in [
+        "POST /api/v1/links -> 201",
+        "PATCH /api/v1/links/docs-q3 -> 200",
+        "PATCH /api/v1/links/docs-q3 -> 422",
+        "DELETE /api/v1/links/docs-q3 -> 204",
+        "GET /api/v1/links/docs-q3 -> 404",
+        "GET /api/v1/keys -> 403",
+        "POST /api/v1/keys -> 201",
+        "GET /api/v1/links/docs-q3/qr -> 200",
+    ] {
+        assert!(
+            shortener_checked.contains(expected),
+            "{expected} not seen:\n{shortener_checked}"
+        );
+    }
+    let analytics_checked = analytics_proxy.findings().checked.join("\n");
+    assert!(
+        analytics_checked.contains("/stats -> 200"),
+        "{analytics_checked}"
+    );
+    drop(console);
+}
