@@ -7,12 +7,12 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics faults up down demo screenshot
+.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics faults up down demo screenshots
 
 help:
 	@echo "make up        run the system (see README.md); make down stops it"
 	@echo "make demo      the quick tour: shorten, redirect, read stats (after make up)"
-	@echo "make screenshot  docs/img/dashboard.png from the running dashboard"
+	@echo "make screenshots  docs/img/console-*.png, taken by the console's browser test"
 	@echo "make test      formatting, lints, and every test against real servers"
 	@echo "make backends  install nats-server, clickhouse-server and the MongoDB-wire test server if missing"
 	@echo "make bench-redirect  redirect throughput and latency next to a bare actix-web handler"
@@ -68,6 +68,7 @@ down:
 demo:
 	@bash infra/dev/demo.sh
 
-## A PNG of the dashboard (docs/img/dashboard.png), from the running system.
-screenshot:
-	@bash infra/dev/screenshot.sh
+## The console's screenshots in docs/img/, taken by its browser test (own servers).
+screenshots: backends
+	cargo build --workspace --bins
+	CONSOLE_SCREENSHOTS_DIR="$(CURDIR)/docs/img" cargo test -q -p system-tests --test e2e console

@@ -1,4 +1,4 @@
-# Shared by up.sh, down.sh, demo.sh and screenshot.sh (sourced, not run).
+# Shared by up.sh, down.sh and demo.sh (sourced, not run).
 # Processes are tracked by PID files under $run_dir, each holding the PID
 # and the executable it runs: stop only ever signals those exact processes.
 
@@ -9,16 +9,20 @@ nats_port="${URL_SHORTENER_NATS_PORT:-4222}"
 nats_monitor_port="${URL_SHORTENER_NATS_MONITOR_PORT:-8222}"
 shortener_addr="${SHORTENER_HTTP_ADDR:-127.0.0.1:8080}"
 analytics_addr="${ANALYTICS_HTTP_ADDR:-127.0.0.1:8081}"
+console_addr="${CONSOLE_HTTP_ADDR:-127.0.0.1:8082}"
 shortener_url="http://$shortener_addr"
 analytics_url="http://$analytics_addr"
+console_url="http://$console_addr"
 
 docker_works() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
-# The admin key `make up` gives both services, and the env file the compose
-# stack reads its secrets from; both 0600, written once and kept.
+# The admin key `make up` gives both services, the console's session secret,
+# and the env file the compose stack reads its secrets from; all 0600,
+# written once and kept.
 key_file="$data_dir/api-key"
+session_secret_file="$data_dir/console-session-secret"
 compose_env="$data_dir/compose.env"
 
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -31,9 +35,17 @@ ensure_secrets() {
         echo "up: created an admin API key in $key_file"
     fi
     chmod 600 "$key_file"
+    if [[ ! -s "$session_secret_file" ]]; then
+        (umask 077 && random_hex >"$session_secret_file")
+    fi
+    chmod 600 "$session_secret_file"
     if [[ ! -s "$compose_env" ]]; then
         (umask 077 && printf 'URL_SHORTENER_API_KEY=%s\nCLICKHOUSE_PASSWORD=%s\n' \
             "$(tr -d '\n' <"$key_file")" "$(random_hex)" >"$compose_env")
+    fi
+    # Added to env files written before the console existed.
+    if ! grep -q '^CONSOLE_SESSION_SECRET=' "$compose_env"; then
+        printf 'CONSOLE_SESSION_SECRET=%s\n' "$(cat "$session_secret_file")" >>"$compose_env"
     fi
     chmod 600 "$compose_env"
 }
@@ -132,9 +144,10 @@ print_welcome() {
     key="$(api_key)"
     cat <<EOF
 
-The URL shortener runs.
+The URL shortener runs. Open $console_url and log in with the admin key below.
+  console    $console_url   (shorten, manage and understand links)
   shortener  $shortener_url   (API: $shortener_url/api/v1/links, OpenAPI: $shortener_url/api/v1/openapi.json)
-  analytics  $analytics_url   (dashboard: $analytics_url/, stats: $analytics_url/api/v1/links/{code}/stats)
+  analytics  $analytics_url   (stats: $analytics_url/api/v1/links/{code}/stats, OpenAPI: $analytics_url/api/v1/openapi.json)
   logs       $1
   admin key  $key
              (kept in $key_file, mode 0600; send it as X-Api-Key. Redirects need none.)

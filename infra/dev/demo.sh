@@ -77,4 +77,4 @@ for code in "${codes[@]}"; do
     curl -fsS "${api_key[@]}" "$analytics_url/api/v1/links/$code/stats" | python3 -c "$summary"
 done
 echo
-echo "Dashboard: $analytics_url/  (this link: $analytics_url/links/${codes[0]})"
+echo "In the console: $console_url/links/${codes[0]} (log in with the admin key in $key_file)"

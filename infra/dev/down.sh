@@ -15,8 +15,8 @@ if [[ "$mode" == docker ]]; then
 fi
 
 stopped=0
-# Consumers first, the message broker last.
-for name in analytics shortener nats; do
+# The console first, then consumers, the message broker last.
+for name in console analytics shortener nats; do
     if pid="$(running_pid "$name")"; then
         kill -TERM "$pid" 2>/dev/null || true
         deadline=$((SECONDS + 30))

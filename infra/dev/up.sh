@@ -2,9 +2,9 @@
 # `make up`: runs the whole system and waits until every /ready is green.
 #
 # With a reachable Docker engine: the production stack from infra/
-# (NATS JetStream, MongoDB replica set, ClickHouse, both services).
-# Otherwise natively: nats-server plus both services on their embedded SQLite
-# stores, everything under $URL_SHORTENER_DATA (default .data/), logs to
+# (NATS JetStream, MongoDB replica set, ClickHouse, the three services).
+# Otherwise natively: nats-server, both services on their embedded SQLite
+# stores and the console, everything under $URL_SHORTENER_DATA (default .data/), logs to
 # files there. Setting SHORTENER_MONGODB_URI or ANALYTICS_CLICKHOUSE_URL
 # switches the native run to those stores. URL_SHORTENER_NATIVE=1 forces the
 # native run even where Docker works.
@@ -24,6 +24,7 @@ if [[ "${URL_SHORTENER_NATIVE:-}" != 1 ]] && docker_works; then
     compose up -d --build
     wait_ready shortener "$shortener_url" 300
     wait_ready analytics "$analytics_url" 300
+    wait_ready console "$console_url" 300
     print_welcome "docker compose -f infra/docker-compose.yml logs -f"
     exit 0
 fi
@@ -50,7 +51,7 @@ fi
 # The services, built once (release: this is what people measure).
 if [[ -z "${URL_SHORTENER_BIN_DIR:-}" ]]; then
     echo "up: building the services (cargo build --release; the first build takes a few minutes)"
-    cargo build --release -q -p shortener -p analytics
+    cargo build --release -q -p shortener -p analytics -p console
     bin_dir="${CARGO_TARGET_DIR:-target}/release"
 else
     bin_dir="$URL_SHORTENER_BIN_DIR"
@@ -59,6 +60,7 @@ fi
 ensure_free nats "127.0.0.1:$nats_port"
 ensure_free shortener "$shortener_addr"
 ensure_free analytics "$analytics_addr"
+ensure_free console "$console_addr"
 start nats "$nats_bin" -js -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor_port" -sd "$data_dir/nats"
 wait_http nats "http://127.0.0.1:$nats_monitor_port/healthz" 30
 
@@ -74,6 +76,14 @@ ANALYTICS_API_KEY="$key" \
     ANALYTICS_SQLITE_PATH="${ANALYTICS_SQLITE_PATH:-$data_dir/analytics/analytics.db}" \
     start analytics "$bin_dir/analytics"
 
+CONSOLE_HTTP_ADDR="$console_addr" \
+    CONSOLE_SHORTENER_URL="$shortener_url" \
+    CONSOLE_ANALYTICS_URL="$analytics_url" \
+    CONSOLE_ANALYTICS_API_KEY="$key" \
+    CONSOLE_SESSION_SECRET="$(cat "$session_secret_file")" \
+    start console "$bin_dir/console"
+
 wait_ready shortener "$shortener_url" 60
 wait_ready analytics "$analytics_url" 60
+wait_ready console "$console_url" 60
 print_welcome "tail -f $log_dir/*.log"

@@ -46,6 +46,7 @@ fn a_compose_tool_accepts_the_file() {
         .current_dir(repo())
         .env_remove("URL_SHORTENER_API_KEY")
         .env_remove("CLICKHOUSE_PASSWORD")
+        .env_remove("CONSOLE_SESSION_SECRET")
         .output()
         .expect("docker-compose runs");
     assert!(
@@ -57,8 +58,9 @@ fn a_compose_tool_accepts_the_file() {
     std::fs::write(
         &env_file,
         format!(
-            "URL_SHORTENER_API_KEY={}\nCLICKHOUSE_PASSWORD=p\n",
-            "k".repeat(64)
+            "URL_SHORTENER_API_KEY={}\nCLICKHOUSE_PASSWORD=p\nCONSOLE_SESSION_SECRET={}\n",
+            "k".repeat(64),
+            "s".repeat(64)
         ),
     )
     .unwrap();
@@ -79,7 +81,14 @@ fn a_compose_tool_accepts_the_file() {
 #[test]
 fn the_whole_production_stack_is_there_with_pinned_images_and_health_checks() {
     let services = services();
-    for name in ["nats", "mongodb", "clickhouse", "shortener", "analytics"] {
+    for name in [
+        "nats",
+        "mongodb",
+        "clickhouse",
+        "shortener",
+        "analytics",
+        "console",
+    ] {
         assert!(services.contains_key(name), "service {name} is missing");
     }
     for (name, service) in &services {
@@ -100,6 +109,7 @@ fn the_whole_production_stack_is_there_with_pinned_images_and_health_checks() {
     for (name, needs) in [
         ("shortener", ["nats", "mongodb"]),
         ("analytics", ["nats", "clickhouse"]),
+        ("console", ["shortener", "analytics"]),
     ] {
         for need in needs {
             assert_eq!(

@@ -217,6 +217,33 @@ async fn log_out(browser: &Client) {
     assert_eq!(path_of(browser).await, "/login");
 }
 
+fn screenshots_wanted() -> bool {
+    std::env::var_os("CONSOLE_SCREENSHOTS_DIR").is_some()
+}
+
+/// Visits from a mix of browsers and referrers; how many.
+fn visitor_mix(system: &System, code: &str) -> usize {
+    let agents = [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ];
+    let referrers = [
+        "https://news.ycombinator.com/item?id=1",
+        "https://www.google.com/",
+        "https://twitter.com/",
+        "https://mail.example.com/",
+    ];
+    let mut visits = 0;
+    for n in 0..48 {
+        let answer = system.follow_as(code, agents[n % 4], referrers[(n / 3) % 4]);
+        assert_eq!(answer.status, 302);
+        visits += 1;
+    }
+    visits
+}
+
 async fn screenshot(browser: &Client, name: &str) {
     let Some(dir) = std::env::var_os("CONSOLE_SCREENSHOTS_DIR") else {
         return;
@@ -399,7 +426,27 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         assert!(path_of(&browser).await.contains("range=30d"));
         assert_eq!(value_of(&browser, "#bucket").await, "day");
         assert_eq!(text_of(&browser, "#total-clicks b").await, "1");
-        screenshot(&browser, "console-link-stats.png").await;
+        if screenshots_wanted() {
+            // A link page worth looking at: visitors of several kinds.
+            let visits = visitor_mix(&system, "docs-q3");
+            let expected = (visits + 1).to_string();
+            let started = Instant::now();
+            loop {
+                browser
+                    .goto(&format!("{base}/links/docs-q3?range=24h"))
+                    .await
+                    .unwrap();
+                if text_of(&browser, "#total-clicks b").await == expected {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the visits did not arrive"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            screenshot(&browser, "console-link-stats.png").await;
+        }
 
         // Edit the target.
         fill(&browser, "#url", "https://example.com/docs/q3-final").await;

@@ -141,6 +141,18 @@ impl System {
         )
     }
 
+    /// `GET /{code}` as a visitor with this browser and referrer.
+    #[allow(dead_code)] // the console test's
+    pub fn follow_as(&self, code: &str, user_agent: &str, referer: &str) -> HttpAnswer {
+        self.call(
+            &self.shortener,
+            "GET",
+            &format!("/{code}"),
+            &format!("User-Agent: {user_agent}\r\nReferer: {referer}\r\n"),
+            "",
+        )
+    }
+
     pub fn delete(&self, code: &str) -> u16 {
         self.call(
             &self.shortener,
