@@ -159,7 +159,7 @@ pub struct CopyPage {
     tag = "stats",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Links per page (default 100)"),
-        ("cursor" = Option<String>, Query, pattern = r"^-?[0-9]{1,19}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "next_cursor of the page before, as it is"),
+        ("cursor" = Option<String>, Query, pattern = r"^-?[0-9]{1,18}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "next_cursor of the page before, as it is"),
     ),
     responses(
         (status = 200, description = "A page of links, newest first, with their click totals", body = CopyPage),

@@ -60,10 +60,12 @@ pub enum CallError {
 }
 
 impl CallError {
-    pub fn status(&self) -> Option<u16> {
+    /// Which service failed (`shortener` or `analytics`); a problem names
+    /// no service, since it was an answer.
+    pub fn service(&self) -> &'static str {
         match self {
-            CallError::Problem(p) => Some(p.status),
-            CallError::Unavailable { .. } => None,
+            CallError::Problem(_) => "service",
+            CallError::Unavailable { service, .. } => service,
         }
     }
 }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use system_tests::process::{find_executable, free_port, http_get_with_key, port_open, Supervised};
+use system_tests::process::{
+    find_executable, free_port, http_exchange, http_get_with_key, port_open, HttpAnswer, Supervised,
+};
 use system_tests::Service;
 
 use crate::openapi_proxy::OpenApiProxy;
@@ -616,4 +618,209 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         "{analytics_checked}"
     );
     drop(console);
+}
+
+/// One raw request to the console; `cookies` as a `Cookie` header value.
+fn console_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    extra: &str,
+    form: &str,
+) -> HttpAnswer {
+    let cookie = if cookies.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {cookies}\r\n")
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{cookie}{extra}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    http_exchange(port, &request).unwrap_or_else(|| panic!("{method} {path}: no answer"))
+}
+
+/// The `name=value` of the first `Set-Cookie` for `name`, and its attributes.
+fn set_cookie<'a>(answer: &'a HttpAnswer, name: &str) -> Option<(&'a str, &'a str)> {
+    answer
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split_once(';').unwrap_or((v, "")))
+}
+
+/// The hidden CSRF token of a page's forms.
+fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn form_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[test]
+fn the_console_guards_its_sessions_and_forms() {
+    let Some(system) = System::start() else {
+        return;
+    };
+    let console = Service::start(
+        "console",
+        &[
+            ("CONSOLE_SHORTENER_URL", system.shortener.url()),
+            ("CONSOLE_ANALYTICS_URL", system.analytics.url()),
+            ("CONSOLE_ANALYTICS_API_KEY", system.key.clone()),
+        ],
+        system.dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = console.port();
+
+    // Signed out: pages lead to the login; the page forbids framing and
+    // anything from elsewhere.
+    let answer = console_call(port, "GET", "/links", "", "", "");
+    assert_eq!(
+        (answer.status, answer.header("location")),
+        (303, Some("/login"))
+    );
+    let login = console_call(port, "GET", "/login", "", "", "");
+    assert_eq!(login.status, 200);
+    let csp = login.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let (token_cookie, flags) = set_cookie(&login, "console_login").expect("a login cookie");
+    assert!(
+        flags.contains("HttpOnly") && flags.contains("SameSite=Strict"),
+        "{flags}"
+    );
+    assert!(!flags.contains("Secure"), "plain http: {flags}");
+    let over_https = console_call(
+        port,
+        "GET",
+        "/login",
+        "",
+        "X-Forwarded-Proto: https\r\n",
+        "",
+    );
+    let (_, flags) = set_cookie(&over_https, "console_login").unwrap();
+    assert!(flags.contains("Secure"), "behind an https proxy: {flags}");
+
+    // The login form's token must match its cookie.
+    let token = csrf_in(&login.body);
+    let forged = console_call(
+        port,
+        "POST",
+        "/login",
+        token_cookie,
+        "",
+        &format!("csrf={}&key={}", "0".repeat(64), system.key),
+    );
+    assert_eq!(forged.status, 403);
+    // A key that cannot be one is refused as invalid, not sent on.
+    let odd = console_call(
+        port,
+        "POST",
+        "/login",
+        token_cookie,
+        "",
+        &format!("csrf={token}&key=%E2%9C%93%0Aabc"),
+    );
+    assert_eq!(odd.status, 401, "{}", odd.body);
+    let signed_in = console_call(
+        port,
+        "POST",
+        "/login",
+        token_cookie,
+        "",
+        &format!("csrf={token}&key={}", system.key),
+    );
+    assert_eq!(
+        (signed_in.status, signed_in.header("location")),
+        (303, Some("/links"))
+    );
+    let (session, flags) = set_cookie(&signed_in, "console_session").expect("a session cookie");
+    assert!(
+        flags.contains("HttpOnly") && flags.contains("SameSite=Strict"),
+        "{flags}"
+    );
+    assert!(
+        !session.contains(&system.key),
+        "the key never reaches the browser"
+    );
+
+    // Every form needs the session's token.
+    let new_page = console_call(port, "GET", "/links/new", session, "", "");
+    assert_eq!(new_page.status, 200);
+    let token = csrf_in(&new_page.body);
+    let form = |csrf: &str| {
+        format!(
+            "csrf={csrf}&url={}&alias=guarded&redirect_type=302",
+            form_value("https://example.com/guarded")
+        )
+    };
+    for bad in ["", "nope", &"0".repeat(64)] {
+        let answer = console_call(port, "POST", "/links", session, "", &form(bad));
+        assert_eq!(answer.status, 403, "csrf {bad:?}");
+    }
+    assert_eq!(
+        system.follow("guarded", "").status,
+        404,
+        "nothing was created"
+    );
+    let created = console_call(port, "POST", "/links", session, "", &form(&token));
+    assert_eq!(
+        (created.status, created.header("location")),
+        (303, Some("/links/guarded?created=1"))
+    );
+    assert_eq!(system.follow("guarded", "").status, 302);
+
+    // Logging out ends the session on the server, not only in the browser.
+    let out = console_call(
+        port,
+        "POST",
+        "/logout",
+        session,
+        "",
+        &format!("csrf={token}"),
+    );
+    assert_eq!(out.status, 303);
+    let after = console_call(port, "GET", "/links", session, "", "");
+    assert_eq!(
+        (after.status, after.header("location")),
+        (303, Some("/login"))
+    );
+
+    // Sign-ins are limited per address: a guesser gets 429 before the
+    // shortener's failed-key limit would lock out the console itself.
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            let login = console_call(port, "GET", "/login", "", "", "");
+            let (cookie, _) = set_cookie(&login, "console_login").unwrap();
+            let token = csrf_in(&login.body);
+            console_call(
+                port,
+                "POST",
+                "/login",
+                cookie,
+                "",
+                &format!("csrf={token}&key={}", "f".repeat(64)),
+            )
+            .status
+        })
+        .collect();
+    assert!(
+        statuses.contains(&401) && statuses.last() == Some(&429),
+        "{statuses:?}"
+    );
+    let admin = console_call(port, "GET", "/login", "", "", "");
+    assert_eq!(admin.status, 200, "the login page itself stays up");
 }

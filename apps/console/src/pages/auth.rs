@@ -18,17 +18,21 @@ use crate::session::{
 };
 use crate::upstream::CallError;
 
-/// Failed sign-ins per address and minute, before the shortener's own
-/// limit (which sees the console as one client unless it trusts it as a
-/// proxy) would lock everybody out.
-const FAILED_LOGINS_PER_MINUTE: u32 = 10;
+/// Sign-in attempts per address and minute: a guesser is stopped here,
+/// before the shortener's own failed-key limit (which sees the console as
+/// one client unless it trusts it as a proxy) would lock everybody out.
+const LOGINS_PER_MINUTE: u32 = 10;
 
-/// Failed sign-ins, per address.
+/// Longest key accepted at the login.
+const MAX_KEY_BYTES: usize = 256;
+const INVALID_KEY: &str = "That key is not valid (or was revoked).";
+
+/// Sign-in attempts, per address.
 pub struct LoginLimit(DefaultKeyedRateLimiter<IpAddr>);
 
 impl LoginLimit {
     pub fn new() -> Self {
-        Self(per_minute_limit(FAILED_LOGINS_PER_MINUTE))
+        Self(per_minute_limit(LOGINS_PER_MINUTE))
     }
 }
 
@@ -85,6 +89,11 @@ pub async fn log_in(
         .to_owned();
     if key.is_empty() {
         return Ok(login_page(&request, Some("Enter a key."), 422));
+    }
+    // Keys are printable ASCII; anything else cannot be one (and could not
+    // travel in a header), so it is refused here, as an invalid key.
+    if key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(login_page(&request, Some(INVALID_KEY), 401));
     }
     // Throttled before asking the shortener, so a guesser is stopped here.
     if state.logins.0.check_key(&ip).is_err() {

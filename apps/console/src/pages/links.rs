@@ -566,9 +566,9 @@ async fn stats_of(state: &State, link: &Link, range: &Range) -> StatsView {
         ),
         Err(error) => {
             tracing::warn!(%error, "stats unavailable");
-            StatsView::Missing(format!(
-                "Stats are unavailable right now ({error}). The link itself works as always."
-            ))
+            StatsView::Missing(
+                "Stats are unavailable right now. The link itself works as always.".into(),
+            )
         }
     }
 }

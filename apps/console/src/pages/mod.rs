@@ -106,8 +106,12 @@ impl PageError {
             CallError::Problem(p) if p.status == 429 => PageError::TooMany(60),
             CallError::Problem(p) if p.status < 500 => PageError::BadRequest(p.detail),
             other => {
+                // The details (addresses, errors) go to the log, not the page.
                 tracing::warn!(error = %other, "a service call failed");
-                PageError::Upstream(other.to_string())
+                PageError::Upstream(format!(
+                    "The {} is unavailable right now. Try again in a moment.",
+                    other.service()
+                ))
             }
         }
     }

@@ -452,7 +452,7 @@ fn parse_cursor(raw: &str, order: LinkOrder) -> Result<LinkCursor, &'static str>
     tag = "links",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)"),
-        ("cursor" = Option<String>, Query, pattern = r"^(0|[1-9][0-9]{0,18})~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`next_cursor` of the previous page (same q, tag and sort)"),
+        ("cursor" = Option<String>, Query, pattern = r"^(0|[1-9][0-9]{0,17})~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`next_cursor` of the previous page (same q, tag and sort)"),
         ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, target or title contains this text, ignoring case"),
         ("tag" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only links with this tag"),
         ("sort" = Option<String>, Query, pattern = "^(created|clicks)$", description = "`created` (newest first, the default) or `clicks` (most redirects first)"),
