@@ -111,6 +111,21 @@ impl From<LinkError> for ApiError {
 }
 
 impl ApiError {
+    /// The problem this error is answered with (also one item's answer in
+    /// a bulk create).
+    pub fn problem(&self) -> ProblemBody {
+        let mut detail = self.to_string();
+        let params = self.invalid_params();
+        if !params.is_empty() {
+            let listed: Vec<String> = params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.reason))
+                .collect();
+            detail = format!("{detail}: {}", listed.join("; "));
+        }
+        ProblemBody::new(self.status_code(), self.code(), &detail, params)
+    }
+
     /// A single invalid body field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ApiError::InvalidBody(vec![InvalidParam::new(field, reason)])
@@ -174,16 +189,7 @@ impl ResponseError for ApiError {
             let cause = std::error::Error::source(self).map(|c| format!("{c:#}"));
             tracing::error!(error = %self, cause, "request failed");
         }
-        let mut detail = self.to_string();
-        let params = self.invalid_params();
-        if !params.is_empty() {
-            let listed: Vec<String> = params
-                .iter()
-                .map(|p| format!("{}: {}", p.name, p.reason))
-                .collect();
-            detail = format!("{detail}: {}", listed.join("; "));
-        }
-        let mut response = render(status, self.code(), &detail, params);
+        let mut response = self.problem().response();
         match self {
             ApiError::RateLimited { retry_after_secs } => {
                 response
@@ -223,6 +229,39 @@ pub struct ProblemBody {
     invalid_params: Vec<InvalidParam>,
 }
 
+impl ProblemBody {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        detail: &str,
+        invalid_params: Vec<InvalidParam>,
+    ) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.to_owned(),
+            code: code.to_owned(),
+            field: invalid_params.first().map(|p| p.name.clone()),
+            invalid_params,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The problem+json response of this problem.
+    pub fn response(&self) -> HttpResponse {
+        HttpResponse::build(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
 /// A problem+json response.
 pub fn render(
     status: StatusCode,
@@ -230,19 +269,7 @@ pub fn render(
     detail: &str,
     invalid_params: Vec<InvalidParam>,
 ) -> HttpResponse {
-    let body = ProblemBody {
-        kind: "about:blank",
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        code: code.to_owned(),
-        field: invalid_params.first().map(|p| p.name.clone()),
-        invalid_params,
-    };
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(serde_json::to_vec(&body).unwrap_or_default())
+    ProblemBody::new(status, code, detail, invalid_params).response()
 }
 
 /// `ErrorHandlers` default handler: an error response that is not already

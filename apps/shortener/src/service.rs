@@ -47,6 +47,8 @@ pub const PRODUCER: &str = "shortener";
 /// Attempts at a fresh generated code before giving up (each collides with
 /// probability ~n/62^7; five in a row means something else is wrong).
 const CODE_ATTEMPTS: usize = 5;
+/// Links written per transaction by a bulk create.
+const BULK_CHUNK: usize = 100;
 /// Attempts at a compare-and-set update under contention.
 const UPDATE_ATTEMPTS: usize = 10;
 
@@ -151,23 +153,7 @@ impl LinkService {
                 None => self.codes.generate(),
             };
             let at = now();
-            let link = Link {
-                id: Uuid::now_v7(),
-                code: code.to_string(),
-                url: new.url.as_str().to_owned(),
-                target_host: new.url.host().to_owned(),
-                redirect_type: new.redirect_type,
-                created_at: at,
-                updated_at: at,
-                expires_at: new.expires_at.map(ExpiresAt::get),
-                deleted_at: None,
-                click_count: 0,
-                version: 1,
-                owner: Some(owner),
-                forward_query: new.forward_query,
-                title: new.title.clone().map(Title::into_string),
-                tags: new.tags.clone().into_vec(),
-            };
+            let link = Self::new_link(&new, code.to_string(), at, owner);
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
                 Ok(()) => {
@@ -185,6 +171,110 @@ impl LinkService {
         Err(LinkError::Internal(anyhow::anyhow!(
             "{CODE_ATTEMPTS} generated codes in a row were taken; increase SHORTENER_CODE_LENGTH"
         )))
+    }
+
+    /// The link `new` describes, with `code`, as of `at`, owned by `owner`.
+    fn new_link(new: &NewLink, code: String, at: DateTime<Utc>, owner: Uuid) -> Link {
+        Link {
+            id: Uuid::now_v7(),
+            code,
+            url: new.url.as_str().to_owned(),
+            target_host: new.url.host().to_owned(),
+            redirect_type: new.redirect_type,
+            created_at: at,
+            updated_at: at,
+            expires_at: new.expires_at.map(ExpiresAt::get),
+            deleted_at: None,
+            click_count: 0,
+            version: 1,
+            owner: Some(owner),
+            forward_query: new.forward_query,
+            title: new.title.clone().map(Title::into_string),
+            tags: new.tags.clone().into_vec(),
+        }
+    }
+
+    /// Creates many links owned by `owner`: one result per item, in order.
+    /// Each chunk of [`BULK_CHUNK`] is one transaction with its links'
+    /// created events. An alias taken (in the store, or earlier in `news`)
+    /// is refused for its item alone; a generated code that collides is
+    /// drawn again.
+    pub async fn create_many(&self, news: &[NewLink], owner: Uuid) -> Vec<Result<Link, LinkError>> {
+        let mut results: Vec<Option<Result<Link, LinkError>>> = news.iter().map(|_| None).collect();
+        let mut aliases = std::collections::HashSet::new();
+        for (i, new) in news.iter().enumerate() {
+            if let Some(alias) = &new.alias {
+                let code = alias.clone().into_code().to_string();
+                if !aliases.insert(code.clone()) {
+                    results[i] = Some(Err(LinkError::AliasTaken(code)));
+                }
+            }
+        }
+        let open: Vec<usize> = (0..news.len()).filter(|&i| results[i].is_none()).collect();
+        for chunk in open.chunks(BULK_CHUNK) {
+            let mut pending = chunk.to_vec();
+            for _ in 0..CODE_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let at = now();
+                let mut batch = Vec::with_capacity(pending.len());
+                for &i in &pending {
+                    let code = match &news[i].alias {
+                        Some(alias) => alias.clone().into_code().to_string(),
+                        None => self.codes.generate().to_string(),
+                    };
+                    let link = Self::new_link(&news[i], code, at, owner);
+                    match outbox(Envelope::new(PRODUCER, at, link.created_event())) {
+                        Ok(event) => batch.push((i, link, event)),
+                        Err(error) => results[i] = Some(Err(error)),
+                    }
+                }
+                let pairs: Vec<(Link, OutboxEvent)> = batch
+                    .iter()
+                    .map(|(_, l, e)| (l.clone(), e.clone()))
+                    .collect();
+                match bounded(self.store.insert_many(&pairs)).await {
+                    Ok(inserted) => {
+                        pending.clear();
+                        for ((i, link, _), ok) in batch.into_iter().zip(inserted) {
+                            if ok {
+                                self.cache.invalidate(&link.code);
+                                results[i] = Some(Ok(link));
+                            } else if news[i].alias.is_some() {
+                                results[i] = Some(Err(LinkError::AliasTaken(link.code)));
+                            } else {
+                                pending.push(i);
+                            }
+                        }
+                    }
+                    // Someone took a code meanwhile; nothing was written.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(error) => {
+                        let error = LinkError::from(error);
+                        for &i in &pending {
+                            results[i] = Some(Err(match &error {
+                                LinkError::Unavailable(e) => {
+                                    LinkError::Unavailable(anyhow::anyhow!("{e}"))
+                                }
+                                other => LinkError::Internal(anyhow::anyhow!("{other}")),
+                            }));
+                        }
+                        pending.clear();
+                    }
+                }
+            }
+            for i in pending {
+                results[i] = Some(Err(LinkError::Internal(anyhow::anyhow!(
+                    "{CODE_ATTEMPTS} attempts at free codes failed; increase SHORTENER_CODE_LENGTH"
+                ))));
+            }
+        }
+        self.relay.notify_one();
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LinkError::Internal(anyhow::anyhow!("no result")))))
+            .collect()
     }
 
     /// The link with this code; deleted links are gone (410). A link

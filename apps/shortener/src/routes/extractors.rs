@@ -85,6 +85,20 @@ fn field_of(path: &str, message: &str) -> String {
         .to_owned()
 }
 
+/// Reads and validates one JSON value (an item of a bulk body) as `T`;
+/// the problem names the field at fault, as for a whole body.
+pub(super) fn json_value<T: DeserializeOwned + Validate>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    let parsed: T = serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        ApiError::invalid(field_of(&path, &message), message)
+    })?;
+    parsed.validate().map_err(validation_errors)?;
+    Ok(parsed)
+}
+
 /// Parses and validates a JSON request body.
 pub(super) fn json_body<T: DeserializeOwned + Validate>(
     request: &HttpRequest,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use super::extractors::{caller, client, code_in_path, json_body};
+use super::extractors::{caller, client, code_in_path, json_body, json_value};
 use super::ApiState;
 use crate::domain::{
     Alias, ExpiresAt, Tag, Tags, TargetUrl, Title, ALIAS_PATTERN, MAX_TAGS, MAX_TAG_CHARS,
@@ -351,6 +351,15 @@ impl UpdateLinkRequest {
     }
 }
 
+/// The caller of a create, within the per-address creation limit.
+async fn creator(state: &ApiState, request: &HttpRequest) -> Result<crate::keys::Caller, ApiError> {
+    let caller = caller(state, request).await?;
+    if let Some(limit) = &state.create_limit {
+        limit.check(client(state, request).0)?;
+    }
+    Ok(caller)
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/links",
@@ -373,15 +382,127 @@ pub(super) async fn create_link(
     request: HttpRequest,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    if let Some(limit) = &state.create_limit {
-        limit.check(client(&state, &request).0)?;
-    }
+    let caller = creator(&state, &request).await?;
     let new = json_body::<CreateLinkRequest>(&request, &body)?.into_new_link()?;
     let link = state.service.create(new, caller.key_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/links/{}", link.code)))
         .json(LinkResponse::new(link, &state.public_url)))
+}
+
+/// Most links one bulk create takes.
+pub const MAX_BULK_ITEMS: usize = 1000;
+/// Largest bulk body: 1,000 links with long targets.
+pub const MAX_BULK_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// One item's answer in a bulk create: 201 with the link, or the problem
+/// (409 for a taken alias, 422 for an invalid field) of that item alone.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BulkItem)]
+pub(super) struct BulkItem {
+    /// 201, 409, 422, or 503 when the store failed for this item's chunk.
+    #[schema(example = 201)]
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<LinkResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<ProblemBody>,
+}
+
+/// The answer to a bulk create: one item per request item, in order.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BulkResult)]
+pub(super) struct BulkResult {
+    items: Vec<BulkItem>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/links/bulk",
+    tag = "links",
+    request_body(content = Vec<CreateLinkRequest>, description = "1 to 1,000 links, each as POST /api/v1/links takes it"),
+    responses(
+        (status = 200, description = "One result per item, in order: 201 with the link, or 409/422 with the item's problem", body = BulkResult),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (4 MiB at most)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not an array of 1 to 1,000 items", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many creations, or failed attempts, from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub(super) async fn bulk_create(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // A bulk request counts as one creation against the per-address limit:
+    // it is how an importer brings its links, with a key.
+    let caller = creator(&state, &request).await?;
+    let items = json_body::<BulkBody>(&request, &body)?.0;
+    if items.is_empty() || items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::invalid(
+            "body",
+            format!("must be an array of 1 to {MAX_BULK_ITEMS} links"),
+        ));
+    }
+    let parsed: Vec<Result<NewLink, ApiError>> = items
+        .into_iter()
+        .map(|item| {
+            json_value::<CreateLinkRequest>(item).and_then(CreateLinkRequest::into_new_link)
+        })
+        .collect();
+    let valid: Vec<NewLink> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut created = state
+        .service
+        .create_many(&valid, caller.key_id)
+        .await
+        .into_iter();
+    let items = parsed
+        .into_iter()
+        .map(|item| {
+            let outcome = item.and_then(|_| {
+                created
+                    .next()
+                    .unwrap_or_else(|| {
+                        Err(crate::service::LinkError::Internal(anyhow::anyhow!(
+                            "a result is missing"
+                        )))
+                    })
+                    .map_err(ApiError::from)
+            });
+            match outcome {
+                Ok(link) => BulkItem {
+                    status: 201,
+                    link: Some(LinkResponse::new(link, &state.public_url)),
+                    problem: None,
+                },
+                Err(error) => {
+                    let problem = error.problem();
+                    BulkItem {
+                        status: problem.status(),
+                        link: None,
+                        problem: Some(problem),
+                    }
+                }
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(BulkResult { items }))
+}
+
+/// A bulk body: an array of items, each read on its own.
+#[derive(Deserialize)]
+struct BulkBody(Vec<serde_json::Value>);
+
+impl Validate for BulkBody {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        Ok(())
+    }
 }
 
 #[utoipa::path(

@@ -57,6 +57,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     .route(web::post().to(links::create_link))
                     .route(web::get().to(links::list_links)),
             )
+            // Before `/links/{code}`, which would otherwise take the path.
+            .service(
+                resource("/links/bulk", "POST")
+                    .app_data(web::PayloadConfig::new(links::MAX_BULK_BODY_BYTES))
+                    .route(web::post().to(links::bulk_create)),
+            )
             .service(
                 resource("/links/{code}", "GET, PATCH, DELETE")
                     .route(web::get().to(links::get_link))

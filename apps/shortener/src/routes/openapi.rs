@@ -6,7 +6,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::extractors::caller;
 use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
-use super::links::{self, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest};
+use super::links::{
+    self, BulkItem, BulkResult, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest,
+};
 use super::{qr, redirect, ApiState};
 use crate::domain::RESERVED_WORDS;
 use crate::keys::Role;
@@ -23,6 +25,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
     ),
     paths(
         links::create_link,
+        links::bulk_create,
         links::list_links,
         links::get_link,
         links::update_link,
@@ -37,6 +40,8 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
     components(schemas(
         LinkResponse,
         LinkPage,
+        BulkItem,
+        BulkResult,
         CreateLinkRequest,
         UpdateLinkRequest,
         KeyResponse,

@@ -196,6 +196,12 @@ pub trait LinkStore: Send + Sync + 'static {
     /// [`StoreError::CodeTaken`] when the code exists, deleted or not.
     async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError>;
 
+    /// Inserts new links and their created events in one transaction,
+    /// skipping each whose code exists (deleted or not): per link, whether
+    /// it was inserted. [`StoreError::Conflict`] when a concurrent writer
+    /// took a code meanwhile (nothing was written; try again).
+    async fn insert_many(&self, links: &[(Link, OutboxEvent)]) -> Result<Vec<bool>, StoreError>;
+
     /// The link with this code, deleted ones included.
     async fn find(&self, code: &str) -> Result<Option<Link>, StoreError>;
 

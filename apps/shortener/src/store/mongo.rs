@@ -94,11 +94,11 @@ impl MongoStore {
     }
 
     /// Runs `body` in a transaction, retrying it whole on transient errors.
-    async fn transaction<F>(&self, mut body: F) -> Result<(), StoreError>
+    async fn transaction<T, F>(&self, mut body: F) -> Result<T, StoreError>
     where
         F: FnMut(
             &mut ClientSession,
-        ) -> Pin<Box<dyn Future<Output = Result<(), TxnError>> + Send + '_>>,
+        ) -> Pin<Box<dyn Future<Output = Result<T, TxnError>> + Send + '_>>,
     {
         let mut session = self.client.start_session().await.map_err(unavailable)?;
         let mut last = None;
@@ -107,8 +107,8 @@ impl MongoStore {
                 tokio::time::sleep(Duration::from_millis(2 * attempt as u64)).await;
             }
             session.start_transaction().await.map_err(unavailable)?;
-            match body(&mut session).await {
-                Ok(()) => {}
+            let mut value = match body(&mut session).await {
+                Ok(value) => Some(value),
                 Err(error) => {
                     let _ = session.abort_transaction().await;
                     match error {
@@ -120,11 +120,11 @@ impl MongoStore {
                         TxnError::Store(e) => return Err(e),
                     }
                 }
-            }
+            };
             let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
             for commit in 1..=COMMIT_ATTEMPTS {
                 match session.commit_transaction().await {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => return Ok(value.take().expect("committed once")),
                     Err(e)
                         if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
                             && commit < COMMIT_ATTEMPTS =>
@@ -428,6 +428,68 @@ impl LinkStore for MongoStore {
                 }
                 outbox.insert_one(&entry).session(&mut *session).await?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn insert_many(&self, links: &[(Link, OutboxEvent)]) -> Result<Vec<bool>, StoreError> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let codes: Vec<String> = links.iter().map(|(l, _)| l.code.clone()).collect();
+        let documents: Vec<LinkDocument> = links
+            .iter()
+            .map(|(l, _)| LinkDocument::from_link(l))
+            .collect();
+        let entries: Vec<OutboxDocument> = links
+            .iter()
+            .map(|(_, e)| OutboxDocument::from_event(e))
+            .collect();
+        self.transaction(|session| {
+            let (links, outbox) = (self.links.clone(), self.outbox.clone());
+            let (codes, documents, entries) = (codes.clone(), documents.clone(), entries.clone());
+            Box::pin(async move {
+                // The codes already used, read in the transaction; a code
+                // taken after this read fails the insert as a duplicate,
+                // and the caller tries again.
+                let mut taken = std::collections::HashSet::new();
+                let mut cursor = links
+                    .clone_with_type::<bson::Document>()
+                    .find(doc! { "code": { "$in": &codes } })
+                    .projection(doc! { "code": 1 })
+                    .session(&mut *session)
+                    .await?;
+                while let Some(found) = cursor.next(&mut *session).await {
+                    if let Ok(code) = found?.get_str("code") {
+                        taken.insert(code.to_owned());
+                    }
+                }
+                let fresh: Vec<bool> = codes.iter().map(|c| !taken.contains(c)).collect();
+                let new_links: Vec<&LinkDocument> = documents
+                    .iter()
+                    .zip(&fresh)
+                    .filter_map(|(d, f)| f.then_some(d))
+                    .collect();
+                let new_entries: Vec<&OutboxDocument> = entries
+                    .iter()
+                    .zip(&fresh)
+                    .filter_map(|(e, f)| f.then_some(e))
+                    .collect();
+                if !new_links.is_empty() {
+                    if let Err(error) = links.insert_many(new_links).session(&mut *session).await {
+                        return Err(if is_duplicate_key(&error) {
+                            TxnError::Store(StoreError::Conflict("a code of the batch".into()))
+                        } else {
+                            TxnError::Mongo(error)
+                        });
+                    }
+                    outbox
+                        .insert_many(new_entries)
+                        .session(&mut *session)
+                        .await?;
+                }
+                Ok(fresh)
             })
         })
         .await

@@ -193,6 +193,32 @@ impl LinkStore for SqliteStore {
         txn.commit().await.map_err(unavailable)
     }
 
+    async fn insert_many(&self, links: &[(Link, OutboxEvent)]) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        let mut inserted = Vec::with_capacity(links.len());
+        for (link, event) in links {
+            // A taken code writes nothing; the transaction goes on.
+            let rows = links::Entity::insert(link_row(link))
+                .on_conflict(
+                    OnConflict::column(links::Column::Code)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(unavailable)?;
+            if rows == 1 {
+                outbox::Entity::insert(outbox_row(event))
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            inserted.push(rows == 1);
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(inserted)
+    }
+
     async fn find(&self, code: &str) -> Result<Option<Link>, StoreError> {
         links::Entity::find()
             .filter(links::Column::Code.eq(code))

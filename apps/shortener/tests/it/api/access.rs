@@ -19,6 +19,8 @@ async fn call(
     let mut request = client.request(method.clone(), app.url(path));
     if *method == Method::POST && path == "/api/v1/links" {
         request = request.json(&json!({ "url": "https://example.com/matrix" }));
+    } else if *method == Method::POST && path == "/api/v1/links/bulk" {
+        request = request.json(&json!([{ "url": "https://example.com/matrix" }]));
     } else if *method == Method::POST {
         request = request.json(
             &json!({ "name": format!("k{}", uuid::Uuid::new_v4().simple()), "role": "author" }),
@@ -80,6 +82,7 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
     let rows: Vec<(Method, String, u16, u16)> = vec![
         (Method::GET, "/api/v1/openapi.json".into(), 200, 200),
         (Method::POST, "/api/v1/links".into(), 201, 201),
+        (Method::POST, "/api/v1/links/bulk".into(), 200, 200),
         (Method::GET, "/api/v1/links".into(), 200, 200),
         (Method::GET, links.clone(), 200, 404),
         (Method::PATCH, links.clone(), 200, 404),
@@ -111,6 +114,23 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
         call(&app, &app.client, &Method::DELETE, &links).await,
         204,
         "admin DELETE",
+    )
+    .await;
+    // A bulk create makes the caller's own links, as a single create does.
+    let author = &callers[4].1;
+    let made: serde_json::Value = call(&app, author, &Method::POST, "/api/v1/links/bulk")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mine = format!(
+        "/api/v1/links/{}",
+        made["items"][0]["link"]["code"].as_str().unwrap()
+    );
+    expect(
+        call(&app, author, &Method::GET, &mine).await,
+        200,
+        "the author's bulk link",
     )
     .await;
     // Public for everyone: redirects, health, readiness, metrics.

@@ -612,3 +612,94 @@ pub async fn links_have_titles_and_tags_and_are_found_by_them(app: &TestApp) {
     let (newest, _) = listed(app, "sort=created").await;
     assert_eq!(newest, ["notes", "plain", "q3-plan"]);
 }
+
+pub async fn a_bulk_create_answers_each_item_in_order(app: &TestApp) {
+    app.create_ok(json!({ "url": "https://example.com/taken", "alias": "taken" }))
+        .await;
+    let mut body: Vec<Value> = (0..250)
+        .map(|n| json!({ "url": format!("https://example.com/bulk/{n}"), "tags": ["bulk"] }))
+        .collect();
+    body[3] = json!({ "url": "not a url" });
+    body[10] = json!({ "url": "https://example.com/x", "alias": "taken" });
+    body[20] = json!({ "url": "https://example.com/y", "alias": "twice", "title": "First" });
+    body[21] = json!({ "url": "https://example.com/z", "alias": "twice" });
+    body[30] = json!({ "url": "https://example.com/w", "nope": 1 });
+    body[40] = json!("not an object");
+    let bulk = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/links/bulk"))
+            .json(&body)
+            .send()
+    };
+    let response = bulk(json!(body)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let items = answer["items"].as_array().unwrap();
+    assert_eq!(items.len(), 250, "one answer per item, in order");
+    let problem_field = |i: usize| items[i]["problem"]["field"].as_str().unwrap_or_default();
+    assert_eq!(
+        (items[3]["status"].as_u64(), problem_field(3)),
+        (Some(422), "url")
+    );
+    assert_eq!(items[10]["status"], 409, "an alias taken in the store");
+    assert_eq!(items[10]["problem"]["code"], "alias_taken");
+    assert_eq!(items[20]["status"], 201);
+    assert_eq!(items[20]["link"]["code"], "twice");
+    assert_eq!(items[20]["link"]["title"], "First");
+    assert_eq!(
+        items[21]["status"], 409,
+        "an alias taken earlier in the same request"
+    );
+    assert_eq!(
+        (items[30]["status"].as_u64(), problem_field(30)),
+        (Some(422), "nope")
+    );
+    assert_eq!(items[40]["status"], 422);
+    let created: Vec<&Value> = items.iter().filter(|i| i["status"] == 201).collect();
+    assert_eq!(created.len(), 245);
+    for (n, item) in items.iter().enumerate() {
+        if item["status"] == 201 && n != 20 {
+            assert_eq!(item["link"]["url"], format!("https://example.com/bulk/{n}"));
+            assert_eq!(item["link"]["tags"], json!(["bulk"]));
+        }
+    }
+    // Each created link redirects and its created event reaches the stream.
+    let code = items[0]["link"]["code"].as_str().unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/{code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let started = Instant::now();
+    loop {
+        let events = app.events(Some(subjects::URL_CREATED)).await;
+        if events.len() == 246 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} created events",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The whole body's shape is checked first.
+    for (body, why) in [
+        (json!([]), "empty"),
+        (
+            json!((0..1001)
+                .map(|n| json!({ "url": format!("https://e.com/{n}") }))
+                .collect::<Vec<_>>()),
+            "too many",
+        ),
+        (json!({ "url": "https://e.com/" }), "not an array"),
+    ] {
+        let response = bulk(body).await.unwrap();
+        assert_eq!(response.status(), 422, "{why}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], "body", "{why}: {problem}");
+    }
+}

@@ -25,6 +25,7 @@ macro_rules! api_suite {
                 an_unknown_code_is_cached_until_it_is_created,
                 a_link_has_a_qr_code_of_its_short_url,
                 links_have_titles_and_tags_and_are_found_by_them,
+                a_bulk_create_answers_each_item_in_order,
             );
 
             #[tokio::test]
