@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::cache::{Cached, LinkCache};
-use crate::domain::{Alias, CodeGenerator, ExpiresAt, Tags, TargetUrl, Title};
+use crate::domain::{Alias, CodeGenerator, ExpiresAt, Password, Tags, TargetUrl, Title};
 use crate::keys::Scope;
 use crate::store::{Link, LinkQuery, LinkStore, OutboxEvent, StoreError};
 
@@ -63,6 +63,8 @@ pub struct NewLink {
     pub forward_query: bool,
     pub title: Option<Title>,
     pub tags: Tags,
+    /// The link's password; only its hash is stored.
+    pub password: Option<Password>,
 }
 
 /// Changes to a link, already validated; `None` leaves a field alone.
@@ -76,6 +78,8 @@ pub struct LinkChanges {
     /// `Some(None)` removes the title.
     pub title: Option<Option<Title>>,
     pub tags: Option<Tags>,
+    /// `Some(None)` removes the password; `Some(Some(p))` sets one.
+    pub password: Option<Option<Password>>,
 }
 
 /// The shortener's use cases.
@@ -142,6 +146,7 @@ impl LinkService {
 
     /// Creates a link owned by the key `owner`.
     pub async fn create(&self, new: NewLink, owner: Uuid) -> Result<Link, LinkError> {
+        let password_hash = hash_password(new.password.clone()).await?;
         let attempts = if new.alias.is_some() {
             1
         } else {
@@ -153,7 +158,7 @@ impl LinkService {
                 None => self.codes.generate(),
             };
             let at = now();
-            let link = Self::new_link(&new, code.to_string(), at, owner);
+            let link = Self::new_link(&new, code.to_string(), at, owner, password_hash.clone());
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
                 Ok(()) => {
@@ -174,7 +179,13 @@ impl LinkService {
     }
 
     /// The link `new` describes, with `code`, as of `at`, owned by `owner`.
-    fn new_link(new: &NewLink, code: String, at: DateTime<Utc>, owner: Uuid) -> Link {
+    fn new_link(
+        new: &NewLink,
+        code: String,
+        at: DateTime<Utc>,
+        owner: Uuid,
+        password_hash: Option<String>,
+    ) -> Link {
         Link {
             id: Uuid::now_v7(),
             code,
@@ -191,6 +202,7 @@ impl LinkService {
             forward_query: new.forward_query,
             title: new.title.clone().map(Title::into_string),
             tags: new.tags.clone().into_vec(),
+            password_hash,
         }
     }
 
@@ -210,6 +222,16 @@ impl LinkService {
                 }
             }
         }
+        let mut hashes: Vec<Option<String>> = Vec::with_capacity(news.len());
+        for (i, new) in news.iter().enumerate() {
+            match hash_password(new.password.clone()).await {
+                Ok(hash) => hashes.push(hash),
+                Err(error) => {
+                    hashes.push(None);
+                    results[i] = Some(Err(error));
+                }
+            }
+        }
         let open: Vec<usize> = (0..news.len()).filter(|&i| results[i].is_none()).collect();
         for chunk in open.chunks(BULK_CHUNK) {
             let mut pending = chunk.to_vec();
@@ -224,7 +246,7 @@ impl LinkService {
                         Some(alias) => alias.clone().into_code().to_string(),
                         None => self.codes.generate().to_string(),
                     };
-                    let link = Self::new_link(&news[i], code, at, owner);
+                    let link = Self::new_link(&news[i], code, at, owner, hashes[i].clone());
                     match outbox(Envelope::new(PRODUCER, at, link.created_event())) {
                         Ok(event) => batch.push((i, link, event)),
                         Err(error) => results[i] = Some(Err(error)),
@@ -304,6 +326,11 @@ impl LinkService {
         changes: &LinkChanges,
         scope: Scope,
     ) -> Result<Link, LinkError> {
+        // Hashed once, before the compare-and-set attempts.
+        let password_hash = match &changes.password {
+            None => None,
+            Some(password) => Some(hash_password(password.clone()).await?),
+        };
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(code, scope).await?;
             let mut next = current.clone();
@@ -344,6 +371,9 @@ impl LinkService {
             }
             if let Some(tags) = &changes.tags {
                 next.tags = tags.clone().into_vec();
+            }
+            if let Some(hash) = &password_hash {
+                next.password_hash = hash.clone();
             }
             if next == current {
                 return Ok(current);
@@ -429,6 +459,19 @@ impl LinkService {
         }
         Ok(link)
     }
+}
+
+/// The hash of `password`, made off the async workers (argon2 costs tens
+/// of milliseconds of CPU on purpose).
+async fn hash_password(password: Option<Password>) -> Result<Option<String>, LinkError> {
+    let Some(password) = password else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || password.hash())
+        .await
+        .map_err(|e| LinkError::Internal(anyhow::anyhow!("the hashing task failed: {e}")))?
+        .map(Some)
+        .map_err(|e| LinkError::Internal(anyhow::anyhow!(e)))
 }
 
 /// A found link unless it is unknown (404) or deleted (410).

@@ -20,7 +20,7 @@ use crate::configuration::{Settings, StoreSettings};
 use crate::metrics::{Method, Metrics};
 use crate::outbox::{OutboxRelay, RelaySettings};
 use crate::problem::{self, ApiError};
-use crate::routes::{self, ApiState, CreateRateLimit};
+use crate::routes::{self, ApiState, CreateRateLimit, KeyedLimit};
 use crate::service::LinkService;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
@@ -97,6 +97,10 @@ impl Application {
             clicks: clicks.recorder,
             country_header: settings.country_header.clone(),
             proxies: settings.trusted_proxies.clone(),
+            unlocks_by_client: KeyedLimit::per_minute(routes::UNLOCKS_PER_CLIENT_PER_MINUTE)
+                .expect("a non-zero limit"),
+            unlocks_by_link: KeyedLimit::per_minute(routes::UNLOCKS_PER_LINK_PER_MINUTE)
+                .expect("a non-zero limit"),
         });
         let metrics = Arc::new(Metrics::new(&cache, &relay, &clicks.metrics));
         let probes = web::Data::new(Probes {

@@ -5,11 +5,13 @@
 
 mod expiry;
 mod labels;
+pub mod password;
 mod short_code;
 mod target_url;
 
 pub use contracts::RedirectType;
 pub use expiry::ExpiresAt;
 pub use labels::{Tag, Tags, Title, MAX_TAGS, MAX_TAG_CHARS, MAX_TITLE_CHARS, TAG_PATTERN};
+pub use password::{Password, MAX_SUBMITTED_CHARS};
 pub use short_code::{Alias, CodeGenerator, ShortCode, ALIAS_PATTERN, RESERVED_WORDS};
 pub use target_url::{TargetUrl, MAX_URL_LENGTH, URL_PATTERN};

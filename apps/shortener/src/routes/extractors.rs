@@ -1,5 +1,5 @@
 //! What the handlers share: JSON bodies parsed into validated values, the
-//! code in the path, the API key, and the creation rate limit.
+//! code in the path, the API key, and the rate limits.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -18,13 +18,14 @@ use crate::domain::{ShortCode, MAX_URL_LENGTH};
 use crate::keys::{Caller, Role};
 use crate::problem::{ApiError, InvalidParam};
 
-/// Link creations per client IP per minute.
-pub struct CreateRateLimit {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+/// So many events per key and minute; beyond, 429 with the wait.
+pub struct KeyedLimit<K: std::hash::Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
 }
 
-impl CreateRateLimit {
+impl<K: std::hash::Hash + Eq + Clone> KeyedLimit<K> {
+    /// `None` when `rate` is 0 (no limit).
     pub fn per_minute(rate: u32) -> Option<Self> {
         NonZeroU32::new(rate).map(|rate| Self {
             limiter: RateLimiter::keyed(Quota::per_minute(rate)),
@@ -32,19 +33,28 @@ impl CreateRateLimit {
         })
     }
 
-    /// Counts a creation by `ip` (an IPv6 client per /64).
-    pub(super) fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let ip = crate::auth::client_bucket(ip);
-        // Forget idle addresses now and then, so memory stays bounded.
+    /// Counts one event of `key`.
+    pub(super) fn check_key(&self, key: K) -> Result<(), ApiError> {
+        // Forget idle keys now and then, so memory stays bounded.
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&ip).map_err(|not_until| {
+        self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::RateLimited {
                 retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
             }
         })
+    }
+}
+
+/// Link creations per client IP per minute.
+pub type CreateRateLimit = KeyedLimit<IpAddr>;
+
+impl KeyedLimit<IpAddr> {
+    /// Counts an event of `ip` (an IPv6 client per /64).
+    pub(super) fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.check_key(crate::auth::client_bucket(ip))
     }
 }
 

@@ -15,8 +15,8 @@ use validator::{Validate, ValidationError};
 use super::extractors::{caller, client, code_in_path, json_body, json_value};
 use super::ApiState;
 use crate::domain::{
-    Alias, ExpiresAt, Tag, Tags, TargetUrl, Title, ALIAS_PATTERN, MAX_TAGS, MAX_TAG_CHARS,
-    MAX_TITLE_CHARS, MAX_URL_LENGTH, RESERVED_WORDS, TAG_PATTERN, URL_PATTERN,
+    Alias, ExpiresAt, Password, Tag, Tags, TargetUrl, Title, ALIAS_PATTERN, MAX_TAGS,
+    MAX_TAG_CHARS, MAX_TITLE_CHARS, MAX_URL_LENGTH, RESERVED_WORDS, TAG_PATTERN, URL_PATTERN,
 };
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::service::{LinkChanges, NewLink};
@@ -57,6 +57,8 @@ pub(super) struct LinkResponse {
     /// Labels to find the link by.
     #[schema(example = json!(["docs", "q3-launch"]))]
     pub tags: Vec<String>,
+    /// Whether the link has a password (it is never shown).
+    pub password_protected: bool,
 }
 
 impl LinkResponse {
@@ -72,6 +74,7 @@ impl LinkResponse {
             redirect_type: link.redirect_type.status(),
             click_count: link.click_count,
             forward_query: link.forward_query,
+            password_protected: link.password_hash.is_some(),
             title: link.title,
             tags: link.tags,
         }
@@ -102,6 +105,25 @@ fn valid_title(title: &str) -> Result<(), ValidationError> {
 
 fn valid_tags(tags: &[String]) -> Result<(), ValidationError> {
     reason("tags", Tags::parse(tags))
+}
+
+fn valid_password(password: &str) -> Result<(), ValidationError> {
+    reason("password", Password::parse(password))
+}
+
+/// A password as the document states it.
+fn password_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(crate::domain::password::MIN_PASSWORD_CHARS))
+        .max_length(Some(crate::domain::password::MAX_PASSWORD_CHARS))
+        .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
+        .description(Some(
+            "A password visitors must give before the redirect: 4-128 characters, no control \
+             characters. Stored as an argon2id hash and never returned; null removes it.",
+        ))
+        .build()
 }
 
 /// A title as the document states it (no control characters: the `Cc`
@@ -227,6 +249,9 @@ pub(super) struct CreateLinkRequest {
     #[schema(schema_with = tags_schema)]
     #[validate(custom(function = "valid_tags"))]
     tags: Option<Vec<String>>,
+    #[schema(schema_with = password_schema)]
+    #[validate(custom(function = "valid_password"))]
+    password: Option<String>,
 }
 
 impl CreateLinkRequest {
@@ -257,6 +282,12 @@ impl CreateLinkRequest {
                 .flatten(),
             tags: Tags::parse(self.tags.as_deref().unwrap_or_default())
                 .map_err(|e| ApiError::invalid("tags", e))?,
+            password: self
+                .password
+                .as_deref()
+                .map(Password::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("password", e))?,
         })
     }
 }
@@ -291,6 +322,10 @@ pub(super) struct UpdateLinkRequest {
     #[serde(default, deserialize_with = "contracts::present")]
     #[schema(schema_with = tags_schema, required = false)]
     tags: Option<Option<Vec<String>>>,
+    /// A new password; null removes it.
+    #[serde(default, deserialize_with = "contracts::present")]
+    #[schema(schema_with = password_schema, required = false)]
+    password: Option<Option<String>>,
 }
 
 impl UpdateLinkRequest {
@@ -331,6 +366,12 @@ impl UpdateLinkRequest {
                 Err(e) => invalid.push(InvalidParam::new("tags", e)),
             }
         }
+        if let Some(password) = self.password {
+            match password.as_deref().map(Password::parse).transpose() {
+                Ok(password) => changes.password = Some(password),
+                Err(e) => invalid.push(InvalidParam::new("password", e)),
+            }
+        }
         if !invalid.is_empty() {
             return Err(ApiError::InvalidBody(invalid));
         }
@@ -340,11 +381,12 @@ impl UpdateLinkRequest {
             && changes.forward_query.is_none()
             && changes.title.is_none()
             && changes.tags.is_none()
+            && changes.password.is_none()
         {
             return Err(ApiError::invalid(
                 "body",
                 "must change at least one of url, expires_at, redirect_type, forward_query, \
-                 title, tags",
+                 title, tags, password",
             ));
         }
         Ok(changes)

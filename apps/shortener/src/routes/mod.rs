@@ -12,9 +12,10 @@ mod redirect;
 use actix_web::http::header;
 use actix_web::web;
 
-pub use extractors::CreateRateLimit;
+pub use extractors::{CreateRateLimit, KeyedLimit};
 pub use openapi::{openapi_json, ApiDoc};
 pub use redirect::merge_query;
+pub use redirect::{UNLOCKS_PER_CLIENT_PER_MINUTE, UNLOCKS_PER_LINK_PER_MINUTE};
 
 use std::sync::Arc;
 
@@ -41,6 +42,9 @@ pub struct ApiState {
     /// Honoured only from a trusted proxy.
     pub country_header: Option<header::HeaderName>,
     pub proxies: TrustedProxies,
+    /// Password attempts at protected links, per client and per link.
+    pub unlocks_by_client: KeyedLimit<std::net::IpAddr>,
+    pub unlocks_by_link: KeyedLimit<String>,
 }
 
 /// The API's routes.
@@ -86,8 +90,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// the API.
 pub fn redirect_route(config: &mut web::ServiceConfig) {
     config.service(
-        resource("/{code}", "GET, HEAD")
+        resource("/{code}", "GET, HEAD, POST")
             .route(web::get().to(redirect::redirect))
-            .route(web::head().to(redirect::redirect_head)),
+            .route(web::head().to(redirect::redirect_head))
+            .route(web::post().to(redirect::unlock)),
     );
 }

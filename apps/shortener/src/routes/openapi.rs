@@ -33,6 +33,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
         qr::link_qr,
         redirect::redirect,
         redirect::redirect_head,
+        redirect::unlock,
         keys::list_keys,
         keys::create_key_handler,
         keys::revoke_key_handler

@@ -1,16 +1,31 @@
 //! `GET /{code}` and `HEAD /{code}`: the product's heartbeat. A cache hit
 //! touches nothing but memory, and recording the click is a non-blocking
 //! hand-off (see `clicks`), so nothing downstream can slow a redirect.
+//!
+//! A link with a password answers GET with a small form instead (HEAD with
+//! 401); the form posts to `POST /{code}`, which checks the password off
+//! the async workers and, when it is right, answers the redirect and
+//! records the click. Attempts are limited per client and per link, and
+//! every attempt does the same work whether the code exists or not.
 
-use actix_web::http::{header, Method};
-use actix_web::web;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use contracts::RedirectType;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::extractors::{client, code_in_path};
 use super::ApiState;
 use crate::clicks::ClickContext;
-use crate::problem::{ApiError, ProblemBody};
+use crate::domain::{password, MAX_SUBMITTED_CHARS};
+use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use crate::store::Link;
+
+/// Password attempts per client per minute, and per link per minute (from
+/// every client together: a guesser spread over many addresses).
+pub const UNLOCKS_PER_CLIENT_PER_MINUTE: u32 = 10;
+pub const UNLOCKS_PER_LINK_PER_MINUTE: u32 = 60;
 
 /// The target with the request's query string appended to its own (before
 /// any fragment), so campaign parameters survive the redirect.
@@ -45,6 +60,7 @@ pub fn merge_query(target: &str, query: &str) -> String {
         (status = 302, description = "Found (default)", headers(("location" = String))),
         (status = 307, description = "Temporary Redirect (per link)", headers(("location" = String))),
         (status = 308, description = "Permanent Redirect (per link)", headers(("location" = String))),
+        (status = 200, description = "The link has a password: a form that posts it to POST /{code}", content_type = "text/html"),
         (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "Deleted or expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "The link is not cached and the store is unavailable", body = ProblemBody, content_type = "application/problem+json"),
@@ -56,26 +72,44 @@ pub(super) async fn redirect(
 ) -> Result<HttpResponse, ApiError> {
     let code = code_in_path(&request)?;
     let link = state.service.resolve(code.as_str()).await?;
+    if link.password_hash.is_some() {
+        // Nobody followed the link yet: no click until the password.
+        return Ok(match *request.method() {
+            Method::HEAD => HttpResponse::Unauthorized()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish(),
+            _ => password_page(StatusCode::OK, None),
+        });
+    }
     // HEAD answers as GET does, but nobody followed the link: no click.
     if request.method() != Method::HEAD {
-        let headers = request.headers();
-        let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        let (ip, from_proxy) = client(&state, &request);
-        let context = ClickContext {
-            ip: Some(ip),
-            user_agent: text(&header::USER_AGENT),
-            referrer: text(&header::REFERER),
-            // Anyone can send the header; only a trusted proxy's counts.
-            country: state
-                .country_header
-                .as_ref()
-                .filter(|_| from_proxy)
-                .and_then(text),
-        };
-        state.clicks.record(&link, context);
+        record_click(&state, &request, &link);
     }
-    let status = actix_web::http::StatusCode::from_u16(link.redirect_type.status())
-        .unwrap_or(actix_web::http::StatusCode::FOUND);
+    follow(&request, &link)
+}
+
+/// Hands the click of `link` to the click recorder (non-blocking).
+fn record_click(state: &ApiState, request: &HttpRequest, link: &Link) {
+    let headers = request.headers();
+    let text = |name: &header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let (ip, from_proxy) = client(state, request);
+    let context = ClickContext {
+        ip: Some(ip),
+        user_agent: text(&header::USER_AGENT),
+        referrer: text(&header::REFERER),
+        // Anyone can send the header; only a trusted proxy's counts.
+        country: state
+            .country_header
+            .as_ref()
+            .filter(|_| from_proxy)
+            .and_then(text),
+    };
+    state.clicks.record(link, context);
+}
+
+/// The redirect to `link`'s target.
+fn follow(request: &HttpRequest, link: &Link) -> Result<HttpResponse, ApiError> {
+    let status = StatusCode::from_u16(link.redirect_type.status()).unwrap_or(StatusCode::FOUND);
     // Permanent redirects may be cached briefly (so changes still propagate);
     // temporary ones never, so every click reaches us and is counted.
     let cache = match link.redirect_type {
@@ -112,6 +146,7 @@ pub(super) async fn redirect(
         (status = 302, description = "Found (default)", headers(("location" = String))),
         (status = 307, description = "Temporary Redirect (per link)", headers(("location" = String))),
         (status = 308, description = "Permanent Redirect (per link)", headers(("location" = String))),
+        (status = 401, description = "The link has a password (GET shows its form)"),
         (status = 404, description = "Unknown code"),
         (status = 410, description = "Deleted or expired"),
         (status = 503, description = "The link is not cached and the store is unavailable"),
@@ -122,6 +157,144 @@ pub(super) async fn redirect_head(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     redirect(state, request).await
+}
+
+/// The password form's body.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PasswordForm)]
+#[allow(dead_code)] // described; the handler reads the form itself
+pub(super) struct PasswordForm {
+    /// The link's password.
+    #[schema(max_length = 1024)]
+    password: String,
+}
+
+const PAGE_STYLE: &str = "body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1d2433;\
+background:#f7f8fb}main{max-width:420px;margin:12vh auto;padding:24px;background:#fff;\
+border:1px solid #e3e6ee;border-radius:8px}h1{font-size:20px;margin:0 0 8px}\
+label{display:block;font-weight:600;margin:16px 0 4px}input{width:100%;box-sizing:border-box;\
+padding:8px 10px;font:inherit;border:1px solid #c9cedb;border-radius:6px}\
+button{margin-top:14px;padding:8px 18px;font:inherit;color:#fff;background:#3056d3;\
+border:0;border-radius:6px}.error{color:#9b1c1c}";
+
+/// The password form, served by the shortener itself with nothing from
+/// elsewhere. It posts to the page's own URL, query string included, so
+/// forwarded query parameters survive.
+fn password_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
+    let message = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{m}</p>"))
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Password required</title><style>{PAGE_STYLE}</style></head><body><main>\
+         <h1>This link is protected</h1><p>Enter its password to continue.</p>{message}\
+         <form method=\"post\"><label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" required autofocus \
+         autocomplete=\"current-password\"><button type=\"submit\">Continue</button>\
+         </form></main></body></html>"
+    );
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .body(body)
+}
+
+/// The `password` field of a form body.
+fn submitted_password(request: &HttpRequest, body: &Bytes) -> Result<String, ApiError> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "password")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| ApiError::InvalidBody(vec![InvalidParam::new("password", "is missing")]))
+}
+
+#[utoipa::path(
+    post,
+    path = "/{code}",
+    tag = "redirect",
+    operation_id = "unlock",
+    params(("code" = String, Path, description = "The short code of a password-protected link")),
+    request_body(content = PasswordForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 301, description = "The right password: Moved Permanently (per link)", headers(("location" = String))),
+        (status = 302, description = "The right password: Found (default)", headers(("location" = String))),
+        (status = 307, description = "The right password: Temporary Redirect (per link)", headers(("location" = String))),
+        (status = 308, description = "The right password: Permanent Redirect (per link)", headers(("location" = String))),
+        (status = 401, description = "A wrong password: the form again", content_type = "text/html"),
+        (status = 404, description = "Unknown code", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted or expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not a form", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "No password field", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this client, or at this link: the form with the wait", content_type = "text/html", headers(("retry-after" = u64))),
+        (status = 503, description = "The link is not cached and the store is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn unlock(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let code = code_in_path(&request)?;
+    let submitted = submitted_password(&request, &body)?;
+    // Limited before any lookup, so the answer says nothing of the code.
+    let (ip, _) = client(&state, &request);
+    let limited = state
+        .unlocks_by_client
+        .check(ip)
+        .and_then(|()| state.unlocks_by_link.check_key(code.as_str().to_owned()));
+    if let Err(ApiError::RateLimited { retry_after_secs }) = limited {
+        let mut page = password_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many attempts. Try again in {retry_after_secs} s."
+            )),
+        );
+        page.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(retry_after_secs),
+        );
+        return Ok(page);
+    }
+    let resolved = state.service.resolve(code.as_str()).await;
+    let hash = resolved.as_ref().ok().and_then(|l| l.password_hash.clone());
+    // The same argon2 work whether the code exists, has a password, or not.
+    let right = tokio::task::spawn_blocking(move || {
+        submitted.chars().count() <= MAX_SUBMITTED_CHARS
+            && password::verify(hash.as_deref(), &submitted)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the password check failed: {e}")))?;
+    let link = resolved?;
+    if link.password_hash.is_some() && !right {
+        return Ok(password_page(
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong password."),
+        ));
+    }
+    // The right password (or a link without one): followed, so counted.
+    record_click(&state, &request, &link);
+    follow(&request, &link)
 }
 
 #[cfg(test)]

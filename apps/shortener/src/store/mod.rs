@@ -47,6 +47,9 @@ pub struct Link {
     pub title: Option<String>,
     /// Labels to find the link by (`domain::Tags`).
     pub tags: Vec<String>,
+    /// The argon2id hash (PHC string) of the link's password; a link with
+    /// one answers its redirect only to whoever gives the password.
+    pub password_hash: Option<String>,
 }
 
 impl Link {
@@ -209,7 +212,7 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError>;
 
     /// Replaces the mutable fields of `link` (url, host, redirect type,
-    /// query forwarding, title, tags, expiry, deletion, updated_at) if its stored version is still
+    /// query forwarding, title, tags, password, expiry, deletion, updated_at) if its stored version is still
     /// `link.version - 1`, and queues the event (when the change is one
     /// other services hear about), atomically.
     /// [`StoreError::Conflict`] when someone else updated it first.

@@ -230,6 +230,8 @@ struct LinkDocument {
     title: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    password_hash: Option<String>,
 }
 
 fn forward_query_default() -> bool {
@@ -254,6 +256,7 @@ impl LinkDocument {
             forward_query: link.forward_query,
             title: link.title.clone(),
             tags: link.tags.clone(),
+            password_hash: link.password_hash.clone(),
         }
     }
 
@@ -275,6 +278,7 @@ impl LinkDocument {
             forward_query: self.forward_query,
             title: self.title,
             tags: self.tags,
+            password_hash: self.password_hash,
         })
     }
 }
@@ -586,6 +590,7 @@ impl LinkStore for MongoStore {
                     "forward_query": document.forward_query,
                     "title": &document.title,
                     "tags": &document.tags,
+                    "password_hash": &document.password_hash,
                     "updated_at": document.updated_at,
                     "expires_at": document.expires_at,
                     "deleted_at": document.deleted_at,

@@ -89,6 +89,7 @@ fn to_link(model: links::Model) -> Result<Link, StoreError> {
         forward_query: model.forward_query,
         title: model.title,
         tags,
+        password_hash: model.password_hash,
     })
 }
 
@@ -125,6 +126,7 @@ fn link_row(link: &Link) -> links::ActiveModel {
         forward_query: Set(link.forward_query),
         title: Set(link.title.clone()),
         tags: Set(serde_json::Value::from(link.tags.clone()).to_string()),
+        password_hash: Set(link.password_hash.clone()),
     }
 }
 
@@ -535,6 +537,8 @@ mod links {
         pub title: Option<String>,
         /// A JSON array of strings.
         pub tags: String,
+        /// argon2id, PHC string.
+        pub password_hash: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -699,6 +703,11 @@ mod migration {
                     down: "DROP INDEX links_owner_by_clicks; DROP INDEX links_by_clicks;
                     ALTER TABLE links DROP COLUMN tags;
                     ALTER TABLE links DROP COLUMN title;",
+                },
+                SqlMigration {
+                    name: "m0005_link_passwords",
+                    up: "ALTER TABLE links ADD COLUMN password_hash TEXT;",
+                    down: "ALTER TABLE links DROP COLUMN password_hash;",
                 },
             ]
             .into_iter()

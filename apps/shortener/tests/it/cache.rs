@@ -51,6 +51,7 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
                 forward_query: true,
                 title: None,
                 tags: Default::default(),
+                password: None,
             },
             uuid::Uuid::nil(),
         )

@@ -462,7 +462,7 @@ async fn a_method_a_route_does_not_take_gets_405_with_allow() {
         (Method::POST, "/api/v1/links/abc", "GET, PATCH, DELETE"),
         (Method::PATCH, "/api/v1/keys", "GET, POST"),
         (Method::GET, "/api/v1/keys/someone", "DELETE"),
-        (Method::POST, "/abc1234", "GET, HEAD"),
+        (Method::PUT, "/abc1234", "GET, HEAD, POST"),
         (Method::DELETE, "/health", "GET"),
     ] {
         let response = app

@@ -703,3 +703,178 @@ pub async fn a_bulk_create_answers_each_item_in_order(app: &TestApp) {
         assert_eq!(problem["field"], "body", "{why}: {problem}");
     }
 }
+
+pub async fn password_links_redirect_only_with_their_password(app: &TestApp) {
+    let link = app
+        .create_ok(json!({
+            "url": "https://example.com/secret", "alias": "secret", "password": "open sesame",
+        }))
+        .await;
+    assert_eq!(link["password_protected"], true);
+    let shown = link.to_string();
+    assert!(
+        !shown.contains("sesame") && !shown.contains("argon2"),
+        "{shown}"
+    );
+    let plain = app
+        .create_ok(json!({ "url": "https://example.com/open" }))
+        .await;
+    assert_eq!(plain["password_protected"], false);
+
+    // GET: a form, no redirect and no click; HEAD: 401.
+    let page = app
+        .anonymous
+        .get(app.url("/secret?utm=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"name="password""#) && html.contains(r#"<form method="post">"#),
+        "{html}"
+    );
+    assert!(!html.contains("http"), "nothing from elsewhere: {html}");
+    let head = app.anonymous.head(app.url("/secret")).send().await.unwrap();
+    assert_eq!(head.status(), 401);
+
+    let unlock = |code: &'static str, password: &'static str| {
+        app.anonymous
+            .post(app.url(&format!("/{code}?utm=x")))
+            .form(&[("password", password)])
+            .send()
+    };
+    let wrong = unlock("secret", "open sesame!").await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("Wrong password"));
+    let right = unlock("secret", "open sesame").await.unwrap();
+    assert_eq!(right.status(), 302);
+    assert_eq!(
+        right.headers()["location"],
+        "https://example.com/secret?utm=x"
+    );
+    // Only the redirect that was given counts: one click.
+    let started = Instant::now();
+    let secret_id = link["id"].as_str().unwrap().to_owned();
+    loop {
+        let clicks: Vec<_> = app
+            .events(Some(subjects::URL_CLICKED))
+            .await
+            .into_iter()
+            .filter(|e| matches!(e, AnyEvent::Clicked(c) if c.data.url_id.to_string() == secret_id))
+            .collect();
+        if clicks.len() == 1 {
+            break;
+        }
+        assert!(
+            clicks.is_empty() && started.elapsed() < Duration::from_secs(15),
+            "{} clicks",
+            clicks.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An unknown code answers as GET does, after the same work.
+    assert_eq!(unlock("nobody-here", "x").await.unwrap().status(), 404);
+    // Not a form, or no password field: named.
+    let json_body = app
+        .anonymous
+        .post(app.url("/secret"))
+        .json(&json!({ "password": "open sesame" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 415);
+    let empty = app
+        .anonymous
+        .post(app.url("/secret"))
+        .form(&[("other", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+
+    // PATCH: a new password replaces the old; null removes it.
+    let changed: Value = app
+        .patch("secret", json!({ "password": "new words" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["password_protected"], true);
+    assert_eq!(unlock("secret", "open sesame").await.unwrap().status(), 401);
+    assert_eq!(unlock("secret", "new words").await.unwrap().status(), 302);
+    let opened: Value = app
+        .patch("secret", json!({ "password": null }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(opened["password_protected"], false);
+    let now_open = app.anonymous.get(app.url("/secret")).send().await.unwrap();
+    assert_eq!(now_open.status(), 302);
+    // A too-short password is refused, named.
+    let short = app.patch("secret", json!({ "password": "abc" })).await;
+    assert_eq!(problem(short, 422).await["field"], "password");
+
+    // Attempts are limited per client: 10 a minute, then 429 with the wait.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(unlock("nobody-here", "guess").await.unwrap());
+    }
+    let last = statuses.pop().unwrap();
+    assert_eq!(last.status(), 429);
+    let wait: u64 = last.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+/// A wrong password and an unknown code cost the same: the answer's time
+/// does not tell whether a code exists (the statuses do, as GET's do).
+pub async fn a_wrong_password_takes_as_long_as_an_unknown_code(app: &TestApp) {
+    app.create_ok(
+        json!({ "url": "https://example.com/t", "alias": "timed", "password": "right one" }),
+    )
+    .await;
+    let time = |code: &'static str| async move {
+        let started = Instant::now();
+        let response = app
+            .anonymous
+            .post(app.url(&format!("/{code}")))
+            .form(&[("password", "wrong one")])
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), started.elapsed().as_secs_f64())
+    };
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    // Interleaved, within the per-client limit of 10 a minute.
+    for _ in 0..4 {
+        let (status, took) = time("timed").await;
+        assert_eq!(status, 401);
+        wrong.push(took);
+        let (status, took) = time("no-such-code").await;
+        assert_eq!(status, 404);
+        unknown.push(took);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[1] + v[2]) / 2.0
+    };
+    let (wrong, unknown) = (median(wrong), median(unknown));
+    let ratio = unknown / wrong;
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "unknown code {unknown:.4} s against wrong password {wrong:.4} s"
+    );
+}

@@ -26,6 +26,8 @@ macro_rules! api_suite {
                 a_link_has_a_qr_code_of_its_short_url,
                 links_have_titles_and_tags_and_are_found_by_them,
                 a_bulk_create_answers_each_item_in_order,
+                password_links_redirect_only_with_their_password,
+                a_wrong_password_takes_as_long_as_an_unknown_code,
             );
 
             #[tokio::test]

@@ -30,6 +30,7 @@ pub fn link(code: &str) -> Link {
         forward_query: true,
         title: None,
         tags: Vec::new(),
+        password_hash: None,
     }
 }
 
