@@ -14,6 +14,7 @@
 
 pub mod charts;
 pub mod configuration;
+pub mod import;
 mod pages;
 pub mod session;
 pub mod upstream;
@@ -32,6 +33,9 @@ pub struct Console {
     pub upstream: upstream::Upstream,
     pub sessions: session::Sessions,
     pub logins: pages::LoginLimit,
+    /// Imports between their preview and their run (an hour at most; a
+    /// dropped one removes its file).
+    pub imports: moka::sync::Cache<String, std::sync::Arc<pages::PendingImport>>,
 }
 
 /// Every page's headers: nothing from elsewhere may load, nothing may frame
@@ -102,6 +106,10 @@ impl Application {
                 Duration::from_secs(settings.session_idle_minutes * 60),
             ),
             logins: pages::LoginLimit::new(),
+            imports: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
         });
         let server = HttpServer::new(move || {
             App::new()

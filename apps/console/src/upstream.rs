@@ -83,6 +83,8 @@ pub struct Link {
     pub click_count: u64,
     pub forward_query: bool,
     #[serde(default)]
+    pub password_protected: bool,
+    #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -92,6 +94,21 @@ pub struct Link {
 pub struct LinkPage {
     pub items: Vec<Link>,
     pub next_cursor: Option<String>,
+}
+
+/// One item's answer in a bulk create.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BulkItem {
+    pub status: u16,
+    #[serde(default)]
+    pub link: Option<Link>,
+    #[serde(default)]
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct BulkResult {
+    items: Vec<BulkItem>,
 }
 
 /// A key as the shortener lists it (never the key itself).
@@ -277,6 +294,28 @@ impl Upstream {
             .shortener(Method::POST, "/api/v1/links", key, client)
             .json(body);
         self.json("shortener", request).await
+    }
+
+    /// Creates up to 1,000 links in one request; one answer per item.
+    pub async fn bulk_create(
+        &self,
+        key: &str,
+        client: &str,
+        bodies: &[Value],
+    ) -> Result<Vec<BulkItem>, CallError> {
+        let request = self
+            .shortener(Method::POST, "/api/v1/links/bulk", key, client)
+            // A thousand rows take longer than one link.
+            .timeout(Duration::from_secs(60))
+            .json(bodies);
+        let result: BulkResult = self.json("shortener", request).await?;
+        if result.items.len() != bodies.len() {
+            return Err(CallError::Unavailable {
+                service: "shortener",
+                reason: format!("{} answers for {} links", result.items.len(), bodies.len()),
+            });
+        }
+        Ok(result.items)
     }
 
     pub async fn update_link(

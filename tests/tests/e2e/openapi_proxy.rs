@@ -191,7 +191,7 @@ fn read_response(stream: &mut TcpStream) -> io::Result<Message> {
     Ok(message)
 }
 
-fn dechunk(mut raw: &[u8]) -> io::Result<Vec<u8>> {
+pub fn dechunk(mut raw: &[u8]) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let line_end = raw

@@ -85,6 +85,10 @@ impl LinkForm {
         if link.forward_query {
             values.insert("forward_query".into(), "on".into());
         }
+        if link.password_protected {
+            // Not a form field: tells the form to offer removal.
+            values.insert("protected".into(), "yes".into());
+        }
         Self {
             values,
             ..Self::default()
@@ -159,11 +163,19 @@ impl LinkForm {
                 body.insert("alias".into(), json!(alias));
             }
         }
+        // A password is sent only when typed (it is never shown back);
+        // removal only when asked for.
+        let password = self.value("password").to_owned();
+        if self.values.contains_key("remove_password") {
+            body.insert("password".into(), Value::Null);
+        } else if !password.is_empty() {
+            body.insert("password".into(), json!(password));
+        }
         self.errors.is_empty().then_some(Value::Object(body))
     }
 }
 
-const LINK_FIELDS: [&str; 7] = [
+const LINK_FIELDS: [&str; 8] = [
     "url",
     "alias",
     "title",
@@ -171,6 +183,7 @@ const LINK_FIELDS: [&str; 7] = [
     "expires_at",
     "redirect_type",
     "forward_query",
+    "password",
 ];
 
 fn field_error(form: &LinkForm, name: &str) -> Markup {
@@ -232,6 +245,23 @@ fn link_fields(form: &LinkForm, creating: bool) -> Markup {
                 "Forward the visitor's query string to the target"
             }
         }
+        @let protected = form.values.contains_key("protected");
+        div {
+            label for="password" {
+                @if protected { "New password " span.hint { "(the link has one; leave empty to keep it)" } }
+                @else { "Password " span.hint { "(optional: visitors must give it before the redirect)" } }
+            }
+            input #password type="password" name="password" minlength="4" maxlength="128" autocomplete="new-password";
+            (field_error(form, "password"))
+        }
+        @if protected {
+            div {
+                label.check for="remove_password" {
+                    input #remove_password type="checkbox" name="remove_password";
+                    "Remove the password"
+                }
+            }
+        }
     }
 }
 
@@ -289,6 +319,8 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
             }
             div { button type="submit" { "Search" } }
             @if filtered { div { a href="/links" { "Clear" } } }
+            div { a.button.secondary #export href={ "/links/export.csv?" (query_string([("q", q), ("tag", tag), ("sort", sort)])) } { "Export CSV" } }
+            div { a.button.secondary href="/links/import" { "Import CSV" } }
         }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         div.card {
@@ -530,6 +562,7 @@ fn stats_card(code: &str, range: Result<&Range, &str>, stats: &StatsView) -> Mar
                         (when(&stats.from)) " to " (when(&stats.to))
                     }
                     (chart(&stats.series))
+                    p { a #clicks-csv href={ "/links/" (segment(code)) "/clicks.csv" } { "Clicks per day, all time (CSV)" } }
                     div.grid {
                         (top_list("Top referrers", "top-referrers", &stats.top_referrers))
                         (top_list("Browsers", "browsers", &stats.browsers))
@@ -601,6 +634,9 @@ fn link_page(
                 @if let Some(expires) = &link.expires_at { " · expires " (when(expires)) }
                 " · " (link.redirect_type) " redirect · " (count(link.click_count)) " redirects served"
             }
+            @if link.password_protected {
+                p #protected { span.tag { "password protected" } " Visitors give the password before the redirect." }
+            }
             @if !link.tags.is_empty() {
                 p { @for t in &link.tags { a.tag href={ "/links?" (query_string([("tag", t.as_str())])) } { (t) } } }
             }
@@ -637,7 +673,7 @@ fn link_page(
 
 /// The link with this code, as the signed-in key may read it: the gate
 /// every link page passes, stats included.
-async fn readable_link(
+pub(super) async fn readable_link(
     state: &State,
     session: &Session,
     request: &HttpRequest,
@@ -715,6 +751,9 @@ pub async fn update(
         form = form.refused(&problem, &LINK_FIELDS);
     }
     let link = readable_link(&state, &session, &request, &code).await?;
+    if link.password_protected {
+        form.values.insert("protected".into(), "yes".into());
+    }
     let range = range_of(&HashMap::new(), Utc::now()).map_err(PageError::BadRequest)?;
     let stats = stats_of(&state, &link, &range).await;
     let mut response = link_page(&session, &link, &form, None, Ok(&range), &stats);

@@ -2,6 +2,8 @@
 //! sign-in checks, CSRF, errors).
 
 mod auth;
+mod export;
+mod import;
 mod keys;
 mod links;
 mod system;
@@ -20,6 +22,7 @@ use crate::upstream::CallError;
 use crate::Console;
 
 pub use auth::LoginLimit;
+pub use import::PendingImport;
 
 pub type State = web::Data<Console>;
 /// A submitted form's fields (a repeated name keeps its last value).
@@ -34,6 +37,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/links", web::get().to(links::list))
         .route("/links", web::post().to(links::create))
         .route("/links/new", web::get().to(links::new_form))
+        // Before `/links/{code}`, which would take the path (codes have no dots).
+        .route("/links/export.csv", web::get().to(export::links_csv))
+        .route("/links/import", web::get().to(import::form))
+        .route("/links/import", web::post().to(import::preview))
+        .route("/links/import/{id}", web::post().to(import::run))
+        .route(
+            "/links/{code}/clicks.csv",
+            web::get().to(export::clicks_csv),
+        )
         .route("/links/{code}", web::get().to(links::show))
         .route("/links/{code}", web::post().to(links::update))
         .route("/links/{code}/delete", web::get().to(links::confirm_delete))
@@ -220,6 +232,7 @@ pub fn csrf_field(session: &Session) -> Markup {
 pub enum Nav {
     Links,
     New,
+    Import,
     Keys,
     System,
     None,
@@ -254,6 +267,7 @@ pub fn render(session: Option<&Session>, title: &str, nav: Nav, body: Markup) ->
                         nav aria-label="Main" {
                             (nav_link(nav, Nav::Links, "/links", "Links"))
                             (nav_link(nav, Nav::New, "/links/new", "New link"))
+                            (nav_link(nav, Nav::Import, "/links/import", "Import"))
                             @if session.data.role == Role::Admin {
                                 (nav_link(nav, Nav::Keys, "/keys", "Keys"))
                             }

@@ -451,6 +451,30 @@ pub(super) struct BulkItem {
     problem: Option<ProblemBody>,
 }
 
+/// The body of a bulk create as the document states it: an array of 1 to
+/// 1,000 items. Each should be a `CreateLink`, but is read on its own: an
+/// item that is not one (not even an object) is refused in its own answer
+/// (422), never the request, so the document accepts any item.
+pub(super) struct BulkCreateBody;
+
+impl utoipa::PartialSchema for BulkCreateBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+            .min_items(Some(1))
+            .max_items(Some(MAX_BULK_ITEMS))
+            .description(Some(
+                "1 to 1,000 links, each as POST /api/v1/links takes it (a CreateLink). Each \
+                 item is checked on its own: one that is not a valid CreateLink gets its own \
+                 422 in the answer, and the others are still created.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BulkCreateBody {}
+
 /// The answer to a bulk create: one item per request item, in order.
 #[derive(Serialize, ToSchema)]
 #[schema(as = BulkResult)]
@@ -462,7 +486,7 @@ pub(super) struct BulkResult {
     post,
     path = "/api/v1/links/bulk",
     tag = "links",
-    request_body(content = Vec<CreateLinkRequest>, description = "1 to 1,000 links, each as POST /api/v1/links takes it"),
+    request_body(content = BulkCreateBody, description = "1 to 1,000 links, each as POST /api/v1/links takes it"),
     responses(
         (status = 200, description = "One result per item, in order: 201 with the link, or 409/422 with the item's problem", body = BulkResult),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),

@@ -7,7 +7,8 @@ use utoipa::{Modify, OpenApi};
 use super::extractors::caller;
 use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
 use super::links::{
-    self, BulkItem, BulkResult, CreateLinkRequest, LinkPage, LinkResponse, UpdateLinkRequest,
+    self, BulkCreateBody, BulkItem, BulkResult, CreateLinkRequest, LinkPage, LinkResponse,
+    UpdateLinkRequest,
 };
 use super::{qr, redirect, ApiState};
 use crate::domain::RESERVED_WORDS;
@@ -41,6 +42,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
     components(schemas(
         LinkResponse,
         LinkPage,
+        BulkCreateBody,
         BulkItem,
         BulkResult,
         CreateLinkRequest,

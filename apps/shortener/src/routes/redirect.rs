@@ -223,10 +223,19 @@ fn submitted_password(request: &HttpRequest, body: &Bytes) -> Result<String, Api
     if !is_form {
         return Err(ApiError::UnsupportedMediaType);
     }
-    url::form_urlencoded::parse(body)
+    let password = url::form_urlencoded::parse(body)
         .find(|(name, _)| name == "password")
         .map(|(_, value)| value.into_owned())
-        .ok_or_else(|| ApiError::InvalidBody(vec![InvalidParam::new("password", "is missing")]))
+        .ok_or_else(|| ApiError::InvalidBody(vec![InvalidParam::new("password", "is missing")]))?;
+    // Refused before anything else, as the document says (no password is
+    // that long, so no link's answer is given for it).
+    if password.chars().count() > MAX_SUBMITTED_CHARS {
+        return Err(ApiError::InvalidBody(vec![InvalidParam::new(
+            "password",
+            format!("must be at most {MAX_SUBMITTED_CHARS} characters"),
+        )]));
+    }
+    Ok(password)
 }
 
 #[utoipa::path(
@@ -279,12 +288,9 @@ pub(super) async fn unlock(
     let resolved = state.service.resolve(code.as_str()).await;
     let hash = resolved.as_ref().ok().and_then(|l| l.password_hash.clone());
     // The same argon2 work whether the code exists, has a password, or not.
-    let right = tokio::task::spawn_blocking(move || {
-        submitted.chars().count() <= MAX_SUBMITTED_CHARS
-            && password::verify(hash.as_deref(), &submitted)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the password check failed: {e}")))?;
+    let right = tokio::task::spawn_blocking(move || password::verify(hash.as_deref(), &submitted))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the password check failed: {e}")))?;
     let link = resolved?;
     if link.password_hash.is_some() && !right {
         return Ok(password_page(
