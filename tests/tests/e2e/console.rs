@@ -69,6 +69,11 @@ impl Driver {
             "goog:chromeOptions".into(),
             json!({
                 "binary": chromium,
+                // Downloads land in the profile's directory, without asking.
+                "prefs": {
+                    "download.default_directory": profile.join("downloads"),
+                    "download.prompt_for_download": false,
+                },
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu",
                     "--disable-background-networking", "--disable-component-update",
@@ -335,21 +340,28 @@ fn document_of(service: &Service, key: &str) -> Value {
     serde_json::from_str(&body).expect("the document is JSON")
 }
 
-#[test]
-fn people_shorten_find_edit_and_delete_links_in_the_console() {
+/// Everything a browser test needs: Chromium, its driver, the system and
+/// the console in front of it. `None` (the test skips) where something is
+/// not installed outside CI.
+fn browser_rig() -> Option<(PathBuf, Driver, System, ProxiedConsole)> {
     let (Some(chromium), Some(chromedriver)) = (
         executable("chromium", "chromium"),
         executable("chromedriver", "chromium-driver"),
     ) else {
-        return;
+        return None;
     };
-    let Some(system) = System::start() else {
-        return;
-    };
+    let system = System::start()?;
     let proxied = ProxiedConsole::start(&system);
-    let console = &proxied.console;
-    let base = console.url();
     let driver = Driver::start(&chromedriver, system.dir.path());
+    Some((chromium, driver, system, proxied))
+}
+
+#[test]
+fn people_shorten_find_edit_and_delete_links_in_the_console() {
+    let Some((chromium, driver, system, proxied)) = browser_rig() else {
+        return;
+    };
+    let base = proxied.console.url();
     // Links of the admin's that the search must leave out.
     for n in 0..3 {
         let other = system.post_link(&json!({ "url": format!("https://example.org/other/{n}"), "title": format!("Other {n}"), "tags": ["misc"] }));
@@ -1025,4 +1037,143 @@ fn links_are_imported_from_csv_and_exported_back_unchanged() {
     assert_eq!(exported(other_port, &other_session), first);
     proxied.assert_contracts_held();
     other_console.assert_contracts_held();
+}
+
+#[test]
+fn people_import_export_and_protect_links_in_the_browser() {
+    let Some((chromium, driver, system, proxied)) = browser_rig() else {
+        return;
+    };
+    let base = proxied.console.url();
+    // 50 rows, 2 of them bad: line 9 has no http(s) target, line 40
+    // repeats line 4's alias.
+    let mut csv = String::from("url,alias,title,tags\n");
+    for n in 0..50 {
+        let (url, alias) = match n {
+            7 => ("javascript:alert(1)".to_owned(), format!("b-{n}")),
+            38 => (format!("https://example.com/{n}"), "b-2".to_owned()),
+            _ => (format!("https://example.com/{n}"), format!("b-{n}")),
+        };
+        csv.push_str(&format!("{url},{alias},Batch {n},browser\n"));
+    }
+    let file = system.dir.path().join("links.csv");
+    std::fs::write(&file, csv).unwrap();
+    // A protected link whose target the browser can load here.
+    let target = format!("{base}/health");
+    let protected =
+        system.post_link(&json!({ "url": target, "alias": "members", "password": "club rules" }));
+    assert_eq!(protected.status, 201, "{}", protected.body);
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let browser = driver
+            .browser(&chromium, &system.dir.path().join("profile-a"))
+            .await;
+        log_in(&browser, &base, &system.key).await;
+
+        // Import: the preview names both bad rows; 48 are imported.
+        find(&browser, "header nav a[href='/links/import']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        page_is_well_formed(&browser, "import").await;
+        find(&browser, "#file")
+            .await
+            .send_keys(&file.display().to_string())
+            .await
+            .unwrap();
+        press(&browser, "", "Preview").await;
+        assert_eq!(text_of(&browser, "#rows-read").await, "50");
+        assert_eq!(text_of(&browser, "#rows-valid").await, "48");
+        let problems = text_of(&browser, "#row-errors tbody").await;
+        assert!(
+            problems.contains("9 url") && problems.contains("40 alias"),
+            "{problems}"
+        );
+        page_is_well_formed(&browser, "import preview").await;
+        screenshot(&browser, "console-import-preview.png").await;
+        press(&browser, "", "Import 48 links").await;
+        assert_eq!(text_of(&browser, "#created").await, "48");
+        assert_eq!(system.follow("b-0", "").status, 302);
+        assert_eq!(system.follow("b-7", "").status, 404);
+
+        // Export: the file the button downloads, read back.
+        browser.goto(&format!("{base}/links")).await.unwrap();
+        find(&browser, "#export").await.click().await.unwrap();
+        let downloads = system.dir.path().join("profile-a").join("downloads");
+        let clicked = Instant::now();
+        let text = loop {
+            let done = std::fs::read_dir(&downloads).ok().and_then(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "csv"))
+            });
+            if let Some(path) = done {
+                break std::fs::read_to_string(path).expect("the download reads");
+            }
+            assert!(
+                clicked.elapsed() < Duration::from_secs(15),
+                "no download in {downloads:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("code,short_url,url,title,tags,created_at,expires_at,clicks")
+        );
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(
+            rows.len(),
+            49,
+            "48 imported and the protected link:\n{text}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("b-0,") && r.contains(",Batch 0,browser,")),
+            "{text}"
+        );
+
+        // The system page, for its screenshot.
+        browser.goto(&format!("{base}/system")).await.unwrap();
+        screenshot(&browser, "console-system.png").await;
+        browser.close().await.unwrap();
+
+        // A protected link in a fresh browser: the form, a wrong password
+        // (401), then the right one (the redirect, one click).
+        let visitor = driver
+            .browser(&chromium, &system.dir.path().join("profile-b"))
+            .await;
+        visitor
+            .goto(&format!("{}/members", system.shortener.url()))
+            .await
+            .unwrap();
+        assert!(text_of(&visitor, "h1").await.contains("protected"));
+        page_is_well_formed(&visitor, "password form").await;
+        fill(&visitor, "#password", "club rule").await;
+        press(&visitor, "", "Continue").await;
+        assert!(text_of(&visitor, ".error").await.contains("Wrong password"));
+        let status = script(
+            &visitor,
+            "return performance.getEntriesByType('navigation')[0].responseStatus;",
+        )
+        .await;
+        assert_eq!(status, json!(401), "a wrong password answers 401");
+        fill(&visitor, "#password", "club rules").await;
+        press(&visitor, "", "Continue").await;
+        let landed = visitor.current_url().await.unwrap();
+        assert_eq!(
+            landed.as_str(),
+            target.as_str(),
+            "the right password leads to the target"
+        );
+        visitor.close().await.unwrap();
+    });
+    let counted = system.eventually("analytics counts the one click", || {
+        system.stats("members").filter(|s| s["total_clicks"] == 1)
+    });
+    assert_eq!(counted["total_clicks"], 1);
+    proxied.assert_contracts_held();
 }
