@@ -7,7 +7,7 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics faults up down demo screenshots
+.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics bench-import faults up down demo screenshots
 
 help:
 	@echo "make up        run the system (see README.md); make down stops it"
@@ -17,6 +17,7 @@ help:
 	@echo "make backends  install nats-server, clickhouse-server and the MongoDB-wire test server if missing"
 	@echo "make bench-redirect  redirect throughput and latency next to a bare actix-web handler"
 	@echo "make bench-analytics ingest rate into each store, stats latency over 10M clicks"
+	@echo "make bench-import  10,000 CSV rows through the console's import"
 	@echo "make faults    kills, outages, duplicates, poison, fuzzing, memory; prints a table"
 
 ## Installs the real servers the tests need, when missing (apt + a venv).
@@ -50,6 +51,11 @@ bench-redirect: backends
 
 bench-analytics: backends
 	cargo bench -q -p analytics --bench analytics
+
+## 10,000 CSV rows through the console's import (upload, preview, import); last line is JSON.
+bench-import: backends
+	cargo build --release --workspace --bins
+	cargo bench -q -p system-tests --bench import
 
 ## The fault and load suite, full form (about 15 minutes); make test runs the short form.
 faults: backends

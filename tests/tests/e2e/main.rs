@@ -3,6 +3,7 @@
 //! the way `make up` runs them.
 
 mod console;
+mod console_http;
 mod contract;
 mod flows;
 mod openapi_proxy;
