@@ -47,10 +47,19 @@ fn main() {
     let started = Instant::now();
     let (preview, result) = console_http::import_csv(port, &session, &csv);
     let total = started.elapsed().as_secs_f64();
-    assert_eq!(console_http::text_by_id(&preview.body, "rows-valid"), ROWS.to_string());
-    assert_eq!(console_http::text_by_id(&result.body, "created"), ROWS.to_string());
+    assert_eq!(
+        console_http::text_by_id(&preview.body, "rows-valid"),
+        ROWS.to_string()
+    );
+    assert_eq!(
+        console_http::text_by_id(&result.body, "created"),
+        ROWS.to_string()
+    );
     let peak = memory_mb(pid, "VmHWM");
-    assert_eq!(system.follow(&format!("imported-{}", ROWS - 1), "").status, 302);
+    assert_eq!(
+        system.follow(&format!("imported-{}", ROWS - 1), "").status,
+        302
+    );
     println!(
         "import of {ROWS} rows ({:.1} MB of CSV): upload, preview and import {total:.1} s; \
          console memory {before:.0} MB before, peak {peak:.0} MB",
