@@ -131,6 +131,28 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 pub type Store = web::Data<Arc<dyn AnalyticsStore>>;
 
+/// Most ids one `GET /api/v1/links?ids=` names.
+const MAX_IDS: usize = 100;
+
+/// The `ids` parameter: comma-separated shortener ids, at most [`MAX_IDS`].
+fn ids_param(query: &str) -> Result<Option<Vec<Uuid>>, ApiError> {
+    let Some(value) = query_value(query, "ids") else {
+        return Ok(None);
+    };
+    let ids: Result<Vec<Uuid>, _> = value
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Uuid::parse_str(s.trim()))
+        .collect();
+    match ids {
+        Ok(ids) if (1..=MAX_IDS).contains(&ids.len()) => Ok(Some(ids)),
+        _ => Err(ApiError::invalid(
+            "ids",
+            format!("must be 1 to {MAX_IDS} comma-separated link ids (UUIDs)"),
+        )),
+    }
+}
+
 /// Links per page of `GET /api/v1/links`, unless `limit` says otherwise.
 const DEFAULT_LINKS_PAGE: u32 = 100;
 
@@ -141,6 +163,8 @@ pub struct CopyItem {
     pub link: LinkInfo,
     /// Every click stored for the link, all time.
     pub clicks: u64,
+    /// How many changes of the link analytics has applied to its copy.
+    pub version: u64,
 }
 
 /// One page of the links analytics knows.
@@ -159,6 +183,7 @@ pub struct CopyPage {
     tag = "stats",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Links per page (default 100)"),
+        ("ids" = Option<String>, Query, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,99}$", description = "Only these links (1 to 100 shortener ids, comma-separated), whatever their age: the copies analytics holds of them; limit and cursor do not apply"),
         ("cursor" = Option<String>, Query, pattern = r"^-?[0-9]{1,18}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "next_cursor of the page before, as it is"),
     ),
     responses(
@@ -181,10 +206,14 @@ async fn list_links(store: Store, request: HttpRequest) -> Result<HttpResponse, 
         )
     })?;
     let cursor = cursor_param(query, LinkCursor::parse)?;
-    let links = store.link_page(cursor, limit).await?;
+    let wanted = ids_param(query)?;
+    let links = match &wanted {
+        Some(ids) => store.links(ids).await?,
+        None => store.link_page(cursor, limit).await?,
+    };
     let ids: Vec<_> = links.iter().map(|l| l.shortener_url_id).collect();
     let totals: HashMap<_, _> = store.click_totals(&ids).await?.into_iter().collect();
-    let next_cursor = (links.len() as u32 == limit)
+    let next_cursor = (wanted.is_none() && links.len() as u32 == limit)
         .then(|| links.last().map(|l| LinkCursor::after(l).to_string()))
         .flatten();
     let now = Utc::now().timestamp();
@@ -193,6 +222,7 @@ async fn list_links(store: Store, request: HttpRequest) -> Result<HttpResponse, 
         .map(|l| CopyItem {
             link: LinkInfo::of(l, now),
             clicks: totals.get(&l.shortener_url_id).copied().unwrap_or(0),
+            version: l.version,
         })
         .collect();
     Ok(json(&CopyPage { items, next_cursor }))

@@ -1071,7 +1071,32 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 108);
-    for query in ["cursor=nonsense", "limit=0"] {
+    // By id: the copies of exactly these links, orphans included.
+    let wanted = format!("{},{},{}", links[104].0, orphans[0], Uuid::now_v7());
+    let (status, some) = app.get_json(&format!("/api/v1/links?ids={wanted}")).await;
+    assert_eq!(status, 200, "{some}");
+    let mut found = codes(&some);
+    found.sort();
+    assert_eq!(
+        found,
+        ["orphan0", "paged104"],
+        "an unknown id is simply absent"
+    );
+    assert_eq!(some["next_cursor"], serde_json::Value::Null);
+    let paged = some["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["short_code"] == "paged104")
+        .unwrap();
+    assert!(paged["version"].as_u64().unwrap() >= 1, "{paged}");
+    let too_many: Vec<String> = (0..101).map(|_| Uuid::now_v7().to_string()).collect();
+    for query in [
+        "cursor=nonsense",
+        "limit=0",
+        "ids=not-a-uuid",
+        &format!("ids={}", too_many.join(",")),
+    ] {
         let (status, problem) = app.get_json(&format!("/api/v1/links?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(

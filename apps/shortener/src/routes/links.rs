@@ -642,6 +642,7 @@ fn parse_cursor(raw: &str, order: LinkOrder) -> Result<LinkCursor, &'static str>
         ("cursor" = Option<String>, Query, pattern = r"^(0|[1-9][0-9]{0,17})~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`next_cursor` of the previous page (same q, tag and sort)"),
         ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, target or title contains this text, ignoring case"),
         ("tag" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only links with this tag"),
+        ("ids" = Option<String>, Query, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,99}$", description = "Only these links (1 to 100 ids, comma-separated): which of them are live and yours"),
         ("sort" = Option<String>, Query, pattern = "^(created|clicks)$", description = "`created` (newest first, the default) or `clicks` (most redirects first)"),
     ),
     responses(
@@ -683,6 +684,21 @@ pub(super) async fn list_links(
                 Ok(tag) => query.tag = Some(tag.as_str().to_owned()),
                 Err(e) => invalid.push(InvalidParam::new("tag", e)),
             },
+            "ids" => {
+                let ids: Result<Vec<Uuid>, _> = value
+                    .split(',')
+                    .map(|id| Uuid::parse_str(id.trim()))
+                    .collect();
+                match ids {
+                    Ok(ids) if (1..=MAX_PAGE_SIZE as usize).contains(&ids.len()) => {
+                        query.ids = Some(ids)
+                    }
+                    _ => invalid.push(InvalidParam::new(
+                        "ids",
+                        format!("must be 1 to {MAX_PAGE_SIZE} comma-separated link ids"),
+                    )),
+                }
+            }
             "sort" => match value.as_ref() {
                 "created" => query.order = LinkOrder::Newest,
                 "clicks" => query.order = LinkOrder::MostClicked,
@@ -690,7 +706,7 @@ pub(super) async fn list_links(
             },
             other => invalid.push(InvalidParam::new(
                 other,
-                "is not a known parameter (limit, cursor, q, tag, sort)",
+                "is not a known parameter (limit, cursor, q, tag, ids, sort)",
             )),
         }
     }

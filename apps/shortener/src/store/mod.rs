@@ -76,6 +76,8 @@ pub struct LinkQuery {
     pub text: Option<String>,
     /// Only links with this tag.
     pub tag: Option<String>,
+    /// Only these links (by id).
+    pub ids: Option<Vec<Uuid>>,
     pub order: LinkOrder,
     /// Continue after this link (the last of the previous page).
     pub after: Option<LinkCursor>,

@@ -529,6 +529,10 @@ impl LinkStore for MongoStore {
                 ],
             );
         }
+        if let Some(ids) = &query.ids {
+            let ids: Vec<bson::Uuid> = ids.iter().copied().map(uuid_to_bson).collect();
+            filter.insert("_id", doc! { "$in": ids });
+        }
         if let Some(tag) = &query.tag {
             // Matches an element of the array.
             filter.insert("tags", tag.as_str());

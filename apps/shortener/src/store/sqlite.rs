@@ -247,6 +247,9 @@ impl LinkStore for SqliteStore {
                 [text.as_str(); 3],
             ));
         }
+        if let Some(ids) = &query.ids {
+            select = select.filter(links::Column::Id.is_in(ids.iter().copied()));
+        }
         if let Some(tag) = &query.tag {
             select = select.filter(Expr::cust_with_values(
                 "EXISTS (SELECT 1 FROM json_each(links.tags) WHERE json_each.value = ?)",

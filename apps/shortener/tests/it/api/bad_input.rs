@@ -314,6 +314,15 @@ fn cases() -> Vec<Case> {
             Some("cursor"),
         ),
         raw(
+            "list with an id that is none",
+            "GET",
+            "/api/v1/links?ids=0192b6a4-6f0e-7c3a-9a7e-1a2b3c4d5e6f,nope",
+            None,
+            "",
+            400,
+            Some("ids"),
+        ),
+        raw(
             "list with an unknown sort",
             "GET",
             "/api/v1/links?sort=title",

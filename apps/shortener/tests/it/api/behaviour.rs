@@ -563,6 +563,17 @@ pub async fn links_have_titles_and_tags_and_are_found_by_them(app: &TestApp) {
         ["q3-plan"],
         "an empty q is no filter"
     );
+    // By id: which of these are live (an unknown id is simply absent).
+    let ids = format!(
+        "{},{},{}",
+        created["id"].as_str().unwrap(),
+        plain["id"].as_str().unwrap(),
+        uuid::Uuid::now_v7()
+    );
+    assert_eq!(
+        listed(app, &format!("ids={ids}")).await.0,
+        ["plain", "q3-plan"]
+    );
 
     // PATCH replaces tags, removes the title with null; the rest stays.
     let patched: Value = app
