@@ -12,8 +12,10 @@
 //! from analytics with the console's own key, and only for a link the
 //! user's key has just read at the shortener.
 
+pub mod api;
 pub mod charts;
 pub mod configuration;
+pub mod consistency;
 pub mod import;
 mod pages;
 pub mod session;
@@ -36,6 +38,10 @@ pub struct Console {
     /// Imports between their preview and their run (an hour at most; a
     /// dropped one removes its file).
     pub imports: moka::sync::Cache<String, std::sync::Arc<pages::PendingImport>>,
+    /// The consistency monitor (its last report and copies).
+    pub monitor: consistency::Monitor,
+    /// Calls of the JSON API, per address.
+    pub api_calls: api::ApiLimit,
 }
 
 /// Every page's headers: nothing from elsewhere may load, nothing may frame
@@ -110,6 +116,8 @@ impl Application {
                 .max_capacity(1_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            monitor: consistency::Monitor::new(),
+            api_calls: api::ApiLimit::default(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -120,6 +128,7 @@ impl Application {
                 .route("/ready", web::get().to(ready))
                 .route("/static/console.css", web::get().to(stylesheet))
                 .route("/static/console.js", web::get().to(script))
+                .configure(api::routes)
                 .configure(pages::routes)
         })
         .shutdown_timeout(10)

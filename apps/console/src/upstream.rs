@@ -78,6 +78,8 @@ pub struct Link {
     pub short_url: String,
     pub url: String,
     pub created_at: String,
+    /// When the link last changed (any field, titles and tags included).
+    pub updated_at: String,
     pub expires_at: Option<String>,
     pub redirect_type: u16,
     pub click_count: u64,
@@ -157,6 +159,25 @@ pub struct SeriesPoint {
 pub struct TopItem {
     pub value: String,
     pub clicks: u64,
+}
+
+/// Analytics' copy of a link (`GET /api/v1/links` on analytics).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Copy {
+    pub shortener_url_id: uuid::Uuid,
+    pub short_code: String,
+    /// `active`, `expired`, `deleted`, or `unknown` (clicks arrived, the
+    /// creation not yet).
+    pub status: String,
+    pub target: Option<String>,
+    pub expires_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CopyPage {
+    pub items: Vec<Copy>,
+    pub next_cursor: Option<String>,
 }
 
 /// A probe of a service: `/health`, `/ready` and `/metrics`.
@@ -397,6 +418,16 @@ impl Upstream {
         let request = self
             .http
             .get(join(&self.analytics, &path))
+            .header("X-Api-Key", &self.analytics_key);
+        self.json("analytics", request).await
+    }
+
+    /// A page of analytics' copies of links (`query` as the API takes it:
+    /// `limit` and `cursor`, or `ids`), with the console's analytics key.
+    pub async fn copies(&self, query: &str) -> Result<CopyPage, CallError> {
+        let request = self
+            .http
+            .get(join(&self.analytics, &format!("/api/v1/links?{query}")))
             .header("X-Api-Key", &self.analytics_key);
         self.json("analytics", request).await
     }

@@ -153,6 +153,34 @@ impl System {
         )
     }
 
+    /// `PATCH /api/v1/links/{code}` with this body; the status.
+    #[allow(dead_code)] // the console tests'
+    pub fn patch(&self, code: &str, body: &Value) -> u16 {
+        let answer = self.call(
+            &self.shortener,
+            "PATCH",
+            &format!("/api/v1/links/{code}"),
+            "Content-Type: application/json\r\n",
+            &body.to_string(),
+        );
+        answer.status
+    }
+
+    /// A new key with this role (`admin` or `author`).
+    #[allow(dead_code)] // the console tests'
+    pub fn new_key(&self, name: &str, role: &str) -> String {
+        let answer = self.call(
+            &self.shortener,
+            "POST",
+            "/api/v1/keys",
+            "Content-Type: application/json\r\n",
+            &serde_json::json!({ "name": name, "role": role }).to_string(),
+        );
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let key: Value = serde_json::from_str(&answer.body).expect("JSON");
+        key["key"].as_str().expect("the new key").to_owned()
+    }
+
     pub fn delete(&self, code: &str) -> u16 {
         self.call(
             &self.shortener,

@@ -5,9 +5,11 @@
 use actix_web::{HttpRequest, HttpResponse};
 use maud::{html, Markup};
 
-use super::{render, signed_in, Nav, PageError, State};
+use super::{client_ip, render, signed_in, Nav, PageError, State};
 use crate::charts::count;
-use crate::upstream::{metric, metric_family, Probe};
+use crate::consistency::{MonitorError, Report};
+use crate::session::Role;
+use crate::upstream::{metric, metric_family, segment, Probe};
 
 fn service_card(name: &str, id: &str, probe: &Probe, rows: Markup) -> Markup {
     html! {
@@ -35,6 +37,66 @@ fn row(label: &str, id: &str, value: Option<f64>) -> Markup {
                     Some(v) if v >= 0.0 => (count(v as u64)),
                     _ => "—",
                 }
+            }
+        }
+    }
+}
+
+/// The codes of one kind of finding; live links link to their page.
+fn codes(id: &str, codes: &[String], linked: bool, total: u64) -> Markup {
+    html! {
+        @if !codes.is_empty() {
+            ul.codes id=(id) {
+                @for code in codes {
+                    li {
+                        @if linked { a href={ "/links/" (segment(code)) } { code { (code) } } }
+                        @else { code { (code) } }
+                    }
+                }
+            }
+            @if total > codes.len() as u64 {
+                p.muted { "and " (count(total - codes.len() as u64)) " more" }
+            }
+        }
+    }
+}
+
+fn consistency_card(report: &Result<std::sync::Arc<Report>, MonitorError>) -> Markup {
+    html! {
+        section.card #consistency {
+            h2 {
+                "Consistency of analytics' copies "
+                @match report {
+                    Ok(r) if r.missing + r.stale + r.orphaned == 0 => span.status.ready { "in step" },
+                    Ok(_) => span.status.down { "behind" },
+                    Err(_) => span.status.down { "unknown" },
+                }
+            }
+            @match report {
+                Ok(r) => {
+                    p.muted {
+                        "Every link at the shortener compared with its copy in analytics at "
+                        (r.checked_at) ", in " (r.duration_ms) " ms."
+                        @if !r.analytics_reachable {
+                            " Analytics did not answer: compared with its copies as of " (r.copies_as_of) "."
+                        }
+                    }
+                    table { tbody {
+                        (row("Links compared", "consistency-checked", Some(r.links_checked as f64)))
+                        (row("Copies missing", "consistency-missing", Some(r.missing as f64)))
+                        (row("Copies stale (target, expiry or deletion differs)", "consistency-stale", Some(r.stale as f64)))
+                        (row("Copies left after a deletion", "consistency-orphaned", Some(r.orphaned as f64)))
+                        tr {
+                            th scope="row" { "Oldest change not yet in analytics, seconds" }
+                            td.num #consistency-lag { (format!("{:.1}", r.lag_seconds)) }
+                        }
+                    } }
+                    @if r.missing > 0 { h3 { "Missing" } (codes("missing-codes", &r.missing_codes, true, r.missing)) }
+                    @if r.stale > 0 { h3 { "Stale" } (codes("stale-codes", &r.stale_codes, true, r.stale)) }
+                    @if r.orphaned > 0 { h3 { "Left after a deletion" } (codes("orphaned-codes", &r.orphaned_codes, false, r.orphaned)) }
+                    p.muted { "Also as JSON: GET /api/v1/consistency with an admin key in X-Api-Key." }
+                }
+                Err(error) => p.error role="alert" { "The comparison could not run: " (error) }
             }
         }
     }
@@ -70,12 +132,28 @@ pub async fn show(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
         @if lags.is_empty() { (row("Consumer lag", "consumer-lag", None)) }
         (row("Dead letters since start", "dead-letters", (!analytics.metrics.is_empty()).then_some(dead)))
     };
+    let consistency = match session.data.role {
+        Role::Admin => {
+            let client = client_ip(&request).to_string();
+            Some(
+                state
+                    .monitor
+                    .report(&state.upstream, &session.data.key, &client)
+                    .await,
+            )
+        }
+        Role::Author => None,
+    };
     let body = html! {
         h1 { "System" }
         p.muted { "Read from each service's /health, /ready and /metrics just now." }
         div.grid {
             (service_card("Shortener", "shortener", &shortener, shortener_rows))
             (service_card("Analytics", "analytics", &analytics, analytics_rows))
+        }
+        @match &consistency {
+            Some(report) => (consistency_card(report)),
+            None => p.muted { "Admins see here how far analytics' copies of the links are behind the shortener." },
         }
         p.muted { "Console version " (env!("CARGO_PKG_VERSION")) "." }
     };
