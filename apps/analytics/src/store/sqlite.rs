@@ -446,23 +446,26 @@ impl AnalyticsStore for SqliteStore {
 
     async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
         let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            // One index range per link (`clicks_by_link_time`).
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            // One statement per chunk, one index range per link
+            // (`clicks_by_link_time`); a statement per link cost 90 ms a
+            // page of 1,000 links.
             let rows = self
                 .query(
-                    "SELECT COUNT(*) AS clicks FROM clicks WHERE shortener_url_id = ?",
-                    vec![(*id).into()],
+                    &format!(
+                        "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks \
+                         WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
+                        placeholders(chunk.len())
+                    ),
+                    chunk.iter().map(|id| (*id).into()).collect(),
                 )
                 .await?;
-            let clicks = count(
-                rows.first()
-                    .map(|r| r.try_get::<i64>("", "clicks"))
-                    .transpose()
-                    .map_err(failed)?
-                    .unwrap_or_default(),
-            );
-            if clicks > 0 {
-                found.push((*id, clicks));
+            for row in &rows {
+                let id: Uuid = row.try_get("", "shortener_url_id").map_err(failed)?;
+                let clicks: i64 = row.try_get("", "clicks").map_err(failed)?;
+                if clicks > 0 {
+                    found.push((id, count(clicks)));
+                }
             }
         }
         Ok(found)
