@@ -14,6 +14,15 @@
 //! uniformly chosen links (all-time range, daily buckets), `PAGES` pages of
 //! the list of links (`GET /api/v1/links`) and every page of the reconciliation report, each
 //! followed by its cursor.
+//!
+//! Hot link on SQLite, the embedded default: `HOT_CLICKS` clicks of one link
+//! over 30 days among `HOT_OTHERS` clicks of 9,999 other links, published
+//! through JetStream into a running analytics (so its rollups are built by
+//! the real path); then `HOT_QUERIES` all-time stats requests of the hot
+//! link (daily buckets, every top list): `hot_link_stats_p99_ms`. Then
+//! freshness: single clicks published one at a time to a quiet link, each
+//! timed until its stats include it (`freshness_p99_ms`), beside the
+//! service's own `analytics_click_freshness_seconds`.
 //! The last line printed is one JSON object.
 
 use std::process::{Child, Command, Stdio};
@@ -41,6 +50,11 @@ const STATS_LINKS: usize = 100_000;
 const STATS_QUERIES: usize = 300;
 const PAGES: usize = 100;
 const CLICKED_CONSUMER: &str = "analytics-shortener-url-clicked";
+const HOT_CLICKS: usize = 1_000_000;
+const HOT_OTHERS: usize = 100_000;
+const HOT_LINKS: usize = 10_000;
+const HOT_QUERIES: usize = 100;
+const FRESHNESS_CLICKS: usize = 100;
 
 const AGENTS: [&str; 5] = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
@@ -312,6 +326,179 @@ async fn load_stats_workload(store: Arc<dyn AnalyticsStore>) -> Vec<String> {
     links.into_iter().map(|(_, code)| code).collect()
 }
 
+/// Publishes `events` (already encoded, with their subjects and headers),
+/// awaiting acks in bounded batches.
+async fn publish_all(
+    js: &jetstream::Context,
+    events: impl Iterator<Item = (&'static str, [(&'static str, String); 3], Vec<u8>)>,
+) {
+    let mut acks = Vec::new();
+    for (subject, headers, payload) in events {
+        acks.push(send(js, subject, headers, payload).await);
+        if acks.len() == 2_000 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+}
+
+fn encoded<T: contracts::Event>(
+    event: &Envelope<T>,
+) -> (&'static str, [(&'static str, String); 3], Vec<u8>) {
+    (event.subject(), event.headers(), encode(event).unwrap())
+}
+
+/// The hot link on SQLite, through JetStream; then freshness. Returns
+/// (ingest clicks/s, hot link stats p50 and p99 ms, freshness p50 and p99
+/// ms, the service's freshness p99 bucket bound in ms).
+fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> [f64; 6] {
+    let nats = NatsServer::start().expect("nats-server starts");
+    let js = jetstream::new(runtime.block_on(async_nats::connect(nats.url())).unwrap());
+    let (_guard, port) = analytics(&[
+        ("ANALYTICS_NATS_URL", nats.url()),
+        (
+            "ANALYTICS_SQLITE_PATH",
+            dir.join("hot.db").display().to_string(),
+        ),
+    ]);
+    wait_ready(port);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let links: Vec<(Uuid, String)> = (0..HOT_LINKS)
+        .map(|i| (Uuid::now_v7(), format!("hot{i}")))
+        .collect();
+    let now = Utc::now().timestamp();
+    runtime.block_on(publish_all(
+        &js,
+        links
+            .iter()
+            .map(|(id, code)| encoded(&creation(*id, code, now - 31 * 86_400))),
+    ));
+    let published = Instant::now();
+    let total = HOT_CLICKS + HOT_OTHERS;
+    runtime.block_on(publish_all(
+        &js,
+        (0..total).map(|i| {
+            let (id, code) = if i % 11 == 10 {
+                &links[1 + rng.random_range(0..HOT_LINKS - 1)]
+            } else {
+                &links[0]
+            };
+            let at = now - rng.random_range(1..30 * 86_400);
+            encoded(&click(&mut rng, *id, code, at))
+        }),
+    ));
+    let processed = || {
+        scrape_metric(
+            port,
+            r#"analytics_events_processed_total{subject="shortener.url.clicked"}"#,
+        )
+        .unwrap_or(0.0) as usize
+    };
+    while processed() < total {
+        assert!(
+            published.elapsed() < Duration::from_secs(1_200),
+            "ingest did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rate = total as f64 / published.elapsed().as_secs_f64();
+    let stats = |code: &str| {
+        let (status, body) =
+            http_get_with_key(port, &format!("/api/v1/links/{code}/stats"), BENCH_KEY)
+                .expect("stats answer");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let hot = &links[0].1;
+    let clicks = stats(hot)["total_clicks"].as_u64().unwrap();
+    let mut latencies: Vec<f64> = (0..HOT_QUERIES)
+        .map(|_| {
+            let started = Instant::now();
+            stats(hot);
+            started.elapsed().as_secs_f64() * 1_000.0
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "hot link on SQLite: {clicks} clicks of one link among {total} through JetStream at {rate:.0} clicks/s \
+         (rollups included); all-time stats (daily buckets, every top list), {HOT_QUERIES} requests: \
+         p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    // Freshness: one click at a time to a quiet link, timed from its
+    // publication until its stats count it.
+    let (quiet_id, quiet) = &links[HOT_LINKS - 1];
+    let mut seen = stats(quiet)["total_clicks"].as_u64().unwrap();
+    let mut ages = Vec::with_capacity(FRESHNESS_CLICKS);
+    for _ in 0..FRESHNESS_CLICKS {
+        let event = click(&mut rng, *quiet_id, quiet, Utc::now().timestamp());
+        let started = Instant::now();
+        runtime.block_on(publish_all(&js, std::iter::once(encoded(&event))));
+        loop {
+            let now_seen = stats(quiet)["total_clicks"].as_u64().unwrap();
+            if now_seen > seen {
+                seen = now_seen;
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "a click never showed"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ages.push(started.elapsed().as_secs_f64() * 1_000.0);
+    }
+    ages.sort_by(|a, b| a.total_cmp(b));
+    let metrics = http_get(port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let service_p99 =
+        histogram_quantile(&metrics, "analytics_click_freshness_seconds", 0.99) * 1_000.0;
+    println!(
+        "freshness: {FRESHNESS_CLICKS} clicks, publish to counted in stats: p50 {:.0} ms, p99 {:.0} ms; \
+         the service's analytics_click_freshness_seconds puts its p99 at or under {service_p99:.0} ms",
+        percentile(&ages, 0.5),
+        percentile(&ages, 0.99)
+    );
+    [
+        rate,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&ages, 0.5),
+        percentile(&ages, 0.99),
+        service_p99,
+    ]
+}
+
+/// The upper bound of the histogram bucket holding quantile `q`, from the
+/// Prometheus text.
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> f64 {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= q * total)
+        .map_or(f64::NAN, |(bound, _)| *bound)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -320,6 +507,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _context = runtime.enter();
+    if std::env::var_os("BENCH_HOT_LINK_ONLY").is_some() {
+        // Only the SQLite hot link and freshness (a shorter run).
+        let dir = tempfile::tempdir().unwrap();
+        let [rate, _, p99, _, fresh_p99, _] = hot_link_on_sqlite(&runtime, dir.path());
+        println!(
+            "{{\"bench\":\"analytics-hot-link\",\"sqlite_hot_ingest_per_s\":{rate:.0},\"hot_link_stats_p99_ms\":{p99:.1},\"freshness_p99_ms\":{fresh_p99:.0}}}"
+        );
+        return;
+    }
     let nats = NatsServer::start().expect("nats-server starts (make backends)");
     let clickhouse = ClickHouseServer::start().expect("clickhouse-server starts (make backends)");
     let dir = tempfile::tempdir().unwrap();
@@ -424,8 +620,10 @@ fn main() {
         STATS_LINKS / 20,
         STATS_LINKS / 100
     );
+    let [hot_rate, _, hot_p99, _, fresh_p99, _] = hot_link_on_sqlite(&runtime, dir.path());
     println!(
-        "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1},\"index_p99_ms\":{index_p99:.1},\"reconciliation_p99_ms\":{reconciliation_p99:.1}}}"
+        "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1},\"index_p99_ms\":{index_p99:.1},\"reconciliation_p99_ms\":{reconciliation_p99:.1},\
+         \"sqlite_hot_ingest_per_s\":{hot_rate:.0},\"hot_link_stats_p99_ms\":{hot_p99:.1},\"freshness_p99_ms\":{fresh_p99:.0}}}"
     );
 }
 

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// Failed store writes (retried).
     pub store_failures: Counter,
+    /// From a click's publication in JetStream to its stats including it
+    /// (the commit of its batch), first deliveries only.
+    pub click_freshness: Histogram,
     pub requests: Family<RequestLabels, Counter>,
 }
 
@@ -92,6 +95,13 @@ impl Default for Metrics {
             "Store writes that failed and were retried",
             store_failures.clone(),
         );
+        // 5 ms to ~80 s.
+        let click_freshness = Histogram::new(exponential_buckets(0.005, 2.0, 15));
+        registry.register(
+            "click_freshness_seconds",
+            "From a click's publication to JetStream to its stats including it (first deliveries)",
+            click_freshness.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -107,6 +117,7 @@ impl Default for Metrics {
             consumer_restarts,
             insert_seconds,
             store_failures,
+            click_freshness,
             requests,
         }
     }

@@ -299,6 +299,8 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// Every dimension. A dimension's index here is stored (SQLite's
+    /// `click_day_values.dimension`): add at the end, never reorder.
     pub const ALL: [Dimension; 5] = [
         Dimension::Referrer,
         Dimension::Browser,

@@ -77,7 +77,9 @@ pub struct Stats {
     /// `hour` or `day`.
     pub bucket: String,
     pub total_clicks: u64,
-    /// Distinct visitor keys (a visitor's key changes every UTC day).
+    /// Distinct visitors, counted per UTC day and summed: the shortener's
+    /// visitor key changes every UTC day, so a visitor of two days counts
+    /// twice. Exact.
     pub unique_visitors: u64,
     pub bot_clicks: u64,
     pub human_clicks: u64,
@@ -154,11 +156,7 @@ pub async fn stats(
     let from = match query.from {
         Some(from) => from,
         None => {
-            let first_click = store
-                .click_summaries(&[link.shortener_url_id])
-                .await?
-                .first()
-                .map(|s| s.first_click_at);
+            let first_click = store.first_click(link.shortener_url_id).await?;
             let start = [first_click, link.created_at].into_iter().flatten().min();
             // Never more buckets than a series may have.
             start

@@ -36,6 +36,16 @@ impl Ingest {
         {
             return;
         }
+        if !batch.clicks.is_empty() {
+            // The batch's clicks are in the stats from now on.
+            let now = time::OffsetDateTime::now_utc();
+            for info in batch.valid.iter().filter_map(|m| m.info().ok()) {
+                if info.delivered == 1 {
+                    let age = (now - info.published).as_seconds_f64().max(0.0);
+                    self.metrics.click_freshness.observe(age);
+                }
+            }
+        }
         for message in &batch.valid {
             if let Err(error) = message.ack().await {
                 // The row is stored; a redelivery will be absorbed.

@@ -662,6 +662,14 @@ impl AnalyticsStore for ClickHouseStore {
         Ok(found)
     }
 
+    async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .click_summaries(&[id])
+            .await?
+            .first()
+            .map(|s| s.first_click_at))
+    }
+
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(1_000) {
@@ -692,8 +700,12 @@ impl AnalyticsStore for ClickHouseStore {
         let row: TotalsRecord = self
             .windowed(
                 &format!(
-                    "SELECT count() AS clicks, {UNIQUES} AS uniques, toUInt64(sum(is_bot)) AS bots \
-                     FROM clicks FINAL WHERE {IN_WINDOW}"
+                    // Visitors are distinct per UTC day (their key rotates
+                    // daily), summed over the days.
+                    "SELECT toUInt64(sum(day_clicks)) AS clicks, toUInt64(sum(day_uniques)) AS uniques, \
+                     toUInt64(sum(day_bots)) AS bots FROM (SELECT intDiv(toUInt32(clicked_at), 86400) AS day, \
+                     count() AS day_clicks, {UNIQUES} AS day_uniques, sum(is_bot) AS day_bots \
+                     FROM clicks FINAL WHERE {IN_WINDOW} GROUP BY day)"
                 ),
                 window,
             )

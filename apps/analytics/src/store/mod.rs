@@ -17,6 +17,7 @@ use crate::keys::KeyRecord;
 use crate::model::{BucketCount, ClickRow, LinkChange, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
+pub mod rollup;
 pub mod sqlite;
 
 pub use self::clickhouse::{ClickHouseSettings, ClickHouseStore};
@@ -161,6 +162,9 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// All-time click totals of these links (each `event_id` once), read
     /// from each link's own rows only; links without clicks are absent.
     async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
+    /// When the link's first click happened (`None` without clicks).
+    async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;
 
     /// Click count and first/last click of each of these links that has clicks.
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError>;

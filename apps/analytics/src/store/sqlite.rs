@@ -13,11 +13,12 @@ use async_trait::async_trait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
-    Statement, TransactionTrait, Value,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
+use super::rollup::{self, Plan};
 use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, LinkList, StoreError};
 use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
@@ -32,7 +33,14 @@ pub struct SqliteStore {
 }
 
 /// The tables a replay rebuilds; keys stay where they are.
-const DATA_TABLES: [&str; 3] = ["clicks", "url_creations", "link_changes"];
+const DATA_TABLES: [&str; 6] = [
+    "clicks",
+    "url_creations",
+    "link_changes",
+    "click_hours",
+    "click_days",
+    "click_day_values",
+];
 
 /// `'…'` for a path in SQL.
 fn sql_text(path: &Path) -> String {
@@ -197,22 +205,44 @@ impl SqliteStore {
         .collect()
     }
 
-    /// The most frequent non-empty values of one dimension, most clicks
-    /// first, ties by value.
+    /// The most frequent non-empty values of one dimension (the `n`th of
+    /// [`Dimension::ALL`]), most clicks first, ties by value: whole days
+    /// from the daily rollups, the edges of the range from raw rows.
     async fn top(
         &self,
-        window: Window,
+        id: Uuid,
+        plan: &Plan,
+        n: usize,
         dimension: Dimension,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let column = dimension.column();
-        let mut values = window_values(window);
+        let mut parts = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Some((from, to)) = plan.core {
+            parts.push(
+                "SELECT value, clicks FROM click_day_values \
+                 WHERE shortener_url_id = ? AND dimension = ? AND day >= ? AND day < ?"
+                    .to_owned(),
+            );
+            values.extend([id.into(), (n as i64).into(), from.into(), to.into()]);
+        }
+        for (from, to) in &plan.raw {
+            parts.push(format!(
+                "SELECT {column} AS value, COUNT(*) AS clicks FROM clicks \
+                 WHERE {IN_WINDOW} AND {column} != '' GROUP BY value"
+            ));
+            values.extend([id.into(), (*from).into(), (*to).into()]);
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
         values.push(i64::from(limit).into());
         self.query(
             &format!(
-                "SELECT {column} AS value, COUNT(*) AS clicks FROM clicks \
-                 WHERE {IN_WINDOW} AND {column} != '' \
-                 GROUP BY value ORDER BY clicks DESC, value ASC LIMIT ?"
+                "SELECT value, SUM(clicks) AS clicks FROM ({}) \
+                 GROUP BY value ORDER BY clicks DESC, value ASC LIMIT ?",
+                parts.join(" UNION ALL ")
             ),
             values,
         )
@@ -226,10 +256,114 @@ impl SqliteStore {
         })
         .collect()
     }
+
+    /// Whether the link has a click in `[from, to)`.
+    async fn any_click(&self, id: Uuid, from: i64, to: i64) -> Result<bool, StoreError> {
+        if from >= to {
+            return Ok(false);
+        }
+        let rows = self
+            .query(
+                &format!("SELECT EXISTS (SELECT 1 FROM clicks WHERE {IN_WINDOW}) AS found"),
+                vec![id.into(), from.into(), to.into()],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64>("", "found"))
+            .transpose()
+            .map_err(failed)?
+            == Some(1))
+    }
+
+    /// How `window` is read at `size`: whole buckets from rollups, ragged
+    /// edges from raw rows (see [`rollup::plan`]).
+    async fn plan(&self, window: Window, size: i64) -> Result<Plan, StoreError> {
+        let Window { url_id, from, to } = window;
+        if from >= to {
+            return Ok(rollup::plan(from, to, size, true, true));
+        }
+        let before = !self
+            .any_click(url_id, rollup::floor(from, size), from)
+            .await?;
+        let after = !self.any_click(url_id, to, rollup::ceil(to, size)).await?;
+        Ok(rollup::plan(from, to, size, before, after))
+    }
 }
 
-fn window_values(window: Window) -> Vec<Value> {
-    vec![window.url_id.into(), window.from.into(), window.to.into()]
+const DAY: i64 = 86_400;
+
+const CLICK_COLUMNS: &str = "event_id, shortener_url_id, short_code, clicked_at, referrer_host, \
+     browser, os, device, is_bot, visitor_key, country";
+
+/// The start of the `size`-second bucket holding `column`, rounding down
+/// for times before 1970 too (as [`rollup::floor`]).
+fn bucket_of(column: &str, size: i64) -> String {
+    format!("({column} - ((({column} % {size}) + {size}) % {size}))")
+}
+
+/// The SQL that keeps the rollups.
+mod rollup_sql {
+    use std::sync::LazyLock;
+
+    use super::{bucket_of, CLICK_COLUMNS};
+    use crate::model::Dimension;
+
+    /// Adds the clicks in `temp.incoming` to the rollups and the raw rows,
+    /// after dropping those already stored. A visitor counts towards an
+    /// hour's (or a day's) unique visitors when no stored click of the link
+    /// in that hour (day) has their key.
+    pub static ADD_INCOMING: LazyLock<String> = LazyLock::new(|| {
+        let new_visitors = |size: i64| {
+            let bucket = bucket_of("i.clicked_at", size);
+            format!(
+                "SELECT i.shortener_url_id, {bucket} AS bucket, i.is_bot, \
+                 CASE WHEN i.visitor_key != '' AND NOT EXISTS (SELECT 1 FROM clicks c \
+                 WHERE c.shortener_url_id = i.shortener_url_id AND c.visitor_key = i.visitor_key \
+                 AND c.clicked_at >= {bucket} AND c.clicked_at < {bucket} + {size}) \
+                 THEN i.visitor_key END AS new_visitor FROM temp.incoming i"
+            )
+        };
+        let add = |table: &str, column: &str, size: i64| {
+            format!(
+                "INSERT INTO {table} (shortener_url_id, {column}, clicks, bots, uniques) \
+                 SELECT shortener_url_id, bucket, COUNT(*), SUM(is_bot), \
+                 COUNT(DISTINCT new_visitor) FROM ({}) WHERE true \
+                 GROUP BY shortener_url_id, bucket \
+                 ON CONFLICT (shortener_url_id, {column}) DO UPDATE SET \
+                 clicks = clicks + excluded.clicks, bots = bots + excluded.bots, \
+                 uniques = uniques + excluded.uniques;",
+                new_visitors(size)
+            )
+        };
+        let day = bucket_of("clicked_at", super::DAY);
+        let values: Vec<String> = Dimension::ALL
+            .iter()
+            .enumerate()
+            .map(|(n, d)| {
+                let column = d.column();
+                format!(
+                    "SELECT shortener_url_id, {day} AS day, {n} AS dimension, {column} AS value, \
+                     COUNT(*) AS clicks FROM temp.incoming WHERE {column} != '' \
+                     GROUP BY shortener_url_id, day, value"
+                )
+            })
+            .collect();
+        format!(
+            "DELETE FROM temp.incoming WHERE EXISTS \
+             (SELECT 1 FROM clicks c WHERE c.event_id = temp.incoming.event_id); \
+             {hours} {days} \
+             INSERT INTO click_day_values (shortener_url_id, day, dimension, value, clicks) \
+             SELECT * FROM ({values}) WHERE true \
+             ON CONFLICT (shortener_url_id, dimension, day, value) DO UPDATE SET \
+             clicks = clicks + excluded.clicks; \
+             INSERT INTO clicks ({CLICK_COLUMNS}) SELECT {CLICK_COLUMNS} FROM temp.incoming; \
+             DELETE FROM temp.incoming;",
+            hours = add("click_hours", "hour", 3_600),
+            days = add("click_days", "day", super::DAY),
+            values = values.join(" UNION ALL "),
+        )
+    });
 }
 
 const IN_WINDOW: &str = "shortener_url_id = ? AND clicked_at >= ? AND clicked_at < ?";
@@ -258,7 +392,30 @@ impl AnalyticsStore for SqliteStore {
     }
 
     async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(failed)?;
+        // One transaction: the raw rows and the rollups they add to commit
+        // together. Events already stored (a redelivery, a republish) are
+        // dropped first, so nothing is counted twice. IMMEDIATE: the write
+        // lock is taken first, so the reads the rollups depend on see the
+        // last committed batch of any other writer (instance).
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(failed)?;
+        txn.execute_unprepared(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming (
+                event_id BLOB PRIMARY KEY NOT NULL, shortener_url_id BLOB NOT NULL,
+                short_code TEXT NOT NULL, clicked_at INTEGER NOT NULL,
+                referrer_host TEXT NOT NULL, browser TEXT NOT NULL, os TEXT NOT NULL,
+                device TEXT NOT NULL, is_bot INTEGER NOT NULL, visitor_key TEXT NOT NULL,
+                country TEXT NOT NULL
+            ) WITHOUT ROWID; DELETE FROM temp.incoming;",
+        )
+        .await
+        .map_err(failed)?;
         for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut values = Vec::with_capacity(chunk.len() * 11);
@@ -278,16 +435,15 @@ impl AnalyticsStore for SqliteStore {
                 ]);
             }
             txn.execute_raw(statement(
-                &format!(
-                    "INSERT OR IGNORE INTO clicks (event_id, shortener_url_id, short_code, \
-                     clicked_at, referrer_host, browser, os, device, is_bot, visitor_key, country) \
-                     VALUES {rows}"
-                ),
+                &format!("INSERT OR IGNORE INTO temp.incoming ({CLICK_COLUMNS}) VALUES {rows}"),
                 values,
             ))
             .await
             .map_err(failed)?;
         }
+        txn.execute_unprepared(&rollup_sql::ADD_INCOMING)
+            .await
+            .map_err(failed)?;
         txn.commit().await.map_err(failed)
     }
 
@@ -447,13 +603,12 @@ impl AnalyticsStore for SqliteStore {
     async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            // One statement per chunk, one index range per link
-            // (`clicks_by_link_time`); a statement per link cost 90 ms a
-            // page of 1,000 links.
+            // From the daily rollups: a few hundred rows for a link of any
+            // size.
             let rows = self
                 .query(
                     &format!(
-                        "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks \
+                        "SELECT shortener_url_id, SUM(clicks) AS clicks FROM click_days \
                          WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
                         placeholders(chunk.len())
                     ),
@@ -469,6 +624,23 @@ impl AnalyticsStore for SqliteStore {
             }
         }
         Ok(found)
+    }
+
+    async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
+        // The raw rows know the second; where they were dropped (retention),
+        // the hourly rollups know the hour.
+        let rows = self
+            .query(
+                "SELECT COALESCE((SELECT MIN(clicked_at) FROM clicks WHERE shortener_url_id = ?), \
+                 (SELECT MIN(hour) FROM click_hours WHERE shortener_url_id = ?)) AS first",
+                vec![id.into(), id.into()],
+            )
+            .await?;
+        rows.first()
+            .map(|r| r.try_get::<Option<i64>>("", "first"))
+            .transpose()
+            .map(Option::flatten)
+            .map_err(failed)
     }
 
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
@@ -498,45 +670,88 @@ impl AnalyticsStore for SqliteStore {
     }
 
     async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT COUNT(*) AS clicks, COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques, \
-                     COALESCE(SUM(is_bot), 0) AS bots FROM clicks WHERE {IN_WINDOW}"
+        let plan = self.plan(window, DAY).await?;
+        let mut totals = Totals::default();
+        let mut parts = Vec::new();
+        if let Some((from, to)) = plan.core {
+            parts.push((
+                "SELECT COALESCE(SUM(clicks), 0) AS clicks, COALESCE(SUM(bots), 0) AS bots, \
+                 COALESCE(SUM(uniques), 0) AS uniques FROM click_days \
+                 WHERE shortener_url_id = ? AND day >= ? AND day < ?"
+                    .to_owned(),
+                (from, to),
+            ));
+        }
+        for range in plan.raw {
+            // Visitors are distinct per day: a raw range may span two.
+            parts.push((
+                format!(
+                    "SELECT COALESCE(SUM(clicks), 0) AS clicks, COALESCE(SUM(bots), 0) AS bots, \
+                     COALESCE(SUM(uniques), 0) AS uniques FROM (SELECT COUNT(*) AS clicks, \
+                     SUM(is_bot) AS bots, COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques \
+                     FROM clicks WHERE {IN_WINDOW} GROUP BY {})",
+                    bucket_of("clicked_at", DAY)
                 ),
-                window_values(window),
-            )
-            .await?;
-        let Some(row) = rows.first() else {
-            return Ok(Totals::default());
-        };
-        Ok(Totals {
-            clicks: count(row.try_get("", "clicks").map_err(failed)?),
-            unique_visitors: count(row.try_get("", "uniques").map_err(failed)?),
-            bot_clicks: count(row.try_get("", "bots").map_err(failed)?),
-        })
+                range,
+            ));
+        }
+        for (sql, (from, to)) in parts {
+            let rows = self
+                .query(&sql, vec![window.url_id.into(), from.into(), to.into()])
+                .await?;
+            if let Some(row) = rows.first() {
+                totals.clicks += count(row.try_get("", "clicks").map_err(failed)?);
+                totals.bot_clicks += count(row.try_get("", "bots").map_err(failed)?);
+                totals.unique_visitors += count(row.try_get("", "uniques").map_err(failed)?);
+            }
+        }
+        Ok(totals)
     }
 
     async fn series(&self, window: Window, bucket: Bucket) -> Result<Vec<BucketCount>, StoreError> {
         let size = bucket.seconds();
-        self.query(
-            &format!(
-                "SELECT (clicked_at / {size}) * {size} AS start, COUNT(*) AS clicks, \
-                 COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques \
-                 FROM clicks WHERE {IN_WINDOW} GROUP BY start ORDER BY start"
-            ),
-            window_values(window),
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(BucketCount {
-                start: row.try_get("", "start").map_err(failed)?,
-                clicks: count(row.try_get("", "clicks").map_err(failed)?),
-                unique_visitors: count(row.try_get("", "uniques").map_err(failed)?),
-            })
-        })
-        .collect()
+        let plan = self.plan(window, size).await?;
+        let mut parts = Vec::new();
+        if let Some(core) = plan.core {
+            let (table, column) = match bucket {
+                Bucket::Hour => ("click_hours", "hour"),
+                Bucket::Day => ("click_days", "day"),
+            };
+            parts.push((
+                format!(
+                    "SELECT {column} AS start, clicks, uniques FROM {table} \
+                     WHERE shortener_url_id = ? AND {column} >= ? AND {column} < ?"
+                ),
+                core,
+            ));
+        }
+        for range in plan.raw {
+            parts.push((
+                format!(
+                    "SELECT {} AS start, COUNT(*) AS clicks, \
+                     COUNT(DISTINCT NULLIF(visitor_key, '')) AS uniques \
+                     FROM clicks WHERE {IN_WINDOW} GROUP BY start",
+                    bucket_of("clicked_at", size)
+                ),
+                range,
+            ));
+        }
+        let mut counts = Vec::new();
+        for (sql, (from, to)) in parts {
+            for row in self
+                .query(&sql, vec![window.url_id.into(), from.into(), to.into()])
+                .await?
+            {
+                counts.push(BucketCount {
+                    start: row.try_get("", "start").map_err(failed)?,
+                    clicks: count(row.try_get("", "clicks").map_err(failed)?),
+                    unique_visitors: count(row.try_get("", "uniques").map_err(failed)?),
+                });
+            }
+        }
+        counts.retain(|c| c.clicks > 0);
+        counts.sort_by_key(|c| c.start);
+        Ok(counts)
     }
 
     async fn tops(
@@ -544,9 +759,10 @@ impl AnalyticsStore for SqliteStore {
         window: Window,
         limit: u32,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let plan = self.plan(window, DAY).await?;
         let mut lists = Vec::with_capacity(Dimension::ALL.len());
-        for dimension in Dimension::ALL {
-            lists.push(self.top(window, dimension, limit).await?);
+        for (n, dimension) in Dimension::ALL.into_iter().enumerate() {
+            lists.push(self.top(window.url_id, &plan, n, dimension, limit).await?);
         }
         Ok(lists)
     }
@@ -728,6 +944,53 @@ mod migration {
                         ON url_creations (shortener_url_id) WHERE deleted_at IS NOT NULL;",
                 down: "DROP INDEX url_creations_newest; DROP INDEX url_creations_uncreated;
                     DROP INDEX url_creations_deleted;",
+            }) as Box<dyn MigrationTrait>])
+            .chain([Box::new(SqlMigration {
+                name: "m0005_click_rollups",
+                // Per link: clicks, bot clicks and unique visitors per hour
+                // and per day, and clicks per day and dimension value
+                // (dimension: the index in Dimension::ALL), built from the
+                // clicks already stored. `clicks_by_visitor` answers "has
+                // this visitor a click of the link in this hour (day)".
+                up: "CREATE TABLE click_hours (
+                        shortener_url_id BLOB NOT NULL, hour INTEGER NOT NULL,
+                        clicks INTEGER NOT NULL, bots INTEGER NOT NULL, uniques INTEGER NOT NULL,
+                        PRIMARY KEY (shortener_url_id, hour)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE click_days (
+                        shortener_url_id BLOB NOT NULL, day INTEGER NOT NULL,
+                        clicks INTEGER NOT NULL, bots INTEGER NOT NULL, uniques INTEGER NOT NULL,
+                        PRIMARY KEY (shortener_url_id, day)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE click_day_values (
+                        shortener_url_id BLOB NOT NULL, day INTEGER NOT NULL,
+                        dimension INTEGER NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL,
+                        PRIMARY KEY (shortener_url_id, dimension, day, value)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX clicks_by_visitor ON clicks (shortener_url_id, visitor_key, clicked_at);
+                    INSERT INTO click_hours
+                        SELECT shortener_url_id, clicked_at - (((clicked_at % 3600) + 3600) % 3600) AS hour,
+                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, ''))
+                        FROM clicks GROUP BY shortener_url_id, hour;
+                    INSERT INTO click_days
+                        SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400) AS day,
+                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, ''))
+                        FROM clicks GROUP BY shortener_url_id, day;
+                    INSERT INTO click_day_values
+                        SELECT shortener_url_id, day, dimension, value, COUNT(*) FROM (
+                            SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400) AS day,
+                                0 AS dimension, referrer_host AS value FROM clicks
+                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
+                                1, browser FROM clicks
+                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
+                                2, os FROM clicks
+                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
+                                3, device FROM clicks
+                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
+                                4, country FROM clicks)
+                        WHERE value != '' GROUP BY shortener_url_id, day, dimension, value;",
+                down: "DROP TABLE click_hours; DROP TABLE click_days; DROP TABLE click_day_values;
+                    DROP INDEX clicks_by_visitor;",
             }) as Box<dyn MigrationTrait>])
             .collect()
         }

@@ -167,10 +167,12 @@ fn scenario() -> Scenario {
         let agent = AGENTS[((i / 2) % 5) as usize];
         let referrer = REFERRERS[(i % 5) as usize];
         let country = COUNTRIES[((i / 3) % 4) as usize];
+        // 37 visitors; a visitor's key changes every UTC day, as the
+        // shortener's does (`shortener.url.clicked`).
         let visitor = if i % 11 == 0 {
             String::new()
         } else {
-            format!("{:032x}", i % 37)
+            format!("{:016x}{:016x}", when.div_euclid(DAY), i % 37)
         };
         let (id, code) = links[link];
         let mut event = clicked(id, code, when);

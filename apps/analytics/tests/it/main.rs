@@ -5,6 +5,7 @@ mod access;
 mod behaviour;
 mod helpers;
 mod process;
+mod rollups;
 
 /// Runs every behaviour test against one store.
 macro_rules! store_suite {

@@ -1,0 +1,234 @@
+//! The rollups never change an answer: for random batches of clicks, with
+//! duplicates within and across batches (redeliveries, republishes of old
+//! clicks), the stats read from rollups equal the stats computed here from
+//! the deduplicated raw clicks, for random ranges at both bucket sizes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use analytics::model::{Bucket, BucketCount, ClickRow, Dimension, Totals, Window};
+use analytics::store::{AnalyticsStore, SqliteStore};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+/// The clicks fall in four days from here (a Monday, 2026-11-23).
+const START: i64 = 1_795_392_000;
+const SPAN: i64 = 4 * DAY;
+
+/// One generated click: which link, when (seconds after START), which
+/// visitor (0: none), referrer (0: none) and browser.
+type Spec = (usize, i64, u8, u8, u8, bool);
+
+fn row(n: usize, spec: Spec, links: &[Uuid]) -> ClickRow {
+    let (link, at, visitor, referrer, browser, bot) = spec;
+    let pick = |i: u8, none: &str, values: &[&str]| match i as usize {
+        0 => none.to_owned(),
+        i => values[(i - 1) % values.len()].to_owned(),
+    };
+    ClickRow {
+        event_id: Uuid::from_u128(n as u128 + 1),
+        shortener_url_id: links[link % links.len()],
+        short_code: format!("l{}", link % links.len()),
+        clicked_at: START + at,
+        referrer_host: pick(referrer, "", &["news.example", "mail.example", "t.co"]),
+        browser: pick(browser, "", &["Firefox", "Chrome", "Safari"]),
+        os: pick(browser, "", &["Linux", "Windows", "iOS"]),
+        device: if bot { "bot".into() } else { "desktop".into() },
+        is_bot: bot,
+        visitor_key: pick(visitor, "", &["v1", "v2", "v3", "v4", "v5"]),
+        country: pick(referrer, "", &["DE", "FR"]),
+    }
+}
+
+/// What the stats of `window` are, from the deduplicated raw clicks.
+struct Expected<'a>(Vec<&'a ClickRow>);
+
+impl<'a> Expected<'a> {
+    fn of(rows: &'a HashMap<Uuid, ClickRow>, window: Window) -> Self {
+        Self(
+            rows.values()
+                .filter(|r| {
+                    r.shortener_url_id == window.url_id
+                        && r.clicked_at >= window.from
+                        && r.clicked_at < window.to
+                })
+                .collect(),
+        )
+    }
+
+    /// Visitors are distinct per bucket (a day, or an hour).
+    fn uniques(rows: &[&ClickRow], size: i64) -> u64 {
+        rows.iter()
+            .filter(|r| !r.visitor_key.is_empty())
+            .map(|r| (r.clicked_at.div_euclid(size), r.visitor_key.as_str()))
+            .collect::<HashSet<_>>()
+            .len() as u64
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            clicks: self.0.len() as u64,
+            unique_visitors: Self::uniques(&self.0, DAY),
+            bot_clicks: self.0.iter().filter(|r| r.is_bot).count() as u64,
+        }
+    }
+
+    fn series(&self, bucket: Bucket) -> Vec<BucketCount> {
+        let size = bucket.seconds();
+        let mut buckets: BTreeMap<i64, Vec<&ClickRow>> = BTreeMap::new();
+        for r in &self.0 {
+            buckets
+                .entry(r.clicked_at.div_euclid(size) * size)
+                .or_default()
+                .push(r);
+        }
+        buckets
+            .into_iter()
+            .map(|(start, rows)| BucketCount {
+                start,
+                clicks: rows.len() as u64,
+                unique_visitors: Self::uniques(&rows, size),
+            })
+            .collect()
+    }
+
+    fn tops(&self, limit: usize) -> Vec<Vec<(String, u64)>> {
+        Dimension::ALL
+            .iter()
+            .map(|d| {
+                let mut counts: HashMap<String, u64> = HashMap::new();
+                for r in &self.0 {
+                    let value = match d {
+                        Dimension::Referrer => &r.referrer_host,
+                        Dimension::Browser => &r.browser,
+                        Dimension::Os => &r.os,
+                        Dimension::Device => &r.device,
+                        Dimension::Country => &r.country,
+                    };
+                    if !value.is_empty() {
+                        *counts.entry(value.clone()).or_default() += 1;
+                    }
+                }
+                let mut list: Vec<(String, u64)> = counts.into_iter().collect();
+                list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                list.truncate(limit);
+                list
+            })
+            .collect()
+    }
+}
+
+fn click() -> impl Strategy<Value = Spec> {
+    (
+        0usize..2,
+        // Mostly spread over the span, sometimes on an hour or day boundary.
+        prop_oneof![
+            0..SPAN,
+            (0i64..4).prop_map(|d| d * DAY),
+            (0i64..96).prop_map(|h| h * HOUR - 1),
+        ],
+        0u8..6,
+        0u8..4,
+        0u8..4,
+        any::<bool>(),
+    )
+}
+
+fn edge() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        -DAY..SPAN + DAY,
+        (0i64..5).prop_map(|d| d * DAY),
+        (0i64..97).prop_map(|h| h * HOUR),
+    ]
+}
+
+/// Batches of new clicks, each followed by how many earlier events to
+/// send again; then ranges to ask for.
+type Case = (Vec<(Vec<Spec>, usize)>, Vec<(i64, i64)>);
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec((prop::collection::vec(click(), 0..40), 0usize..30), 1..6),
+        prop::collection::vec((edge(), edge()), 1..6),
+    )
+}
+
+async fn check(case: Case) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("rollups.db"))
+        .await
+        .unwrap();
+    let links = [Uuid::from_u128(7), Uuid::from_u128(8)];
+    let (batches, ranges) = case;
+    let mut sent: Vec<ClickRow> = Vec::new();
+    let mut stored: HashMap<Uuid, ClickRow> = HashMap::new();
+    for (n, (specs, resend)) in batches.into_iter().enumerate() {
+        let mut batch: Vec<ClickRow> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| row(n * 1_000 + i, spec, &links))
+            .collect();
+        // Earlier events again (and some of this batch twice).
+        for i in 0..resend.min(sent.len() + batch.len()) {
+            let again = if i % 3 == 0 && !batch.is_empty() {
+                batch[i % batch.len()].clone()
+            } else if !sent.is_empty() {
+                sent[(i * 7) % sent.len()].clone()
+            } else {
+                continue;
+            };
+            batch.push(again);
+        }
+        store.insert_clicks(&batch).await.unwrap();
+        for r in batch {
+            stored.entry(r.event_id).or_insert_with(|| r.clone());
+            sent.push(r);
+        }
+    }
+    for (a, b) in ranges {
+        for link in links {
+            let window = Window {
+                url_id: link,
+                from: START + a,
+                to: START + b,
+            };
+            let expected = Expected::of(&stored, window);
+            prop_assert_eq!(
+                store.totals(window).await.unwrap(),
+                expected.totals(),
+                "totals of {:?}",
+                window
+            );
+            for bucket in [Bucket::Hour, Bucket::Day] {
+                prop_assert_eq!(
+                    store.series(window, bucket).await.unwrap(),
+                    expected.series(bucket),
+                    "{:?} series of {:?}",
+                    bucket,
+                    window
+                );
+            }
+            prop_assert_eq!(
+                store.tops(window, 2).await.unwrap(),
+                expected.tops(2),
+                "tops of {:?}",
+                window
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks(case in case()) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(check(case))?;
+    }
+}
