@@ -433,6 +433,12 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
     // Freshness: one click at a time to a quiet link, timed from its
     // publication until its stats count it.
     let (quiet_id, quiet) = &links[HOT_LINKS - 1];
+    let metrics = || {
+        http_get(port, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    let backlog = histogram(&metrics(), "analytics_click_freshness_seconds");
     let mut seen = stats(quiet)["total_clicks"].as_u64().unwrap();
     let mut ages = Vec::with_capacity(FRESHNESS_CLICKS);
     for _ in 0..FRESHNESS_CLICKS {
@@ -454,11 +460,14 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
         ages.push(started.elapsed().as_secs_f64() * 1_000.0);
     }
     ages.sort_by(|a, b| a.total_cmp(b));
-    let metrics = http_get(port, "/metrics")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    let service_p99 =
-        histogram_quantile(&metrics, "analytics_click_freshness_seconds", 0.99) * 1_000.0;
+    // The service's own measure, over these clicks only (the bulk ingest
+    // before them waited in the stream by design).
+    let recent: Vec<(f64, f64)> = histogram(&metrics(), "analytics_click_freshness_seconds")
+        .into_iter()
+        .zip(backlog)
+        .map(|((bound, after), (_, before))| (bound, after - before))
+        .collect();
+    let service_p99 = quantile_bound(&recent, 0.99) * 1_000.0;
     println!(
         "freshness: {FRESHNESS_CLICKS} clicks, publish to counted in stats: p50 {:.0} ms, p99 {:.0} ms; \
          the service's analytics_click_freshness_seconds puts its p99 at or under {service_p99:.0} ms",
@@ -475,9 +484,9 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
     ]
 }
 
-/// The upper bound of the histogram bucket holding quantile `q`, from the
-/// Prometheus text.
-fn histogram_quantile(metrics: &str, name: &str, q: f64) -> f64 {
+/// A histogram's cumulative buckets (upper bound, count) from the
+/// Prometheus text, in order.
+fn histogram(metrics: &str, name: &str) -> Vec<(f64, f64)> {
     let mut buckets: Vec<(f64, f64)> = metrics
         .lines()
         .filter_map(|line| {
@@ -492,6 +501,11 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> f64 {
         })
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The upper bound of the bucket holding quantile `q`.
+fn quantile_bound(buckets: &[(f64, f64)], q: f64) -> f64 {
     let total = buckets.last().map_or(0.0, |b| b.1);
     buckets
         .iter()

@@ -159,6 +159,21 @@ impl Settings {
             }
             settings.api_key = Some(ApiKey(key));
         }
+        if let Some(v) = lookup("ANALYTICS_RAW_RETENTION_DAYS") {
+            let days: u32 = parsed("ANALYTICS_RAW_RETENTION_DAYS", &v)?;
+            if days == 0 {
+                return Err(anyhow!(
+                    "ANALYTICS_RAW_RETENTION_DAYS must be at least 1 (unset keeps every click)"
+                ));
+            }
+            if matches!(settings.store, StoreSettings::ClickHouse(_)) {
+                return Err(anyhow!(
+                    "ANALYTICS_RAW_RETENTION_DAYS works on SQLite only so far: ClickHouse's \
+                     stats still read raw clicks"
+                ));
+            }
+            settings.consumers.raw_retention_days = Some(days);
+        }
         if let Some(v) = lookup("ANALYTICS_AUTH_FAILURES_PER_MINUTE") {
             settings.auth_failures_per_minute = parsed("ANALYTICS_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
@@ -212,6 +227,8 @@ mod tests {
             ("ANALYTICS_MAX_DELIVER", "1"),
             ("ANALYTICS_API_KEY", "short"),
             ("ANALYTICS_AUTH_FAILURES_PER_MINUTE", "0"),
+            ("ANALYTICS_RAW_RETENTION_DAYS", "0"),
+            ("ANALYTICS_RAW_RETENTION_DAYS", "a month"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{name}: {error}");

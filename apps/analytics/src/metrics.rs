@@ -46,6 +46,10 @@ pub struct Metrics {
     /// From a click's publication in JetStream to its stats including it
     /// (the commit of its batch), first deliveries only.
     pub click_freshness: Histogram,
+    /// Clicks not stored because they were older than the raw retention.
+    pub clicks_past_retention: Counter,
+    /// Raw clicks dropped by the retention (their rollups stay).
+    pub raw_clicks_dropped: Counter,
     pub requests: Family<RequestLabels, Counter>,
 }
 
@@ -102,6 +106,18 @@ impl Default for Metrics {
             "From a click's publication to JetStream to its stats including it (first deliveries)",
             click_freshness.clone(),
         );
+        let clicks_past_retention = Counter::default();
+        registry.register(
+            "clicks_past_retention",
+            "Clicks not stored because they were older than ANALYTICS_RAW_RETENTION_DAYS",
+            clicks_past_retention.clone(),
+        );
+        let raw_clicks_dropped = Counter::default();
+        registry.register(
+            "raw_clicks_dropped",
+            "Raw clicks dropped by the retention; the rollups keep them counted",
+            raw_clicks_dropped.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -118,6 +134,8 @@ impl Default for Metrics {
             insert_seconds,
             store_failures,
             click_freshness,
+            clicks_past_retention,
+            raw_clicks_dropped,
             requests,
         }
     }

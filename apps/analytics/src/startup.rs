@@ -158,10 +158,15 @@ impl Application {
             self.consuming.clone(),
             shutdown.clone(),
         ));
+        let retention = tokio::spawn(crate::consumer::retention::run(
+            self.ingest.clone(),
+            shutdown.clone(),
+        ));
         let served = self.server.await;
         tracing::info!("HTTP server stopped; stopping the consumers");
         shutdown.cancel();
         consumers.await.context("the consumers panicked")?;
+        retention.await.context("the raw retention panicked")?;
         served.context("the HTTP server failed")
     }
 }

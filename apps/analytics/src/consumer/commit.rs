@@ -63,6 +63,24 @@ impl Ingest {
         clicks: &[ClickRow],
         changes: &[LinkChange],
     ) -> Result<(), StoreError> {
+        let kept: Vec<ClickRow>;
+        let clicks = match self.settings.raw_cutoff(chrono::Utc::now().timestamp()) {
+            Some(cutoff) if clicks.iter().any(|c| c.clicked_at < cutoff) => {
+                kept = clicks
+                    .iter()
+                    .filter(|c| c.clicked_at >= cutoff)
+                    .cloned()
+                    .collect();
+                let past = (clicks.len() - kept.len()) as u64;
+                self.metrics.clicks_past_retention.inc_by(past);
+                tracing::warn!(
+                    clicks = past,
+                    "clicks older than the raw retention were not stored"
+                );
+                &kept[..]
+            }
+            _ => clicks,
+        };
         if !clicks.is_empty() {
             let links: Vec<(Uuid, &str)> = clicks
                 .iter()

@@ -23,6 +23,7 @@ mod commit;
 mod dead_letters;
 mod decode;
 mod health;
+pub mod retention;
 pub mod supervise;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,9 +77,19 @@ pub struct ConsumerSettings {
     /// The server removes the consumers after this long without a client
     /// (a replay's, should it be killed); `None` keeps them for good.
     pub inactive_threshold: Option<Duration>,
+    /// Raw clicks older than this many whole UTC days are dropped (the
+    /// rollups keep them counted); a click that old arriving now is not
+    /// stored, since its duplicate could no longer be recognised.
+    pub raw_retention_days: Option<u32>,
 }
 
 impl ConsumerSettings {
+    /// The oldest click time kept at `now` (seconds), under the retention.
+    pub fn raw_cutoff(&self, now: i64) -> Option<i64> {
+        self.raw_retention_days
+            .map(|days| crate::store::rollup::floor(now, 86_400) - i64::from(days) * 86_400)
+    }
+
     /// The wait between attempts at anything that failed, from
     /// `min_backoff` doubling up to `max_backoff`.
     pub fn backoff(&self) -> Backoff {
@@ -98,6 +109,7 @@ impl Default for ConsumerSettings {
             panic_once_on: None,
             consumer_prefix: SERVICE_CONSUMERS,
             inactive_threshold: None,
+            raw_retention_days: None,
         }
     }
 }

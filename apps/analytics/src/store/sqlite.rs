@@ -317,22 +317,33 @@ mod rollup_sql {
         let new_visitors = |size: i64| {
             let bucket = bucket_of("i.clicked_at", size);
             format!(
-                "SELECT i.shortener_url_id, {bucket} AS bucket, i.is_bot, \
+                "SELECT i.shortener_url_id, {bucket} AS bucket, i.is_bot, i.clicked_at, \
                  CASE WHEN i.visitor_key != '' AND NOT EXISTS (SELECT 1 FROM clicks c \
                  WHERE c.shortener_url_id = i.shortener_url_id AND c.visitor_key = i.visitor_key \
                  AND c.clicked_at >= {bucket} AND c.clicked_at < {bucket} + {size}) \
                  THEN i.visitor_key END AS new_visitor FROM temp.incoming i"
             )
         };
-        let add = |table: &str, column: &str, size: i64| {
+        // Hours also keep their first click's second, so the start of a
+        // link's all-time range survives the raw retention.
+        let add = |table: &str, column: &str, size: i64, first: bool| {
+            let (first_column, first_value, first_update) = if first {
+                (
+                    ", first_at",
+                    ", MIN(clicked_at)",
+                    ", first_at = MIN(first_at, excluded.first_at)",
+                )
+            } else {
+                ("", "", "")
+            };
             format!(
-                "INSERT INTO {table} (shortener_url_id, {column}, clicks, bots, uniques) \
+                "INSERT INTO {table} (shortener_url_id, {column}, clicks, bots, uniques{first_column}) \
                  SELECT shortener_url_id, bucket, COUNT(*), SUM(is_bot), \
-                 COUNT(DISTINCT new_visitor) FROM ({}) WHERE true \
+                 COUNT(DISTINCT new_visitor){first_value} FROM ({}) WHERE true \
                  GROUP BY shortener_url_id, bucket \
                  ON CONFLICT (shortener_url_id, {column}) DO UPDATE SET \
                  clicks = clicks + excluded.clicks, bots = bots + excluded.bots, \
-                 uniques = uniques + excluded.uniques;",
+                 uniques = uniques + excluded.uniques{first_update};",
                 new_visitors(size)
             )
         };
@@ -359,8 +370,8 @@ mod rollup_sql {
              clicks = clicks + excluded.clicks; \
              INSERT INTO clicks ({CLICK_COLUMNS}) SELECT {CLICK_COLUMNS} FROM temp.incoming; \
              DELETE FROM temp.incoming;",
-            hours = add("click_hours", "hour", 3_600),
-            days = add("click_days", "day", super::DAY),
+            hours = add("click_hours", "hour", 3_600, true),
+            days = add("click_days", "day", super::DAY, false),
             values = values.join(" UNION ALL "),
         )
     });
@@ -626,14 +637,25 @@ impl AnalyticsStore for SqliteStore {
         Ok(found)
     }
 
+    async fn drop_raw_clicks_before(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        let dropped = self
+            .db
+            .execute_raw(statement(
+                "DELETE FROM clicks WHERE event_id IN \
+                 (SELECT event_id FROM clicks WHERE clicked_at < ? LIMIT ?)",
+                vec![cutoff.into(), i64::from(limit).into()],
+            ))
+            .await
+            .map_err(failed)?;
+        Ok(dropped.rows_affected())
+    }
+
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
-        // The raw rows know the second; where they were dropped (retention),
-        // the hourly rollups know the hour.
+        // The hourly rollups keep each hour's first second, raw rows or not.
         let rows = self
             .query(
-                "SELECT COALESCE((SELECT MIN(clicked_at) FROM clicks WHERE shortener_url_id = ?), \
-                 (SELECT MIN(hour) FROM click_hours WHERE shortener_url_id = ?)) AS first",
-                vec![id.into(), id.into()],
+                "SELECT MIN(first_at) AS first FROM click_hours WHERE shortener_url_id = ?",
+                vec![id.into()],
             )
             .await?;
         rows.first()
@@ -769,7 +791,11 @@ impl AnalyticsStore for SqliteStore {
 
     async fn click_count(&self) -> Result<u64, StoreError> {
         let rows = self
-            .query("SELECT COUNT(*) AS n FROM clicks", Vec::new())
+            // The rollups count every click, those the retention dropped too.
+            .query(
+                "SELECT COALESCE(SUM(clicks), 0) AS n FROM click_days",
+                Vec::new(),
+            )
             .await?;
         Ok(rows
             .first()
@@ -782,7 +808,8 @@ impl AnalyticsStore for SqliteStore {
 
     async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
         self.query(
-            "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks GROUP BY shortener_url_id",
+            "SELECT shortener_url_id, SUM(clicks) AS clicks FROM click_days \
+             GROUP BY shortener_url_id",
             Vec::new(),
         )
         .await?
@@ -798,7 +825,12 @@ impl AnalyticsStore for SqliteStore {
 
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
         let rows = self
-            .query("SELECT MIN(clicked_at) AS oldest FROM clicks", Vec::new())
+            // The rollups date it, whether the retention dropped the raw
+            // rows or not.
+            .query(
+                "SELECT MIN(first_at) AS oldest FROM click_hours",
+                Vec::new(),
+            )
             .await?;
         rows.first()
             .map(|r| r.try_get::<Option<i64>>("", "oldest"))
@@ -955,6 +987,7 @@ mod migration {
                 up: "CREATE TABLE click_hours (
                         shortener_url_id BLOB NOT NULL, hour INTEGER NOT NULL,
                         clicks INTEGER NOT NULL, bots INTEGER NOT NULL, uniques INTEGER NOT NULL,
+                        first_at INTEGER NOT NULL,
                         PRIMARY KEY (shortener_url_id, hour)
                     ) WITHOUT ROWID;
                     CREATE TABLE click_days (
@@ -968,9 +1001,12 @@ mod migration {
                         PRIMARY KEY (shortener_url_id, dimension, day, value)
                     ) WITHOUT ROWID;
                     CREATE INDEX clicks_by_visitor ON clicks (shortener_url_id, visitor_key, clicked_at);
+                    -- The raw retention drops the oldest clicks first.
+                    CREATE INDEX clicks_by_time ON clicks (clicked_at);
                     INSERT INTO click_hours
                         SELECT shortener_url_id, clicked_at - (((clicked_at % 3600) + 3600) % 3600) AS hour,
-                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, ''))
+                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, '')),
+                            MIN(clicked_at)
                         FROM clicks GROUP BY shortener_url_id, hour;
                     INSERT INTO click_days
                         SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400) AS day,
@@ -990,7 +1026,7 @@ mod migration {
                                 4, country FROM clicks)
                         WHERE value != '' GROUP BY shortener_url_id, day, dimension, value;",
                 down: "DROP TABLE click_hours; DROP TABLE click_days; DROP TABLE click_day_values;
-                    DROP INDEX clicks_by_visitor;",
+                    DROP INDEX clicks_by_visitor; DROP INDEX clicks_by_time;",
             }) as Box<dyn MigrationTrait>])
             .collect()
         }

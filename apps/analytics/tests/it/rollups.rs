@@ -232,3 +232,69 @@ proptest! {
             .block_on(check(case))?;
     }
 }
+
+/// With the raw clicks older than the retention dropped, a link's all-time
+/// stats do not change: they come from the rollups.
+#[tokio::test]
+async fn all_time_stats_survive_the_raw_retention() {
+    use analytics::model::LinkCopy;
+    use analytics::stats::{stats, StatsQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("retention.db"))
+        .await
+        .unwrap();
+    let links = [Uuid::from_u128(7), Uuid::from_u128(8)];
+    let rows: Vec<ClickRow> = (0..2_000)
+        .map(|n: usize| {
+            let spec = (
+                n % 3 % 2,
+                (n as i64 * 7_919) % SPAN,
+                (n % 6) as u8,
+                (n % 4) as u8,
+                (n / 4 % 4) as u8,
+                n % 13 == 0,
+            );
+            row(n, spec, &links)
+        })
+        .collect();
+    store.insert_clicks(&rows).await.unwrap();
+    let now = START + SPAN + 3 * HOUR;
+    let all_time = |bucket| StatsQuery {
+        from: None,
+        to: None,
+        bucket,
+    };
+    let mut before = Vec::new();
+    for (id, bucket) in links
+        .iter()
+        .flat_map(|id| [(id, Bucket::Day), (id, Bucket::Hour)])
+    {
+        let copy = LinkCopy::placeholder(*id, "l");
+        let answer = stats(&store, &copy, all_time(bucket), now).await.unwrap();
+        before.push(serde_json::to_value(answer).unwrap());
+    }
+    // Keep the last two days of raw clicks only.
+    let cutoff = START + 2 * DAY;
+    let mut dropped = 0;
+    loop {
+        match store.drop_raw_clicks_before(cutoff, 500).await.unwrap() {
+            0 => break,
+            n => dropped += n,
+        }
+    }
+    let kept = rows.iter().filter(|r| r.clicked_at >= cutoff).count() as u64;
+    assert_eq!(dropped, rows.len() as u64 - kept);
+    assert_eq!(store.click_count().await.unwrap(), rows.len() as u64);
+    let mut after = Vec::new();
+    for (id, bucket) in links
+        .iter()
+        .flat_map(|id| [(id, Bucket::Day), (id, Bucket::Hour)])
+    {
+        let copy = LinkCopy::placeholder(*id, "l");
+        let answer = stats(&store, &copy, all_time(bucket), now).await.unwrap();
+        after.push(serde_json::to_value(answer).unwrap());
+    }
+    assert_eq!(before, after);
+    assert!(before[0]["total_clicks"].as_u64().unwrap() > 500);
+}
