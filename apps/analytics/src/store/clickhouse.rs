@@ -662,7 +662,7 @@ impl AnalyticsStore for ClickHouseStore {
         Ok(found)
     }
 
-    async fn drop_raw_clicks_before(&self, _cutoff: i64, _limit: u32) -> Result<u64, StoreError> {
+    async fn drop_raw_clicks_before(&self, _cutoff: i64) -> Result<u64, StoreError> {
         // Refused by the configuration: the stats here read raw clicks.
         Err(StoreError::new(anyhow::anyhow!(
             "raw retention is not available on ClickHouse yet"

@@ -163,9 +163,9 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// from each link's own rows only; links without clicks are absent.
     async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
 
-    /// Deletes up to `limit` raw clicks older than `cutoff` (seconds); the
-    /// rollups keep counting them. Returns how many went.
-    async fn drop_raw_clicks_before(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Deletes the raw clicks older than `cutoff` (seconds), a few links
+    /// per transaction; the rollups keep counting them. Returns how many went.
+    async fn drop_raw_clicks_before(&self, cutoff: i64) -> Result<u64, StoreError>;
 
     /// When the link's first click happened (`None` without clicks).
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;
