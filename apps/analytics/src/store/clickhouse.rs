@@ -812,6 +812,11 @@ impl AnalyticsStore for ClickHouseStore {
             .collect())
     }
 
+    async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        // The totals above are the raw ones here (no rollups yet).
+        self.all_click_totals().await
+    }
+
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
         let (clicks, oldest) = self
             .client

@@ -193,6 +193,10 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Every link's click total (each `event_id` once), for replay's check.
     async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
 
+    /// Every link's click total counted from the raw clicks (each
+    /// `event_id` once), to check the totals above against.
+    async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
     /// When the oldest stored click happened; `None` without clicks.
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError>;
 

@@ -847,6 +847,22 @@ impl AnalyticsStore for SqliteStore {
         .collect()
     }
 
+    async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.query(
+            "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks GROUP BY shortener_url_id",
+            Vec::new(),
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "shortener_url_id").map_err(failed)?,
+                count(row.try_get("", "clicks").map_err(failed)?),
+            ))
+        })
+        .collect()
+    }
+
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
         let rows = self
             // The rollups date it, whether the retention dropped the raw
