@@ -15,14 +15,16 @@
 //! the list of links (`GET /api/v1/links`) and every page of the reconciliation report, each
 //! followed by its cursor.
 //!
-//! Hot link on SQLite, the embedded default: `HOT_CLICKS` clicks of one link
-//! over 30 days among `HOT_OTHERS` clicks of 9,999 other links, published
-//! through JetStream into a running analytics (so its rollups are built by
-//! the real path); then `HOT_QUERIES` all-time stats requests of the hot
-//! link (daily buckets, every top list): `hot_link_stats_p99_ms`. Then
-//! freshness: single clicks published one at a time to a quiet link, each
-//! timed until its stats include it (`freshness_p99_ms`), beside the
-//! service's own `analytics_click_freshness_seconds`.
+//! The hot link, on each store: one link's clicks (`HOT_CLICKHOUSE` on
+//! ClickHouse, `HOT_SQLITE` on SQLite) over 30 days among a tenth as many of
+//! 9,999 other links, published to JetStream, then consumed by a running
+//! analytics (so its rollups are built by the real path; the rate includes
+//! them); then `HOT_QUERIES` all-time stats requests of the hot link (daily
+//! buckets, every top list): `hot_link_stats_p99_ms`. Then freshness: single
+//! clicks published one at a time to a quiet link, each timed until its
+//! stats include it (`freshness_p99_ms`), beside the service's own
+//! `analytics_click_freshness_seconds`. `BENCH_HOT_LINK_ONLY=sqlite` (or
+//! `clickhouse`, or `both`) runs only that part.
 //! The last line printed is one JSON object.
 
 use std::process::{Child, Command, Stdio};
@@ -50,8 +52,9 @@ const STATS_LINKS: usize = 100_000;
 const STATS_QUERIES: usize = 300;
 const PAGES: usize = 100;
 const CLICKED_CONSUMER: &str = "analytics-shortener-url-clicked";
-const HOT_CLICKS: usize = 1_000_000;
-const HOT_OTHERS: usize = 100_000;
+/// The hot link's clicks on SQLite, and on ClickHouse.
+const HOT_SQLITE: usize = 1_000_000;
+const HOT_CLICKHOUSE: usize = 10_000_000;
 const HOT_LINKS: usize = 10_000;
 const HOT_QUERIES: usize = 100;
 const FRESHNESS_CLICKS: usize = 100;
@@ -352,33 +355,39 @@ fn encoded<T: contracts::Event>(
     (event.subject(), event.headers(), encode(event).unwrap())
 }
 
-/// The hot link on SQLite, through JetStream; then freshness. Returns
-/// (ingest clicks/s, hot link stats p50 and p99 ms, freshness p50 and p99
-/// ms, the service's freshness p99 bucket bound in ms).
-fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> [f64; 6] {
+/// The hot link on one store: `hot` clicks of one link over 30 days among
+/// a tenth as many of 9,999 others, published to a fresh stream first, then
+/// consumed by a release analytics on `store` (so its rollups are built by
+/// the real path); then freshness. Returns (ingest clicks/s, hot link stats
+/// p50 and p99 ms, freshness p50 and p99 ms, the service's freshness p99
+/// bucket bound in ms).
+fn hot_link(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    hot: usize,
+    store: &[(&'static str, String)],
+) -> [f64; 6] {
     let nats = NatsServer::start().expect("nats-server starts");
     let js = jetstream::new(runtime.block_on(async_nats::connect(nats.url())).unwrap());
-    let (_guard, port) = analytics(&[
-        ("ANALYTICS_NATS_URL", nats.url()),
-        (
-            "ANALYTICS_SQLITE_PATH",
-            dir.join("hot.db").display().to_string(),
-        ),
-    ]);
-    wait_ready(port);
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let links: Vec<(Uuid, String)> = (0..HOT_LINKS)
         .map(|i| (Uuid::now_v7(), format!("hot{i}")))
         .collect();
     let now = Utc::now().timestamp();
+    runtime
+        .block_on(contracts::stream::ensure_stream(
+            &js,
+            contracts::stream::shortener_stream_config(),
+        ))
+        .unwrap();
     runtime.block_on(publish_all(
         &js,
         links
             .iter()
             .map(|(id, code)| encoded(&creation(*id, code, now - 31 * 86_400))),
     ));
-    let published = Instant::now();
-    let total = HOT_CLICKS + HOT_OTHERS;
+    let total = hot + hot / 10;
+    let publishing = Instant::now();
     runtime.block_on(publish_all(
         &js,
         (0..total).map(|i| {
@@ -391,6 +400,14 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
             encoded(&click(&mut rng, *id, code, at))
         }),
     ));
+    println!(
+        "hot link on {label}: published {total} clicks in {:.0} s",
+        publishing.elapsed().as_secs_f64()
+    );
+    let mut vars = vec![("ANALYTICS_NATS_URL", nats.url())];
+    vars.extend(store.iter().cloned());
+    let (_guard, port) = analytics(&vars);
+    let started = Instant::now();
     let processed = || {
         scrape_metric(
             port,
@@ -400,12 +417,24 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
     };
     while processed() < total {
         assert!(
-            published.elapsed() < Duration::from_secs(1_200),
+            started.elapsed() < Duration::from_secs(1_800),
             "ingest did not finish"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let rate = total as f64 / published.elapsed().as_secs_f64();
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    // ClickHouse compacts the days the ingest touched once they settled
+    // (10 s); until then stats read them from raw clicks. Wait for it.
+    let compacted =
+        || scrape_metric(port, "analytics_rollup_days_compacted_total").unwrap_or(0.0) as u64;
+    let mut last = (compacted(), Instant::now());
+    while label == "ClickHouse" && last.1.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = compacted();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
     let stats = |code: &str| {
         let (status, body) =
             http_get_with_key(port, &format!("/api/v1/links/{code}/stats"), BENCH_KEY)
@@ -424,7 +453,7 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "hot link on SQLite: {clicks} clicks of one link among {total} through JetStream at {rate:.0} clicks/s \
+        "hot link on {label}: {clicks} clicks of one link among {total}, consumed from JetStream at {rate:.0} clicks/s \
          (rollups included); all-time stats (daily buckets, every top list), {HOT_QUERIES} requests: \
          p50 {:.1} ms, p99 {:.1} ms",
         percentile(&latencies, 0.5),
@@ -484,6 +513,28 @@ fn hot_link_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) 
     ]
 }
 
+fn hot_on_sqlite(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> [f64; 6] {
+    let path = dir.join("hot.db").display().to_string();
+    hot_link(
+        runtime,
+        "SQLite",
+        HOT_SQLITE,
+        &[("ANALYTICS_SQLITE_PATH", path)],
+    )
+}
+
+fn hot_on_clickhouse(runtime: &tokio::runtime::Runtime, clickhouse: &ClickHouseServer) -> [f64; 6] {
+    hot_link(
+        runtime,
+        "ClickHouse",
+        HOT_CLICKHOUSE,
+        &[
+            ("ANALYTICS_CLICKHOUSE_URL", clickhouse.url()),
+            ("ANALYTICS_CLICKHOUSE_DATABASE", "bench_hot".into()),
+        ],
+    )
+}
+
 /// A histogram's cumulative buckets (upper bound, count) from the
 /// Prometheus text, in order.
 fn histogram(metrics: &str, name: &str) -> Vec<(f64, f64)> {
@@ -521,13 +572,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _context = runtime.enter();
-    if std::env::var_os("BENCH_HOT_LINK_ONLY").is_some() {
-        // Only the SQLite hot link and freshness (a shorter run).
+    if let Ok(which) = std::env::var("BENCH_HOT_LINK_ONLY") {
+        // Only the hot link and freshness (a shorter run).
         let dir = tempfile::tempdir().unwrap();
-        let [rate, _, p99, _, fresh_p99, _] = hot_link_on_sqlite(&runtime, dir.path());
-        println!(
-            "{{\"bench\":\"analytics-hot-link\",\"sqlite_hot_ingest_per_s\":{rate:.0},\"hot_link_stats_p99_ms\":{p99:.1},\"freshness_p99_ms\":{fresh_p99:.0}}}"
-        );
+        let mut json = Vec::new();
+        if which != "clickhouse" {
+            let [rate, _, p99, _, fresh, _] = hot_on_sqlite(&runtime, dir.path());
+            json.push(format!("\"sqlite_hot_ingest_per_s\":{rate:.0},\"sqlite_hot_link_stats_p99_ms\":{p99:.1},\"sqlite_freshness_p99_ms\":{fresh:.0}"));
+        }
+        if which != "sqlite" {
+            let clickhouse = ClickHouseServer::start().expect("clickhouse-server starts");
+            let [rate, _, p99, _, fresh, _] = hot_on_clickhouse(&runtime, &clickhouse);
+            json.push(format!("\"clickhouse_hot_ingest_per_s\":{rate:.0},\"hot_link_stats_p99_ms\":{p99:.1},\"freshness_p99_ms\":{fresh:.0}"));
+        }
+        println!("{{\"bench\":\"analytics-hot-link\",{}}}", json.join(","));
         return;
     }
     let nats = NatsServer::start().expect("nats-server starts (make backends)");
@@ -634,10 +692,13 @@ fn main() {
         STATS_LINKS / 20,
         STATS_LINKS / 100
     );
-    let [hot_rate, _, hot_p99, _, fresh_p99, _] = hot_link_on_sqlite(&runtime, dir.path());
+    drop(_guard);
+    let [ch_rate, _, hot_p99, _, fresh_p99, _] = hot_on_clickhouse(&runtime, &clickhouse);
+    let [sqlite_hot_rate, _, sqlite_hot_p99, _, _, _] = hot_on_sqlite(&runtime, dir.path());
     println!(
         "{{\"bench\":\"analytics\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0},\"stats_p50_ms\":{p50:.1},\"stats_p99_ms\":{p99:.1},\"index_p99_ms\":{index_p99:.1},\"reconciliation_p99_ms\":{reconciliation_p99:.1},\
-         \"sqlite_hot_ingest_per_s\":{hot_rate:.0},\"hot_link_stats_p99_ms\":{hot_p99:.1},\"freshness_p99_ms\":{fresh_p99:.0}}}"
+         \"clickhouse_hot_ingest_per_s\":{ch_rate:.0},\"hot_link_stats_p99_ms\":{hot_p99:.1},\"freshness_p99_ms\":{fresh_p99:.0},\
+         \"sqlite_hot_ingest_per_s\":{sqlite_hot_rate:.0},\"sqlite_hot_link_stats_p99_ms\":{sqlite_hot_p99:.1}}}"
     );
 }
 

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub clicks_past_retention: Counter,
     /// Raw clicks dropped by the retention (their rollups stay).
     pub raw_clicks_dropped: Counter,
+    /// (link, day) pairs recomputed into the rollups (ClickHouse).
+    pub rollup_days_compacted: Counter,
     pub requests: Family<RequestLabels, Counter>,
 }
 
@@ -118,6 +120,12 @@ impl Default for Metrics {
             "Raw clicks dropped by the retention; the rollups keep them counted",
             raw_clicks_dropped.clone(),
         );
+        let rollup_days_compacted = Counter::default();
+        registry.register(
+            "rollup_days_compacted",
+            "Days of a link recomputed into the rollups from raw clicks (ClickHouse)",
+            rollup_days_compacted.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -136,6 +144,7 @@ impl Default for Metrics {
             click_freshness,
             clicks_past_retention,
             raw_clicks_dropped,
+            rollup_days_compacted,
             requests,
         }
     }

@@ -162,11 +162,16 @@ impl Application {
             self.ingest.clone(),
             shutdown.clone(),
         ));
+        let compactor = tokio::spawn(crate::consumer::compactor::run(
+            self.ingest.clone(),
+            shutdown.clone(),
+        ));
         let served = self.server.await;
         tracing::info!("HTTP server stopped; stopping the consumers");
         shutdown.cancel();
         consumers.await.context("the consumers panicked")?;
         retention.await.context("the raw retention panicked")?;
+        compactor.await.context("the compactor panicked")?;
         served.context("the HTTP server failed")
     }
 }

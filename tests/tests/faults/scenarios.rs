@@ -434,7 +434,7 @@ pub fn duplicates(mode: Mode) -> Vec<Row> {
     rt.block_on(drained(&js));
     let (tally, _) = settle(&system, &all, true);
     rows.push(row(
-        "3c republished, clicked_at a day back",
+        "3c republished, a day back",
         &tally,
         format!("{shifted} click events, same event ids"),
         false,

@@ -20,6 +20,7 @@
 //! answers) and `supervise` (the tasks, started again when they end).
 
 mod commit;
+pub mod compactor;
 mod dead_letters;
 mod decode;
 mod health;

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, LinkList, StoreError};
+
+#[path = "clickhouse_rollups.rs"]
+mod rollups;
 use crate::keys::KeyRecord;
 use crate::model::{
     Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
@@ -288,13 +291,6 @@ struct BucketRecord {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct DimensionTopRecord {
-    dimension: String,
-    value: String,
-    clicks: u64,
-}
-
-#[derive(Debug, Row, Deserialize)]
 struct SummaryRecord {
     #[serde(with = "clickhouse::serde::uuid")]
     shortener_url_id: Uuid,
@@ -377,7 +373,7 @@ impl ClickHouseStore {
             .query("SELECT version FROM schema_migrations")
             .fetch_all()
             .await?;
-        for (version, sql) in MIGRATIONS {
+        for (version, sql) in MIGRATIONS.iter().chain(rollups::MIGRATIONS) {
             if applied.contains(version) {
                 continue;
             }
@@ -490,8 +486,14 @@ impl AnalyticsStore for ClickHouseStore {
                 .await
                 .map_err(failed)?;
         }
-        // Returns when ClickHouse has committed the part.
-        insert.end().await.map_err(failed)
+        // Returns when ClickHouse has committed the part; then the days
+        // it touched are marked for the compactor.
+        insert.end().await.map_err(failed)?;
+        self.mark_dirty(clicks).await
+    }
+
+    async fn compact(&self, settled_before_us: i64) -> Result<u64, StoreError> {
+        self.compact_days(settled_before_us).await
     }
 
     async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError> {
@@ -670,11 +672,7 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .click_summaries(&[id])
-            .await?
-            .first()
-            .map(|s| s.first_click_at))
+        self.rollup_first_click(id).await
     }
 
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError> {
@@ -704,88 +702,19 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
-        let row: TotalsRecord = self
-            .windowed(
-                &format!(
-                    // Visitors are distinct per UTC day (their key rotates
-                    // daily), summed over the days.
-                    "SELECT toUInt64(sum(day_clicks)) AS clicks, toUInt64(sum(day_uniques)) AS uniques, \
-                     toUInt64(sum(day_bots)) AS bots FROM (SELECT intDiv(toUInt32(clicked_at), 86400) AS day, \
-                     count() AS day_clicks, {UNIQUES} AS day_uniques, sum(is_bot) AS day_bots \
-                     FROM clicks FINAL WHERE {IN_WINDOW} GROUP BY day)"
-                ),
-                window,
-            )
-            .fetch_one()
-            .await
-            .map_err(failed)?;
-        Ok(Totals {
-            clicks: row.clicks,
-            unique_visitors: row.uniques,
-            bot_clicks: row.bots,
-        })
+        self.rollup_totals(window).await
     }
 
     async fn series(&self, window: Window, bucket: Bucket) -> Result<Vec<BucketCount>, StoreError> {
-        let size = bucket.seconds();
-        let rows: Vec<BucketRecord> = self
-            .windowed(
-                &format!(
-                    "SELECT toInt64(intDiv(toUInt32(clicked_at), {size}) * {size}) AS start, \
-                     count() AS clicks, {UNIQUES} AS uniques \
-                     FROM clicks FINAL WHERE {IN_WINDOW} GROUP BY start ORDER BY start"
-                ),
-                window,
-            )
-            .fetch_all()
-            .await
-            .map_err(failed)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| BucketCount {
-                start: r.start,
-                clicks: r.clicks,
-                unique_visitors: r.uniques,
-            })
-            .collect())
+        self.rollup_series(window, bucket).await
     }
 
-    /// All five lists from one read of the link's range: each click is
-    /// unrolled into (dimension, value) pairs.
     async fn tops(
         &self,
         window: Window,
         limit: u32,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
-        let pairs = Dimension::ALL
-            .iter()
-            .map(|d| format!("('{0}', {0})", d.column()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows: Vec<DimensionTopRecord> = self
-            .windowed(
-                &format!(
-                    "SELECT tupleElement(pair, 1) AS dimension, tupleElement(pair, 2) AS value, \
-                     count() AS clicks FROM clicks FINAL ARRAY JOIN [{pairs}] AS pair \
-                     WHERE {IN_WINDOW} AND tupleElement(pair, 2) != '' \
-                     GROUP BY dimension, value ORDER BY dimension, clicks DESC, value ASC \
-                     LIMIT {limit} BY dimension"
-                ),
-                window,
-            )
-            .fetch_all()
-            .await
-            .map_err(failed)?;
-        let mut lists = vec![Vec::new(); Dimension::ALL.len()];
-        for row in rows {
-            if let Some(i) = Dimension::ALL
-                .iter()
-                .position(|d| d.column() == row.dimension)
-            {
-                lists[i].push((row.value, row.clicks));
-            }
-        }
-        Ok(lists)
+        self.rollup_tops(window, limit).await
     }
 
     async fn click_count(&self) -> Result<u64, StoreError> {
@@ -910,7 +839,19 @@ impl AnalyticsStore for ClickHouseStore {
 }
 
 /// The tables a replay rebuilds; keys and their uses stay where they are.
-const DATA_TABLES: [&str; 4] = ["clicks", "url_creations", "link_changes", "link_codes"];
+const DATA_TABLES: [&str; 9] = [
+    "clicks",
+    "url_creations",
+    "link_changes",
+    "link_codes",
+    // The rollups and their bookkeeping: a rebuilt store's days are all
+    // dirty (never compacted), so the live compactor builds them.
+    "click_hours",
+    "click_days",
+    "click_day_values",
+    "rollup_dirty",
+    "rollup_watermark",
+];
 
 fn quoted(name: &str) -> String {
     format!("`{}`", name.replace('`', ""))

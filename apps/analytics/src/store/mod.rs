@@ -124,6 +124,14 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// already stored never count twice.
     async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError>;
 
+    /// Brings the rollups up to date with the clicks stored before
+    /// `settled_before_us` (microseconds since 1970), where a store keeps
+    /// them apart from the clicks' own write (ClickHouse); the buckets
+    /// recomputed.
+    async fn compact(&self, _settled_before_us: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Stored copies of these links (missing ones are simply absent).
     async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError>;
 

@@ -9,6 +9,10 @@
 //! keys, and the visitors of a range are the sum of its days' distinct keys,
 //! exactly. Hourly buckets hold the distinct keys of the hour.
 
+/// How long after its marking a dirty bucket is compacted (ClickHouse):
+/// longer than any insert takes to become visible, so none is passed over.
+pub const SETTLE_US: i64 = 10_000_000;
+
 /// How a range `[from, to)` of one link is answered at a bucket size:
 /// `core`, whole buckets from the rollups, and `raw`, the rest from raw
 /// rows (at most two partial buckets, at the ends).

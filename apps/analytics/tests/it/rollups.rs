@@ -1,13 +1,16 @@
 //! The rollups never change an answer: for random batches of clicks, with
 //! duplicates within and across batches (redeliveries, republishes of old
-//! clicks), the stats read from rollups equal the stats computed here from
-//! the deduplicated raw clicks, for random ranges at both bucket sizes.
+//! clicks) and compactions in between (ClickHouse), the stats read from
+//! rollups equal the stats computed here from the deduplicated raw clicks,
+//! for random ranges at both bucket sizes, on both stores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use analytics::model::{Bucket, BucketCount, ClickRow, Dimension, Totals, Window};
-use analytics::store::{AnalyticsStore, SqliteStore};
+use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore, SqliteStore};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use system_tests::{started, ClickHouseServer};
 use uuid::Uuid;
 
 const HOUR: i64 = 3_600;
@@ -144,26 +147,29 @@ fn edge() -> impl Strategy<Value = i64> {
 }
 
 /// Batches of new clicks, each followed by how many earlier events to
-/// send again; then ranges to ask for.
-type Case = (Vec<(Vec<Spec>, usize)>, Vec<(i64, i64)>);
+/// send again and whether a compaction follows; then ranges to ask for.
+type Case = (Vec<(Vec<Spec>, usize, bool)>, Vec<(i64, i64)>);
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        prop::collection::vec((prop::collection::vec(click(), 0..40), 0usize..30), 1..6),
+        prop::collection::vec(
+            (
+                prop::collection::vec(click(), 0..40),
+                0usize..30,
+                any::<bool>(),
+            ),
+            1..6,
+        ),
         prop::collection::vec((edge(), edge()), 1..6),
     )
 }
 
-async fn check(case: Case) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("rollups.db"))
-        .await
-        .unwrap();
+async fn check(store: &dyn AnalyticsStore, case: Case) -> Result<(), TestCaseError> {
     let links = [Uuid::from_u128(7), Uuid::from_u128(8)];
     let (batches, ranges) = case;
     let mut sent: Vec<ClickRow> = Vec::new();
     let mut stored: HashMap<Uuid, ClickRow> = HashMap::new();
-    for (n, (specs, resend)) in batches.into_iter().enumerate() {
+    for (n, (specs, resend, compact)) in batches.into_iter().enumerate() {
         let mut batch: Vec<ClickRow> = specs
             .into_iter()
             .enumerate()
@@ -184,6 +190,13 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         for r in batch {
             stored.entry(r.event_id).or_insert_with(|| r.clone());
             sent.push(r);
+        }
+        if compact {
+            // Everything stored so far has settled.
+            store
+                .compact(chrono::Utc::now().timestamp_micros())
+                .await
+                .unwrap();
         }
     }
     for (a, b) in ranges {
@@ -220,16 +233,49 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks(case in case()) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(check(case))?;
+    fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_sqlite(case in case()) {
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("rollups.db")).await.unwrap();
+            check(&store, case).await
+        })?;
+    }
+}
+
+#[test]
+fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_clickhouse() {
+    let Some(server) = started(ClickHouseServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    let databases = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config::with_cases(24));
+    let outcome = runner.run(&case(), |case| {
+        databases.set(databases.get() + 1);
+        let settings = ClickHouseSettings {
+            url: server.url(),
+            database: format!("rollups_{}", databases.get()),
+            user: None,
+            password: None,
+        };
+        rt.block_on(async {
+            let store = ClickHouseStore::open(settings).await.unwrap();
+            check(&store, case).await
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
 }
 

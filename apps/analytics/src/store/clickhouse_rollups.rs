@@ -1,0 +1,491 @@
+//! ClickHouse's rollups: each link's clicks per hour and per day (clicks,
+//! bot clicks, unique visitors) and per day and dimension value, as on
+//! SQLite, kept by recomputation instead of in a transaction (ClickHouse
+//! has none):
+//!
+//! 1. a consumer inserts its batch's raw clicks, then marks each (link, day)
+//!    the batch touched as dirty (`rollup_dirty`, with the time it marked
+//!    it), then acks. A crash in between means a redelivery, which writes
+//!    the raw rows again (absorbed by `FINAL`) and marks again;
+//! 2. the compactor takes the days marked since its watermark (and settled
+//!    for a few seconds, so an insert still in flight is not passed over),
+//!    recomputes their hours, day and values from the deduplicated raw rows
+//!    (`FINAL`), writes them with a newer version (`ReplacingMergeTree`), and
+//!    only then moves its watermark. A redelivered or republished event,
+//!    however late, marks its day dirty and the recomputation counts it once;
+//! 3. a stats query reads the rollups for whole, settled buckets and the raw
+//!    rows for the edges of its range and for its link's days still dirty.
+//!
+//! Several instances may compact at once: each recomputation is complete,
+//! and the later one (higher version) wins.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::store::rollup::{self, Plan};
+
+/// (link, day) pairs recomputed per statement.
+const PAIRS_PER_STATEMENT: usize = 2_000;
+
+pub(super) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        8,
+        "CREATE TABLE IF NOT EXISTS click_hours (
+            shortener_url_id UUID, hour UInt32,
+            clicks UInt64, bots UInt64, uniques UInt64, first_at UInt32,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version) ORDER BY (shortener_url_id, hour)",
+    ),
+    (
+        9,
+        "CREATE TABLE IF NOT EXISTS click_days (
+            shortener_url_id UUID, day UInt32,
+            clicks UInt64, bots UInt64, uniques UInt64,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version) ORDER BY (shortener_url_id, day)",
+    ),
+    (
+        10,
+        "CREATE TABLE IF NOT EXISTS click_day_values (
+            shortener_url_id UUID, day UInt32, dimension UInt8, value String,
+            clicks UInt64, version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (shortener_url_id, day, dimension, value)",
+    ),
+    (
+        11,
+        "CREATE TABLE IF NOT EXISTS rollup_dirty (
+            shortener_url_id UUID, day UInt32, marked_us UInt64
+        ) ENGINE = MergeTree() PARTITION BY intDiv(marked_us, 86400000000)
+        ORDER BY (shortener_url_id, day)",
+    ),
+    (
+        12,
+        "CREATE TABLE IF NOT EXISTS rollup_watermark (id UInt8, compacted_us UInt64)
+        ENGINE = ReplacingMergeTree(compacted_us) ORDER BY id",
+    ),
+    (
+        // Every day already stored is dirty: the first compaction builds it.
+        13,
+        "INSERT INTO rollup_dirty SELECT DISTINCT shortener_url_id,
+            toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400), toUInt64(1) FROM clicks",
+    ),
+];
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(super) struct DirtyRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    day: u32,
+    marked_us: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct PairRecord {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    day: u32,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TopRecord {
+    dimension: u8,
+    value: String,
+    clicks: u64,
+}
+
+pub(super) fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn day_of(t: i64) -> u32 {
+    datetime(rollup::floor(t, 86_400))
+}
+
+/// Each click unrolled into (dimension index, value) pairs, for `ARRAY JOIN`.
+fn dimension_pairs() -> String {
+    Dimension::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, d)| format!("(toUInt8({n}), {})", d.column()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(a, b)` ranges of raw rows, or the dirty days within `core`, as SQL.
+fn raw_condition(plan: &Plan, dirty: &[i64]) -> String {
+    let mut parts: Vec<String> = plan
+        .raw
+        .iter()
+        .map(|(from, to)| {
+            format!(
+                "(clicked_at >= toDateTime({}) AND clicked_at < toDateTime({}))",
+                datetime(*from),
+                datetime(*to)
+            )
+        })
+        .collect();
+    if let Some((from, to)) = plan.core {
+        // Dirty days inside the whole buckets: their hours (days) from raw rows.
+        let days: Vec<String> = dirty
+            .iter()
+            .filter(|d| **d + 86_400 > from && **d < to)
+            .map(|d| d.to_string())
+            .collect();
+        if !days.is_empty() {
+            parts.push(format!(
+                "(clicked_at >= toDateTime({}) AND clicked_at < toDateTime({}) \
+                 AND intDiv(toUInt32(clicked_at), 86400) * 86400 IN ({}))",
+                datetime(from),
+                datetime(to),
+                days.join(", ")
+            ));
+        }
+    }
+    if parts.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+/// The rollup rows of `core` at `column` (hour or day), minus dirty days.
+fn rollup_condition(plan: &Plan, dirty: &[i64], column: &str) -> String {
+    let Some((from, to)) = plan.core else {
+        return "0".to_owned();
+    };
+    let mut condition = format!(
+        "{column} >= {} AND {column} < {}",
+        datetime(from),
+        datetime(to)
+    );
+    if !dirty.is_empty() {
+        let days: Vec<String> = dirty.iter().map(|d| d.to_string()).collect();
+        condition.push_str(&format!(
+            " AND intDiv({column}, 86400) * 86400 NOT IN ({})",
+            days.join(", ")
+        ));
+    }
+    condition
+}
+
+impl ClickHouseStore {
+    /// Marks the days these clicks fall in dirty, after they are stored.
+    pub(super) async fn mark_dirty(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
+        let pairs: BTreeSet<(Uuid, u32)> = clicks
+            .iter()
+            .map(|c| (c.shortener_url_id, day_of(c.clicked_at)))
+            .collect();
+        let marked_us = u64::try_from(now_us()).unwrap_or_default();
+        let mut insert = self
+            .client
+            .insert::<DirtyRow>("rollup_dirty")
+            .await
+            .map_err(failed)?;
+        for (shortener_url_id, day) in pairs {
+            insert
+                .write(&DirtyRow {
+                    shortener_url_id,
+                    day,
+                    marked_us,
+                })
+                .await
+                .map_err(failed)?;
+        }
+        insert.end().await.map_err(failed)
+    }
+
+    async fn watermark(&self) -> Result<u64, StoreError> {
+        self.client
+            .query("SELECT max(compacted_us) FROM rollup_watermark")
+            .fetch_one::<u64>()
+            .await
+            .map_err(failed)
+    }
+
+    /// Recomputes every day marked dirty up to `settled_before_us` from the
+    /// deduplicated raw rows; returns how many (link, day) pairs.
+    pub(super) async fn compact_days(&self, settled_before_us: i64) -> Result<u64, StoreError> {
+        let from = self.watermark().await?;
+        let upto = u64::try_from(settled_before_us).unwrap_or_default();
+        if upto <= from {
+            return Ok(0);
+        }
+        let pairs: Vec<PairRecord> = self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT shortener_url_id, day FROM rollup_dirty \
+                 WHERE marked_us > {from} AND marked_us <= {upto}"
+            ))
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        // Versions by the start of the recomputation: a later one, which
+        // read more raw rows, always wins.
+        let version = now_us();
+        for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+            let ids: BTreeSet<Uuid> = chunk.iter().map(|p| p.shortener_url_id).collect();
+            let ids: Vec<Uuid> = ids.into_iter().collect();
+            let tuples: Vec<String> = chunk
+                .iter()
+                .map(|p| format!("(toUUID('{}'), {})", p.shortener_url_id, p.day))
+                .collect();
+            let condition = format!(
+                "shortener_url_id IN ({}) AND (shortener_url_id, \
+                 toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400)) IN ({})",
+                uuid_list(&ids),
+                tuples.join(", ")
+            );
+            let pairs_sql = dimension_pairs();
+            for sql in [
+                format!(
+                    "INSERT INTO click_hours SELECT shortener_url_id, \
+                     toUInt32(intDiv(toUInt32(clicked_at), 3600) * 3600) AS hour, count(), \
+                     toUInt64(sum(is_bot)), {UNIQUES}, toUInt32(min(clicked_at)), \
+                     toUInt64({version}) FROM clicks FINAL WHERE {condition} \
+                     GROUP BY shortener_url_id, hour"
+                ),
+                format!(
+                    "INSERT INTO click_days SELECT shortener_url_id, \
+                     toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, count(), \
+                     toUInt64(sum(is_bot)), {UNIQUES}, toUInt64({version}) \
+                     FROM clicks FINAL WHERE {condition} GROUP BY shortener_url_id, day"
+                ),
+                format!(
+                    "INSERT INTO click_day_values SELECT shortener_url_id, \
+                     toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, \
+                     tupleElement(pair, 1) AS dimension, tupleElement(pair, 2) AS value, \
+                     count(), toUInt64({version}) FROM clicks FINAL \
+                     ARRAY JOIN [{pairs_sql}] AS pair \
+                     WHERE {condition} AND tupleElement(pair, 2) != '' \
+                     GROUP BY shortener_url_id, day, dimension, value"
+                ),
+            ] {
+                self.client.query(&sql).execute().await.map_err(failed)?;
+            }
+        }
+        // Only now: a reader that sees the new watermark finds the rollups.
+        self.client
+            .query(&format!("INSERT INTO rollup_watermark VALUES (1, {upto})"))
+            .execute()
+            .await
+            .map_err(failed)?;
+        // Markings two days behind the watermark are no longer read.
+        self.drop_old_markings(from).await;
+        Ok(pairs.len() as u64)
+    }
+
+    async fn drop_old_markings(&self, watermark: u64) {
+        const DAY_US: u64 = 86_400_000_000;
+        let keep_from = watermark / DAY_US;
+        let partitions: Vec<String> = match self
+            .client
+            .query(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = currentDatabase() AND table = 'rollup_dirty' AND active",
+            )
+            .fetch_all::<String>()
+            .await
+        {
+            Ok(partitions) => partitions,
+            Err(error) => {
+                tracing::debug!(%error, "rollup markings not listed");
+                return;
+            }
+        };
+        for partition in partitions {
+            if partition.parse::<u64>().is_ok_and(|p| p + 2 <= keep_from) {
+                let _ = self
+                    .client
+                    .query(&format!(
+                        "ALTER TABLE rollup_dirty DROP PARTITION {partition}"
+                    ))
+                    .execute()
+                    .await;
+            }
+        }
+    }
+
+    /// The link's days not yet compacted.
+    async fn dirty_days(&self, id: Uuid) -> Result<Vec<i64>, StoreError> {
+        let days: Vec<u32> = self
+            .client
+            .query(
+                "SELECT DISTINCT day FROM rollup_dirty WHERE shortener_url_id = toUUID(?) \
+                 AND marked_us > (SELECT max(compacted_us) FROM rollup_watermark)",
+            )
+            .bind(id.to_string())
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(days.into_iter().map(i64::from).collect())
+    }
+
+    async fn any_click(&self, id: Uuid, from: i64, to: i64) -> Result<bool, StoreError> {
+        if from >= to {
+            return Ok(false);
+        }
+        let found: Vec<u8> = self
+            .windowed(
+                &format!("SELECT toUInt8(1) FROM clicks WHERE {IN_WINDOW} LIMIT 1"),
+                Window {
+                    url_id: id,
+                    from,
+                    to,
+                },
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(!found.is_empty())
+    }
+
+    /// How `window` is read at `size`, and the link's dirty days.
+    async fn plan(&self, window: Window, size: i64) -> Result<(Plan, Vec<i64>), StoreError> {
+        let Window { url_id, from, to } = window;
+        if from >= to {
+            return Ok((rollup::plan(from, to, size, true, true), Vec::new()));
+        }
+        let before = !self
+            .any_click(url_id, rollup::floor(from, size), from)
+            .await?;
+        let after = !self.any_click(url_id, to, rollup::ceil(to, size)).await?;
+        let dirty = self.dirty_days(url_id).await?;
+        Ok((rollup::plan(from, to, size, before, after), dirty))
+    }
+
+    pub(super) async fn rollup_first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
+        let dirty = self.dirty_days(id).await?;
+        let days: Vec<String> = dirty.iter().map(|d| d.to_string()).collect();
+        let raw = if days.is_empty() {
+            "SELECT toUInt32(0) AS t, toUInt64(0) AS n".to_owned()
+        } else {
+            format!(
+                "SELECT toUInt32(min(clicked_at)) AS t, count() AS n FROM clicks \
+                 WHERE shortener_url_id = toUUID('{id}') \
+                 AND intDiv(toUInt32(clicked_at), 86400) * 86400 IN ({})",
+                days.join(", ")
+            )
+        };
+        let (rolled, rolled_n, raw_t, raw_n) = self
+            .client
+            .query(&format!(
+                "SELECT r.t, r.n, w.t, w.n FROM \
+                 (SELECT toUInt32(min(first_at)) AS t, count() AS n FROM click_hours FINAL \
+                  WHERE shortener_url_id = toUUID('{id}')) AS r CROSS JOIN ({raw}) AS w"
+            ))
+            .fetch_one::<(u32, u64, u32, u64)>()
+            .await
+            .map_err(failed)?;
+        let first = [
+            (rolled_n > 0).then_some(rolled),
+            (raw_n > 0).then_some(raw_t),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Ok(first.map(i64::from))
+    }
+
+    pub(super) async fn rollup_totals(&self, window: Window) -> Result<Totals, StoreError> {
+        let (plan, dirty) = self.plan(window, 86_400).await?;
+        let id = window.url_id;
+        let row: TotalsRecord = self
+            .client
+            .query(&format!(
+                "SELECT toUInt64(sum(c)) AS clicks, toUInt64(sum(u)) AS uniques, \
+                 toUInt64(sum(b)) AS bots FROM ( \
+                 SELECT clicks AS c, uniques AS u, bots AS b FROM click_days FINAL \
+                 WHERE shortener_url_id = toUUID('{id}') AND {} \
+                 UNION ALL \
+                 SELECT count() AS c, {UNIQUES} AS u, toUInt64(sum(is_bot)) AS b \
+                 FROM clicks FINAL WHERE shortener_url_id = toUUID('{id}') AND {} \
+                 GROUP BY intDiv(toUInt32(clicked_at), 86400))",
+                rollup_condition(&plan, &dirty, "day"),
+                raw_condition(&plan, &dirty),
+            ))
+            .fetch_one()
+            .await
+            .map_err(failed)?;
+        Ok(Totals {
+            clicks: row.clicks,
+            unique_visitors: row.uniques,
+            bot_clicks: row.bots,
+        })
+    }
+
+    pub(super) async fn rollup_series(
+        &self,
+        window: Window,
+        bucket: Bucket,
+    ) -> Result<Vec<BucketCount>, StoreError> {
+        let size = bucket.seconds();
+        let (plan, dirty) = self.plan(window, size).await?;
+        let (table, column) = match bucket {
+            Bucket::Hour => ("click_hours", "hour"),
+            Bucket::Day => ("click_days", "day"),
+        };
+        let id = window.url_id;
+        let rows: Vec<BucketRecord> = self
+            .client
+            .query(&format!(
+                "SELECT start, toUInt64(sum(c)) AS clicks, toUInt64(sum(u)) AS uniques FROM ( \
+                 SELECT toInt64({column}) AS start, clicks AS c, uniques AS u FROM {table} FINAL \
+                 WHERE shortener_url_id = toUUID('{id}') AND {} \
+                 UNION ALL \
+                 SELECT toInt64(intDiv(toUInt32(clicked_at), {size}) * {size}) AS start, \
+                 count() AS c, {UNIQUES} AS u FROM clicks FINAL \
+                 WHERE shortener_url_id = toUUID('{id}') AND {} GROUP BY start) \
+                 GROUP BY start HAVING clicks > 0 ORDER BY start",
+                rollup_condition(&plan, &dirty, column),
+                raw_condition(&plan, &dirty),
+            ))
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BucketCount {
+                start: r.start,
+                clicks: r.clicks,
+                unique_visitors: r.uniques,
+            })
+            .collect())
+    }
+
+    pub(super) async fn rollup_tops(
+        &self,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let (plan, dirty) = self.plan(window, 86_400).await?;
+        let id = window.url_id;
+        let pairs = dimension_pairs();
+        let rows: Vec<TopRecord> = self
+            .client
+            .query(&format!(
+                "SELECT dimension, value, toUInt64(sum(c)) AS clicks FROM ( \
+                 SELECT dimension, value, clicks AS c FROM click_day_values FINAL \
+                 WHERE shortener_url_id = toUUID('{id}') AND {} \
+                 UNION ALL \
+                 SELECT tupleElement(pair, 1) AS dimension, tupleElement(pair, 2) AS value, \
+                 count() AS c FROM clicks FINAL ARRAY JOIN [{pairs}] AS pair \
+                 WHERE shortener_url_id = toUUID('{id}') AND {} AND tupleElement(pair, 2) != '' \
+                 GROUP BY dimension, value) \
+                 GROUP BY dimension, value ORDER BY dimension, clicks DESC, value ASC \
+                 LIMIT {limit} BY dimension",
+                rollup_condition(&plan, &dirty, "day"),
+                raw_condition(&plan, &dirty),
+            ))
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        let mut lists = vec![Vec::new(); Dimension::ALL.len()];
+        for row in rows {
+            if let Some(list) = lists.get_mut(usize::from(row.dimension)) {
+                list.push((row.value, row.clicks));
+            }
+        }
+        Ok(lists)
+    }
+}
