@@ -166,12 +166,6 @@ impl Settings {
                     "ANALYTICS_RAW_RETENTION_DAYS must be at least 1 (unset keeps every click)"
                 ));
             }
-            if matches!(settings.store, StoreSettings::ClickHouse(_)) {
-                return Err(anyhow!(
-                    "ANALYTICS_RAW_RETENTION_DAYS works on SQLite only so far: ClickHouse's \
-                     stats still read raw clicks"
-                ));
-            }
             settings.consumers.raw_retention_days = Some(days);
         }
         if let Some(v) = lookup("ANALYTICS_AUTH_FAILURES_PER_MINUTE") {

@@ -664,11 +664,8 @@ impl AnalyticsStore for ClickHouseStore {
         Ok(found)
     }
 
-    async fn drop_raw_clicks_before(&self, _cutoff: i64) -> Result<u64, StoreError> {
-        // Refused by the configuration: the stats here read raw clicks.
-        Err(StoreError::new(anyhow::anyhow!(
-            "raw retention is not available on ClickHouse yet"
-        )))
+    async fn drop_raw_clicks_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        self.drop_raw_partitions_before(cutoff).await
     }
 
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
@@ -747,13 +744,25 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
-        let (clicks, oldest) = self
+        // Raw clicks, and the rollups where the retention dropped them.
+        let (clicks, oldest, hours, first) = self
             .client
-            .query("SELECT count(), toUInt32(min(clicked_at)) FROM clicks")
-            .fetch_one::<(u64, u32)>()
+            .query(
+                "SELECT r.n, r.t, h.n, h.t FROM \
+                 (SELECT count() AS n, toUInt32(min(clicked_at)) AS t FROM clicks) AS r \
+                 CROSS JOIN (SELECT count() AS n, toUInt32(min(first_at)) AS t \
+                 FROM click_hours) AS h",
+            )
+            .fetch_one::<(u64, u32, u64, u32)>()
             .await
             .map_err(failed)?;
-        Ok((clicks > 0).then_some(i64::from(oldest)))
+        Ok(
+            [(clicks > 0).then_some(oldest), (hours > 0).then_some(first)]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(i64::from),
+        )
     }
 
     async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError> {

@@ -102,6 +102,20 @@ fn day_of(t: i64) -> u32 {
     datetime(rollup::floor(t, 86_400))
 }
 
+/// The first second after month `YYYYMM` (UTC).
+fn month_end(partition: &str) -> Option<i64> {
+    let month: u32 = partition.trim_matches('\'').parse().ok()?;
+    let (year, month) = (i32::try_from(month / 100).ok()?, month % 100);
+    let (year, month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(year, month, 1)?
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp())
+}
+
 /// Each click unrolled into (dimension index, value) pairs, for `ARRAY JOIN`.
 fn dimension_pairs() -> String {
     Dimension::ALL
@@ -306,6 +320,54 @@ impl ClickHouseStore {
         }
     }
 
+    /// The raw retention: drops every monthly partition of `clicks` that
+    /// ends at or before `cutoff`, once none of its days awaits compaction
+    /// (their rollups must hold them first). Returns the rows dropped.
+    pub(super) async fn drop_raw_partitions_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let cutoff = datetime(cutoff);
+        let waiting: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM rollup_dirty WHERE day < {cutoff} \
+                 AND marked_us > (SELECT max(compacted_us) FROM rollup_watermark)"
+            ))
+            .fetch_one()
+            .await
+            .map_err(failed)?;
+        if waiting > 0 {
+            // The next round (an hour later) finds them compacted.
+            return Ok(0);
+        }
+        // Partitions are months (`toYYYYMM`, in the server's time zone:
+        // a day of margin covers any zone). A month goes once all of it is
+        // before the cutoff.
+        let partitions: Vec<(String, u64)> = self
+            .client
+            .query(
+                "SELECT partition, sum(rows) FROM system.parts \
+                 WHERE database = currentDatabase() AND table = 'clicks' AND active \
+                 GROUP BY partition",
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        let mut dropped = 0;
+        for (partition, rows) in partitions {
+            let Some(ends) = month_end(&partition) else {
+                continue;
+            };
+            if ends + 86_400 <= i64::from(cutoff) {
+                self.client
+                    .query(&format!("ALTER TABLE clicks DROP PARTITION {partition}"))
+                    .execute()
+                    .await
+                    .map_err(failed)?;
+                dropped += rows;
+            }
+        }
+        Ok(dropped)
+    }
+
     /// The link's days not yet compacted.
     async fn dirty_days(&self, id: Uuid) -> Result<Vec<i64>, StoreError> {
         let days: Vec<u32> = self
@@ -487,5 +549,18 @@ impl ClickHouseStore {
             }
         }
         Ok(lists)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_end;
+
+    #[test]
+    fn a_partition_ends_where_the_next_month_starts() {
+        // 2027-01-01 and 2026-03-01, UTC.
+        assert_eq!(month_end("202612"), Some(1_798_761_600));
+        assert_eq!(month_end("'202602'"), Some(1_772_323_200));
+        assert_eq!(month_end("tuple()"), None);
     }
 }

@@ -279,62 +279,121 @@ fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_clickhouse() {
     }
 }
 
-/// With the raw clicks older than the retention dropped, a link's all-time
-/// stats do not change: they come from the rollups.
-#[tokio::test]
-async fn all_time_stats_survive_the_raw_retention() {
+/// All-time stats of both links, by day and by hour.
+async fn all_time(store: &dyn AnalyticsStore, links: &[Uuid], now: i64) -> Vec<serde_json::Value> {
     use analytics::model::LinkCopy;
     use analytics::stats::{stats, StatsQuery};
+    let mut answers = Vec::new();
+    for id in links {
+        for bucket in [Bucket::Day, Bucket::Hour] {
+            let query = StatsQuery {
+                from: None,
+                to: None,
+                bucket,
+            };
+            let copy = LinkCopy::placeholder(*id, "l");
+            let answer = stats(store, &copy, query, now).await.unwrap();
+            answers.push(serde_json::to_value(answer).unwrap());
+        }
+    }
+    answers
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("retention.db"))
-        .await
-        .unwrap();
+/// Stores 2,000 clicks spread over `span` seconds from `start`, drops the
+/// raw clicks before `cutoff`, and checks that all-time stats did not
+/// change; returns how many raw clicks went.
+async fn retention_keeps_all_time_stats(
+    store: &dyn AnalyticsStore,
+    start: i64,
+    span: i64,
+    cutoff: i64,
+) -> u64 {
     let links = [Uuid::from_u128(7), Uuid::from_u128(8)];
     let rows: Vec<ClickRow> = (0..2_000)
         .map(|n: usize| {
             let spec = (
                 n % 3 % 2,
-                (n as i64 * 7_919) % SPAN,
+                (n as i64 * 7_919) % span,
                 (n % 6) as u8,
                 (n % 4) as u8,
                 (n / 4 % 4) as u8,
                 n % 13 == 0,
             );
-            row(n, spec, &links)
+            let mut row = row(n, spec, &links);
+            row.clicked_at += start - START;
+            row
         })
         .collect();
     store.insert_clicks(&rows).await.unwrap();
-    let now = START + SPAN + 3 * HOUR;
-    let all_time = |bucket| StatsQuery {
-        from: None,
-        to: None,
-        bucket,
-    };
-    let mut before = Vec::new();
-    for (id, bucket) in links
-        .iter()
-        .flat_map(|id| [(id, Bucket::Day), (id, Bucket::Hour)])
-    {
-        let copy = LinkCopy::placeholder(*id, "l");
-        let answer = stats(&store, &copy, all_time(bucket), now).await.unwrap();
-        before.push(serde_json::to_value(answer).unwrap());
-    }
-    // Keep the last two days of raw clicks only.
-    let cutoff = START + 2 * DAY;
+    store
+        .compact(chrono::Utc::now().timestamp_micros())
+        .await
+        .unwrap();
+    let now = start + span + 3 * HOUR;
+    let before = all_time(store, &links, now).await;
     let dropped = store.drop_raw_clicks_before(cutoff).await.unwrap();
-    let kept = rows.iter().filter(|r| r.clicked_at >= cutoff).count() as u64;
-    assert_eq!(dropped, rows.len() as u64 - kept);
-    assert_eq!(store.click_count().await.unwrap(), rows.len() as u64);
-    let mut after = Vec::new();
-    for (id, bucket) in links
-        .iter()
-        .flat_map(|id| [(id, Bucket::Day), (id, Bucket::Hour)])
-    {
-        let copy = LinkCopy::placeholder(*id, "l");
-        let answer = stats(&store, &copy, all_time(bucket), now).await.unwrap();
-        after.push(serde_json::to_value(answer).unwrap());
-    }
-    assert_eq!(before, after);
+    assert_eq!(all_time(store, &links, now).await, before);
     assert!(before[0]["total_clicks"].as_u64().unwrap() > 500);
+    dropped
+}
+
+/// With the raw clicks older than the retention dropped, a link's all-time
+/// stats do not change: they come from the rollups.
+#[tokio::test]
+async fn all_time_stats_survive_the_raw_retention_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("retention.db"))
+        .await
+        .unwrap();
+    // Keep the last two days of raw clicks only: SQLite drops to the second.
+    let cutoff = START + 2 * DAY;
+    let dropped = retention_keeps_all_time_stats(&store, START, SPAN, cutoff).await;
+    let left: u64 = store
+        .raw_click_totals()
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(dropped + left, 2_000);
+    assert!(
+        dropped > 500 && left > 500,
+        "{dropped} dropped, {left} left"
+    );
+}
+
+/// The same on ClickHouse, which drops whole monthly partitions.
+#[test]
+fn all_time_stats_survive_the_raw_retention_on_clickhouse() {
+    let Some(server) = started(ClickHouseServer::start()) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = ClickHouseStore::open(ClickHouseSettings {
+            url: server.url(),
+            database: "retention".into(),
+            user: None,
+            password: None,
+        })
+        .await
+        .unwrap();
+        // 2026-09-01 to 2026-11-30; keep from 2026-11-15: September and
+        // October go, November stays.
+        let (september, december) = (1_788_220_800, 1_796_083_200);
+        let cutoff = 1_794_700_800;
+        let dropped =
+            retention_keeps_all_time_stats(&store, september, december - september, cutoff).await;
+        let left: u64 = store
+            .raw_click_totals()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(dropped + left, 2_000);
+        assert!(
+            dropped > 1_000 && left > 300,
+            "{dropped} dropped, {left} left"
+        );
+    });
 }
