@@ -52,6 +52,11 @@ pub struct Metrics {
     pub raw_clicks_dropped: Counter,
     /// (link, day) pairs recomputed into the rollups (ClickHouse).
     pub rollup_days_compacted: Counter,
+    /// 1 while the compactor runs (ClickHouse).
+    pub rollup_compacting: Gauge,
+    /// Clicks marked before this time (Unix seconds) are in the rollups
+    /// (ClickHouse); later ones are read from raw clicks meanwhile.
+    pub rollup_compacted_through: Gauge,
     pub requests: Family<RequestLabels, Counter>,
 }
 
@@ -126,6 +131,18 @@ impl Default for Metrics {
             "Days of a link recomputed into the rollups from raw clicks (ClickHouse)",
             rollup_days_compacted.clone(),
         );
+        let rollup_compacting = Gauge::default();
+        registry.register(
+            "rollup_compacting",
+            "1 while the compactor recomputes dirty days into the rollups (ClickHouse)",
+            rollup_compacting.clone(),
+        );
+        let rollup_compacted_through = Gauge::default();
+        registry.register(
+            "rollup_compacted_through_seconds",
+            "Clicks stored before this Unix time are in the rollups (ClickHouse)",
+            rollup_compacted_through.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -145,6 +162,8 @@ impl Default for Metrics {
             clicks_past_retention,
             raw_clicks_dropped,
             rollup_days_compacted,
+            rollup_compacting,
+            rollup_compacted_through,
             requests,
         }
     }
