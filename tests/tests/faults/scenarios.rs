@@ -251,8 +251,12 @@ async fn drained(js: &jetstream::Context) {
     }
 }
 
-/// Publishes every message of the stream again, with a new `Nats-Msg-Id`.
-async fn republish_everything(js: &jetstream::Context) -> u64 {
+/// Publishes every message of the stream again with a new `Nats-Msg-Id`,
+/// its payload as `payload` makes it (`None` skips the message); how many.
+async fn republish(
+    js: &jetstream::Context,
+    payload: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
+) -> u64 {
     let mut stream = js.get_stream("SHORTENER").await.expect("the stream");
     let last = stream
         .info()
@@ -266,10 +270,13 @@ async fn republish_everything(js: &jetstream::Context) -> u64 {
         let Ok(message) = stream.get_raw_message(sequence).await else {
             continue;
         };
+        let Some(body) = payload(message.subject.as_str(), &message.payload) else {
+            continue;
+        };
         let mut headers = message.headers.clone();
         headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
         acks.push(
-            js.publish_with_headers(message.subject.clone(), headers, message.payload.clone())
+            js.publish_with_headers(message.subject.clone(), headers, body.into())
                 .await
                 .expect("republished"),
         );
@@ -287,49 +294,24 @@ async fn republish_everything(js: &jetstream::Context) -> u64 {
     count
 }
 
-/// Publishes every click event of the stream again, with a new
-/// `Nats-Msg-Id` and its `clicked_at` a day earlier, as a producer replaying
-/// an old log would: the same `event_id`, so the same click.
+/// Publishes every message of the stream again, unchanged.
+async fn republish_everything(js: &jetstream::Context) -> u64 {
+    republish(js, |_, payload| Some(payload.to_vec())).await
+}
+
+/// Publishes every click event of the stream again with its `clicked_at` a
+/// day earlier, as a producer replaying an old log would: the same
+/// `event_id`, so the same click.
 async fn republish_clicks_a_day_earlier(js: &jetstream::Context) -> u64 {
-    let mut stream = js.get_stream("SHORTENER").await.expect("the stream");
-    let last = stream
-        .info()
-        .await
-        .expect("stream info")
-        .state
-        .last_sequence;
-    let mut acks = Vec::with_capacity(1_000);
-    let mut count = 0;
-    for sequence in 1..=last {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
-        };
-        if message.subject.as_str() != contracts::subjects::URL_CLICKED {
-            continue;
+    republish(js, |subject, payload| {
+        if subject != contracts::subjects::URL_CLICKED {
+            return None;
         }
-        let Ok(mut event) = serde_json::from_slice::<Envelope<UrlClicked>>(&message.payload) else {
-            continue;
-        };
+        let mut event = serde_json::from_slice::<Envelope<UrlClicked>>(payload).ok()?;
         event.data.clicked_at -= chrono::Duration::days(1);
-        let mut headers = message.headers.clone();
-        headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
-        let payload = encode(&event).expect("the shifted event is valid");
-        acks.push(
-            js.publish_with_headers(message.subject.clone(), headers, payload.into())
-                .await
-                .expect("republished"),
-        );
-        count += 1;
-        if acks.len() == 1_000 {
-            for ack in acks.drain(..) {
-                ack.await.expect("JetStream stored the copy");
-            }
-        }
-    }
-    for ack in acks {
-        ack.await.expect("JetStream stored the copy");
-    }
-    count
+        Some(encode(&event).expect("the shifted event is valid"))
+    })
+    .await
 }
 
 /// Every link's total from analytics' rollups against a count of its raw

@@ -257,6 +257,20 @@ impl SqliteStore {
         .collect()
     }
 
+    /// The (`shortener_url_id`, `clicks`) rows of `sql`.
+    async fn link_totals(&self, sql: &str) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.query(sql, Vec::new())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("", "shortener_url_id").map_err(failed)?,
+                    count(row.try_get("", "clicks").map_err(failed)?),
+                ))
+            })
+            .collect()
+    }
+
     /// Whether the link has a click in `[from, to)`.
     async fn any_click(&self, id: Uuid, from: i64, to: i64) -> Result<bool, StoreError> {
         if from >= to {
@@ -831,36 +845,18 @@ impl AnalyticsStore for SqliteStore {
     }
 
     async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        self.query(
+        self.link_totals(
             "SELECT shortener_url_id, SUM(clicks) AS clicks FROM click_days \
              GROUP BY shortener_url_id",
-            Vec::new(),
         )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "shortener_url_id").map_err(failed)?,
-                count(row.try_get("", "clicks").map_err(failed)?),
-            ))
-        })
-        .collect()
+        .await
     }
 
     async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        self.query(
+        self.link_totals(
             "SELECT shortener_url_id, COUNT(*) AS clicks FROM clicks GROUP BY shortener_url_id",
-            Vec::new(),
         )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "shortener_url_id").map_err(failed)?,
-                count(row.try_get("", "clicks").map_err(failed)?),
-            ))
-        })
-        .collect()
+        .await
     }
 
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
