@@ -263,14 +263,8 @@ fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_clickhouse() {
     let mut runner = TestRunner::new(Config::with_cases(24));
     let outcome = runner.run(&case(), |case| {
         databases.set(databases.get() + 1);
-        let settings = ClickHouseSettings {
-            url: server.url(),
-            database: format!("rollups_{}", databases.get()),
-            user: None,
-            password: None,
-        };
         rt.block_on(async {
-            let store = ClickHouseStore::open(settings).await.unwrap();
+            let store = clickhouse_store(&server, format!("rollups_{}", databases.get())).await;
             check(&store, case).await
         })
     });
@@ -301,13 +295,13 @@ async fn all_time(store: &dyn AnalyticsStore, links: &[Uuid], now: i64) -> Vec<s
 
 /// Stores 2,000 clicks spread over `span` seconds from `start`, drops the
 /// raw clicks before `cutoff`, and checks that all-time stats did not
-/// change; returns how many raw clicks went.
+/// change; returns how many raw clicks went and how many are left.
 async fn retention_keeps_all_time_stats(
     store: &dyn AnalyticsStore,
     start: i64,
     span: i64,
     cutoff: i64,
-) -> u64 {
+) -> (u64, u64) {
     let links = [Uuid::from_u128(7), Uuid::from_u128(8)];
     let rows: Vec<ClickRow> = (0..2_000)
         .map(|n: usize| {
@@ -334,7 +328,27 @@ async fn retention_keeps_all_time_stats(
     let dropped = store.drop_raw_clicks_before(cutoff).await.unwrap();
     assert_eq!(all_time(store, &links, now).await, before);
     assert!(before[0]["total_clicks"].as_u64().unwrap() > 500);
-    dropped
+    let left: u64 = store
+        .raw_click_totals()
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(dropped + left, rows.len() as u64);
+    (dropped, left)
+}
+
+/// A store in a database of its own on `server`.
+async fn clickhouse_store(server: &ClickHouseServer, database: String) -> ClickHouseStore {
+    ClickHouseStore::open(ClickHouseSettings {
+        url: server.url(),
+        database,
+        user: None,
+        password: None,
+    })
+    .await
+    .unwrap()
 }
 
 /// With the raw clicks older than the retention dropped, a link's all-time
@@ -347,15 +361,7 @@ async fn all_time_stats_survive_the_raw_retention_on_sqlite() {
         .unwrap();
     // Keep the last two days of raw clicks only: SQLite drops to the second.
     let cutoff = START + 2 * DAY;
-    let dropped = retention_keeps_all_time_stats(&store, START, SPAN, cutoff).await;
-    let left: u64 = store
-        .raw_click_totals()
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(dropped + left, 2_000);
+    let (dropped, left) = retention_keeps_all_time_stats(&store, START, SPAN, cutoff).await;
     assert!(
         dropped > 500 && left > 500,
         "{dropped} dropped, {left} left"
@@ -369,28 +375,13 @@ fn all_time_stats_survive_the_raw_retention_on_clickhouse() {
         return;
     };
     runtime().block_on(async {
-        let store = ClickHouseStore::open(ClickHouseSettings {
-            url: server.url(),
-            database: "retention".into(),
-            user: None,
-            password: None,
-        })
-        .await
-        .unwrap();
+        let store = clickhouse_store(&server, "retention".into()).await;
         // 2026-09-01 to 2026-11-30; keep from 2026-11-15: September and
         // October go, November stays.
         let (september, december) = (1_788_220_800, 1_796_083_200);
         let cutoff = 1_794_700_800;
-        let dropped =
+        let (dropped, left) =
             retention_keeps_all_time_stats(&store, september, december - september, cutoff).await;
-        let left: u64 = store
-            .raw_click_totals()
-            .await
-            .unwrap()
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
-        assert_eq!(dropped + left, 2_000);
         assert!(
             dropped > 1_000 && left > 300,
             "{dropped} dropped, {left} left"
