@@ -715,32 +715,19 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn click_count(&self) -> Result<u64, StoreError> {
-        self.client
-            .query("SELECT count() FROM clicks FINAL")
-            .fetch_one::<u64>()
-            .await
-            .map_err(failed)
+        self.rollup_click_count().await
     }
 
     async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        let rows: Vec<LinkTotalRecord> = self
-            .client
-            .query(
-                "SELECT shortener_url_id, uniqExact(event_id) AS clicks FROM clicks \
-                 GROUP BY shortener_url_id",
-            )
-            .fetch_all()
-            .await
-            .map_err(failed)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.shortener_url_id, r.clicks))
-            .collect())
+        self.rollup_link_totals().await
     }
 
     async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        // The totals above are the raw ones here (no rollups yet).
-        self.all_click_totals().await
+        self.link_totals_by(
+            "SELECT shortener_url_id, uniqExact(event_id) AS clicks FROM clicks \
+             GROUP BY shortener_url_id",
+        )
+        .await
     }
 
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {

@@ -24,9 +24,6 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::store::rollup::{self, Plan};
 
-/// (link, day) pairs recomputed per statement.
-const PAIRS_PER_STATEMENT: usize = 2_000;
-
 pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (
         8,
@@ -81,17 +78,27 @@ pub(super) struct DirtyRow {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct PairRecord {
-    #[serde(with = "clickhouse::serde::uuid")]
-    shortener_url_id: Uuid,
-    day: u32,
-}
-
-#[derive(Debug, Row, Deserialize)]
 struct TopRecord {
     dimension: u8,
     value: String,
     clicks: u64,
+}
+
+/// The (link, day) pairs marked since the last compaction.
+const DIRTY_PAIRS: &str = "SELECT shortener_url_id, day FROM rollup_dirty \
+    WHERE marked_us > (SELECT max(compacted_us) FROM rollup_watermark)";
+
+/// Each link's clicks: compacted days from `click_days`, dirty ones raw.
+fn link_totals() -> String {
+    format!(
+        "SELECT shortener_url_id, toUInt64(sum(c)) AS clicks FROM ( \
+         SELECT shortener_url_id, clicks AS c FROM click_days FINAL \
+         WHERE (shortener_url_id, day) NOT IN ({DIRTY_PAIRS}) \
+         UNION ALL \
+         SELECT shortener_url_id, count() AS c FROM clicks FINAL \
+         WHERE (shortener_url_id, toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400)) \
+         IN ({DIRTY_PAIRS}) GROUP BY shortener_url_id) GROUP BY shortener_url_id"
+    )
 }
 
 pub(super) fn now_us() -> i64 {
@@ -225,58 +232,61 @@ impl ClickHouseStore {
         if upto <= from {
             return Ok(0);
         }
-        let pairs: Vec<PairRecord> = self
+        // The pairs stay on the server: every statement reads them as a set
+        // (the clicks' primary key narrows the read to their links), so a
+        // backfill that dirtied a million pairs costs three scans, not a
+        // statement per batch of pairs.
+        let dirty = format!(
+            "SELECT shortener_url_id, day FROM rollup_dirty \
+             WHERE marked_us > {from} AND marked_us <= {upto}"
+        );
+        let pairs: u64 = self
             .client
             .query(&format!(
-                "SELECT DISTINCT shortener_url_id, day FROM rollup_dirty \
-                 WHERE marked_us > {from} AND marked_us <= {upto}"
+                "SELECT count() FROM (SELECT DISTINCT * FROM ({dirty}))"
             ))
-            .fetch_all()
+            .fetch_one()
             .await
             .map_err(failed)?;
         // Versions by the start of the recomputation: a later one, which
         // read more raw rows, always wins.
         let version = now_us();
-        for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
-            let ids: BTreeSet<Uuid> = chunk.iter().map(|p| p.shortener_url_id).collect();
-            let ids: Vec<Uuid> = ids.into_iter().collect();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|p| format!("(toUUID('{}'), {})", p.shortener_url_id, p.day))
-                .collect();
-            let condition = format!(
-                "shortener_url_id IN ({}) AND (shortener_url_id, \
-                 toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400)) IN ({})",
-                uuid_list(&ids),
-                tuples.join(", ")
-            );
-            let pairs_sql = dimension_pairs();
-            for sql in [
-                format!(
-                    "INSERT INTO click_hours SELECT shortener_url_id, \
-                     toUInt32(intDiv(toUInt32(clicked_at), 3600) * 3600) AS hour, count(), \
-                     toUInt64(sum(is_bot)), {UNIQUES}, toUInt32(min(clicked_at)), \
-                     toUInt64({version}) FROM clicks FINAL WHERE {condition} \
-                     GROUP BY shortener_url_id, hour"
-                ),
-                format!(
-                    "INSERT INTO click_days SELECT shortener_url_id, \
-                     toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, count(), \
-                     toUInt64(sum(is_bot)), {UNIQUES}, toUInt64({version}) \
-                     FROM clicks FINAL WHERE {condition} GROUP BY shortener_url_id, day"
-                ),
-                format!(
-                    "INSERT INTO click_day_values SELECT shortener_url_id, \
-                     toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, \
-                     tupleElement(pair, 1) AS dimension, tupleElement(pair, 2) AS value, \
-                     count(), toUInt64({version}) FROM clicks FINAL \
-                     ARRAY JOIN [{pairs_sql}] AS pair \
-                     WHERE {condition} AND tupleElement(pair, 2) != '' \
-                     GROUP BY shortener_url_id, day, dimension, value"
-                ),
-            ] {
-                self.client.query(&sql).execute().await.map_err(failed)?;
-            }
+        let condition = format!(
+            "(shortener_url_id, toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400)) \
+             IN ({dirty})"
+        );
+        let pairs_sql = dimension_pairs();
+        for sql in [
+            format!(
+                "INSERT INTO click_hours SELECT shortener_url_id, \
+                 toUInt32(intDiv(toUInt32(clicked_at), 3600) * 3600) AS hour, count(), \
+                 toUInt64(sum(is_bot)), {UNIQUES}, toUInt32(min(clicked_at)), \
+                 toUInt64({version}) FROM clicks FINAL WHERE {condition} \
+                 GROUP BY shortener_url_id, hour"
+            ),
+            format!(
+                "INSERT INTO click_days SELECT shortener_url_id, \
+                 toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, count(), \
+                 toUInt64(sum(is_bot)), {UNIQUES}, toUInt64({version}) \
+                 FROM clicks FINAL WHERE {condition} GROUP BY shortener_url_id, day"
+            ),
+            format!(
+                "INSERT INTO click_day_values SELECT shortener_url_id, \
+                 toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400) AS day, \
+                 tupleElement(pair, 1) AS dimension, tupleElement(pair, 2) AS value, \
+                 count(), toUInt64({version}) FROM clicks FINAL \
+                 ARRAY JOIN [{pairs_sql}] AS pair \
+                 WHERE {condition} AND tupleElement(pair, 2) != '' \
+                 GROUP BY shortener_url_id, day, dimension, value"
+            ),
+        ] {
+            // One thread: the other core stays with ingest.
+            self.client
+                .query(&sql)
+                .with_setting("max_threads", "1")
+                .execute()
+                .await
+                .map_err(failed)?;
         }
         // Only now: a reader that sees the new watermark finds the rollups.
         self.client
@@ -286,7 +296,7 @@ impl ClickHouseStore {
             .map_err(failed)?;
         // Markings two days behind the watermark are no longer read.
         self.drop_old_markings(from).await;
-        Ok(pairs.len() as u64)
+        Ok(pairs)
     }
 
     async fn drop_old_markings(&self, watermark: u64) {
@@ -366,6 +376,35 @@ impl ClickHouseStore {
             }
         }
         Ok(dropped)
+    }
+
+    /// Every link's all-time total: its compacted days from the rollups
+    /// (so clicks past the raw retention still count), and its days still
+    /// dirty from the raw clicks.
+    pub(super) async fn rollup_link_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.link_totals_by(&link_totals()).await
+    }
+
+    /// `(shortener_url_id, clicks)` rows of `sql`.
+    pub(super) async fn link_totals_by(&self, sql: &str) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let rows: Vec<LinkTotalRecord> =
+            self.client.query(sql).fetch_all().await.map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.shortener_url_id, r.clicks))
+            .collect())
+    }
+
+    /// The sum of the totals above.
+    pub(super) async fn rollup_click_count(&self) -> Result<u64, StoreError> {
+        self.client
+            .query(&format!(
+                "SELECT toUInt64(sum(clicks)) FROM ({})",
+                link_totals()
+            ))
+            .fetch_one()
+            .await
+            .map_err(failed)
     }
 
     /// The link's days not yet compacted.
