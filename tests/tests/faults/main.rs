@@ -78,7 +78,7 @@ fn main() {
         if mode.full { "full" } else { "short" }
     );
     type Scenario = fn(Mode) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 12] = [
+    let scenarios: [(&str, Scenario); 13] = [
         ("1 faults under load", scenarios::faults_under_load),
         ("2 shortener SIGKILL", scenarios::shortener_killed),
         ("3 duplicates", scenarios::duplicates),
@@ -96,6 +96,10 @@ fn main() {
         (
             "12 two analytics instances",
             scenarios::two_analytics_instances,
+        ),
+        (
+            "13 duplicates on ClickHouse",
+            scenarios::duplicates_on_clickhouse,
         ),
     ];
     // `FAULTS_ONLY=7,8` runs those scenarios alone.
