@@ -24,7 +24,8 @@
 //! clicks published one at a time to a quiet link, each timed until its
 //! stats include it (`freshness_p99_ms`), beside the service's own
 //! `analytics_click_freshness_seconds`. `BENCH_HOT_LINK_ONLY=sqlite` (or
-//! `clickhouse`, or `both`) runs only that part.
+//! `clickhouse`, or `both`) runs only that part; `BENCH_INGEST_ONLY=1` only
+//! the ingest.
 //! The last line printed is one JSON object.
 
 use std::process::{Child, Command, Stdio};
@@ -271,6 +272,27 @@ fn ingest(
         processed as usize, INGEST_EVENTS,
         "every click processed exactly once"
     );
+    if vars
+        .iter()
+        .any(|(name, _)| *name == "ANALYTICS_CLICKHOUSE_URL")
+    {
+        // The rollups are part of ingest: say when they held every click.
+        let ended = Utc::now().timestamp() as f64;
+        let waiting = Instant::now();
+        while scrape_metric(port, "analytics_rollup_compacted_through_seconds").unwrap_or(0.0)
+            < ended
+        {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(600),
+                "the compactor never caught up"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        println!(
+            "ClickHouse rollups held every click {:.1} s after the ingest",
+            waiting.elapsed().as_secs_f64()
+        );
+    }
     INGEST_EVENTS as f64 / elapsed.as_secs_f64()
 }
 
@@ -423,6 +445,9 @@ fn hot_link(
         std::thread::sleep(Duration::from_millis(100));
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "hot link on {label}: consumed {total} clicks at {rate:.0} clicks/s (rollups included)"
+    );
     // ClickHouse compacts the days the ingest touched once they settled
     // (10 s); until then stats read them from raw clicks. Wait until
     // everything stored is in the rollups.
@@ -631,6 +656,12 @@ fn main() {
         ],
     );
     println!("ingest into SQLite:     {sqlite_rate:.0} clicks/s");
+    if std::env::var_os("BENCH_INGEST_ONLY").is_some() {
+        println!(
+            "{{\"bench\":\"analytics-ingest\",\"clickhouse_ingest_per_s\":{clickhouse_rate:.0},\"sqlite_ingest_per_s\":{sqlite_rate:.0}}}"
+        );
+        return;
+    }
 
     let loading = Instant::now();
     let settings = ClickHouseSettings {
