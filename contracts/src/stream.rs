@@ -24,8 +24,45 @@ pub const RETENTION: Duration = Duration::from_secs(180 * 24 * 60 * 60);
 /// covers publisher retries; consumers deduplicate on `event_id` for the rest.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
 
-/// Definition of the `SHORTENER` stream.
-pub fn shortener_stream_config() -> stream::Config {
+/// The most servers JetStream keeps a stream on.
+pub const MAX_REPLICAS: usize = 5;
+
+/// A replica count from configuration (`SHORTENER_STREAM_REPLICAS`,
+/// `ANALYTICS_STREAM_REPLICAS`): 1 on a single nats-server, 3 in a cluster
+/// (a stream on 3 servers survives losing one), at most [`MAX_REPLICAS`].
+pub fn parse_replicas(variable: &str, value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{variable}={value:?} must be a whole number from 1 to {MAX_REPLICAS}"
+        )),
+    }
+}
+
+/// The servers of a comma-separated list of NATS URLs (`nats://a:4222,
+/// nats://b:4222`): the client connects to any of them and moves to another
+/// when one goes away. Errors name the entry at fault.
+pub fn server_addrs(variable: &str, list: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    let entries: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.is_empty() {
+        return Err(format!("{variable} names no NATS server"));
+    }
+    entries
+        .into_iter()
+        .map(|entry| {
+            entry
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("{variable}: {entry:?} is not a NATS URL: {e}"))
+        })
+        .collect()
+}
+
+/// Definition of the `SHORTENER` stream, kept on `replicas` servers.
+pub fn shortener_stream_config(replicas: usize) -> stream::Config {
     stream::Config {
         name: STREAM_NAME.to_owned(),
         description: Some("Events of the shortener service; the log analytics replays from".into()),
@@ -35,13 +72,13 @@ pub fn shortener_stream_config() -> stream::Config {
         max_age: RETENTION,
         duplicate_window: DUPLICATE_WINDOW,
         discard: stream::DiscardPolicy::Old,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
 
-/// Definition of the `ANALYTICS_DLQ` stream.
-pub fn dead_letter_stream_config() -> stream::Config {
+/// Definition of the `ANALYTICS_DLQ` stream, kept on `replicas` servers.
+pub fn dead_letter_stream_config(replicas: usize) -> stream::Config {
     stream::Config {
         name: DEAD_LETTER_STREAM_NAME.to_owned(),
         description: Some(
@@ -53,7 +90,7 @@ pub fn dead_letter_stream_config() -> stream::Config {
         max_age: RETENTION,
         duplicate_window: DUPLICATE_WINDOW,
         discard: stream::DiscardPolicy::Old,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -73,6 +110,14 @@ pub enum StreamError {
         #[source]
         source: jetstream::context::RequestError,
     },
+    #[error("stream {name} is kept on {found} server(s); moving it to {wanted} failed (a single nats-server keeps 1, a cluster at most as many as it has servers): {source}")]
+    Replicas {
+        name: String,
+        found: usize,
+        wanted: usize,
+        #[source]
+        source: jetstream::context::UpdateStreamError,
+    },
     #[error("stream {name} exists with subjects {found:?}, expected {expected:?}; fix it by hand, it is not changed automatically")]
     Mismatch {
         name: String,
@@ -83,13 +128,16 @@ pub enum StreamError {
 
 /// Creates the stream if it is missing and checks that an existing one
 /// captures the expected subjects (a stream with other subjects would make
-/// publishes fail or events vanish, so it is an error, not a warning).
+/// publishes fail or events vanish, so it is an error, not a warning). An
+/// existing stream on another number of servers than configured is moved
+/// to that number (JetStream copies it over while it keeps serving).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, StreamError> {
     let name = config.name.clone();
     let expected = config.subjects.clone();
+    let wanted = config.num_replicas;
     let mut stream =
         js.get_or_create_stream(config)
             .await
@@ -105,14 +153,58 @@ pub async fn ensure_stream(
             source,
         })?
         .config
-        .subjects
         .clone();
-    if found != expected {
+    if found.subjects != expected {
         return Err(StreamError::Mismatch {
             name,
-            found,
+            found: found.subjects,
             expected,
         });
     }
+    if found.num_replicas != wanted {
+        let replicas = found.num_replicas;
+        js.update_stream(stream::Config {
+            num_replicas: wanted,
+            ..found
+        })
+        .await
+        .map_err(|source| StreamError::Replicas {
+            name: name.clone(),
+            found: replicas,
+            wanted,
+            source,
+        })?;
+    }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_one_to_five() {
+        assert_eq!(parse_replicas("R", "1"), Ok(1));
+        assert_eq!(parse_replicas("R", " 3 "), Ok(3));
+        for bad in ["0", "6", "-1", "three", ""] {
+            let error = parse_replicas("SHORTENER_STREAM_REPLICAS", bad).unwrap_err();
+            assert!(error.starts_with("SHORTENER_STREAM_REPLICAS="), "{error}");
+        }
+        assert_eq!(shortener_stream_config(3).num_replicas, 3);
+        assert_eq!(dead_letter_stream_config(1).num_replicas, 1);
+    }
+
+    #[test]
+    fn a_server_list_is_comma_separated_and_names_the_bad_entry() {
+        let servers = server_addrs(
+            "X_NATS_URL",
+            "nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224",
+        )
+        .unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[1].port(), 4223);
+        let error = server_addrs("X_NATS_URL", "nats://127.0.0.1:4222,http://[bad").unwrap_err();
+        assert!(error.contains("\"http://[bad\""), "{error}");
+        assert!(server_addrs("X_NATS_URL", " , ").is_err());
+    }
 }

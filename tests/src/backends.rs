@@ -137,6 +137,31 @@ macro_rules! deref_to_running {
     };
 }
 
+fn nats_program() -> Result<PathBuf, HarnessError> {
+    find_executable("nats-server", "NATS_SERVER_BIN", &[]).ok_or_else(|| {
+        HarnessError::NotInstalled {
+            server: "nats-server",
+            hint: "apt-get install nats-server, or set NATS_SERVER_BIN".into(),
+        }
+    })
+}
+
+/// A JetStream server on 127.0.0.1 with its store under `dir`.
+fn nats_args(port: u16, monitor_port: u16, dir: &Path) -> Vec<String> {
+    let store = dir.join("jetstream");
+    strings(&[
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        &monitor_port.to_string(),
+        "-js",
+        "-sd",
+        &store.to_string_lossy(),
+    ])
+}
+
 /// `nats-server` with JetStream, file storage in a temporary directory.
 pub struct NatsServer {
     running: Running,
@@ -148,27 +173,11 @@ deref_to_running!(NatsServer);
 
 impl NatsServer {
     pub fn start() -> Result<Self, HarnessError> {
-        let program = find_executable("nats-server", "NATS_SERVER_BIN", &[]).ok_or_else(|| {
-            HarnessError::NotInstalled {
-                server: "nats-server",
-                hint: "apt-get install nats-server, or set NATS_SERVER_BIN".into(),
-            }
-        })?;
+        let program = nats_program()?;
         retry(|| {
             let dir = temp_dir("nats-")?;
             let (port, monitor_port) = (free_port(), free_port());
-            let store = dir.path().join("jetstream");
-            let args = strings(&[
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                &monitor_port.to_string(),
-                "-js",
-                "-sd",
-                &store.to_string_lossy(),
-            ]);
+            let args = nats_args(port, monitor_port, dir.path());
             // /healthz answers 200 only once JetStream is up.
             let probe = Probe::Http(monitor_port, "/healthz", "");
             Ok(NatsServer {
@@ -191,6 +200,70 @@ impl NatsServer {
     /// Port of the HTTP monitoring endpoint (`/varz`, `/jsz`, ...).
     pub fn monitor_port(&self) -> u16 {
         self.monitor_port
+    }
+}
+
+/// nats-servers in one JetStream cluster: routes on loopback ports, each
+/// node with its own name, ports and store. A stream with 3 replicas keeps
+/// serving while one node is down.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes and waits until each accepts clients (JetStream
+    /// elects its leaders once enough of them see each other; clients retry
+    /// until then).
+    pub fn start(size: usize) -> Result<Self, HarnessError> {
+        let program = nats_program()?;
+        retry(|| {
+            let ports: Vec<(u16, u16, u16)> = (0..size)
+                .map(|_| (free_port(), free_port(), free_port()))
+                .collect();
+            let routes = ports
+                .iter()
+                .map(|(_, _, route)| format!("nats-route://127.0.0.1:{route}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut nodes = Vec::with_capacity(size);
+            for (n, (port, monitor_port, route)) in ports.into_iter().enumerate() {
+                let dir = temp_dir("nats-node-")?;
+                let mut args = nats_args(port, monitor_port, dir.path());
+                args.extend(strings(&[
+                    "--server_name",
+                    &Self::node_name(n),
+                    "--cluster_name",
+                    "shortener-test",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{route}"),
+                    "--routes",
+                    &routes,
+                ]));
+                // /healthz waits for JetStream, which waits for the other
+                // nodes: a node is up once it takes connections.
+                let probe = Probe::Tcp(port);
+                nodes.push(NatsServer {
+                    running: Running::start("nats-server", &program, args, probe, dir)?,
+                    port,
+                    monitor_port,
+                });
+            }
+            Ok(NatsCluster { nodes })
+        })
+    }
+
+    /// The server name of node `n` (what JetStream names a leader by).
+    pub fn node_name(n: usize) -> String {
+        format!("node-{n}")
+    }
+
+    /// Every node's client URL, comma-separated, as the services take them.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

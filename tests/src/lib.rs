@@ -19,7 +19,7 @@ pub mod process;
 pub mod proxy;
 pub mod services;
 
-pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsServer};
+pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsCluster, NatsServer};
 pub use process::HarnessError;
 pub use services::{service_binary, Service};
 

@@ -164,7 +164,7 @@ fn deletion(url_id: Uuid, code: &str, at: i64) -> Envelope<UrlDeleted> {
 /// Publishes the ingest workload as the shortener would (`Nats-Msg-Id` =
 /// `event_id`), awaiting acks in bounded batches.
 async fn publish_workload(js: &jetstream::Context) {
-    contracts::stream::ensure_stream(js, contracts::stream::shortener_stream_config())
+    contracts::stream::ensure_stream(js, contracts::stream::shortener_stream_config(1))
         .await
         .unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -399,7 +399,7 @@ fn hot_link(
     runtime
         .block_on(contracts::stream::ensure_stream(
             &js,
-            contracts::stream::shortener_stream_config(),
+            contracts::stream::shortener_stream_config(1),
         ))
         .unwrap();
     runtime.block_on(publish_all(

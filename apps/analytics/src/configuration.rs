@@ -24,12 +24,14 @@ pub enum StoreSettings {
 pub struct Settings {
     /// Where the HTTP API listens (`ANALYTICS_HTTP_ADDR`).
     pub http_addr: SocketAddr,
-    /// JetStream server (`ANALYTICS_NATS_URL`).
+    /// JetStream servers (`ANALYTICS_NATS_URL`): one URL, or several
+    /// separated by commas (the nodes of a cluster).
     pub nats_url: String,
     /// `ANALYTICS_CLICKHOUSE_URL` (+ `_DATABASE`, `_USER`, `_PASSWORD`)
     /// selects ClickHouse; otherwise `ANALYTICS_SQLITE_PATH`.
     pub store: StoreSettings,
-    /// `ANALYTICS_BATCH_SIZE`, `ANALYTICS_ACK_WAIT_SECONDS`, `ANALYTICS_MAX_DELIVER`.
+    /// `ANALYTICS_BATCH_SIZE`, `ANALYTICS_ACK_WAIT_SECONDS`, `ANALYTICS_MAX_DELIVER`,
+    /// `ANALYTICS_STREAM_REPLICAS`.
     pub consumers: ConsumerSettings,
     /// An extra key (`ANALYTICS_API_KEY`, at least 32 characters); stored
     /// keys are managed with `analytics api-key`.
@@ -103,7 +105,13 @@ impl Settings {
             settings.http_addr = parsed("ANALYTICS_HTTP_ADDR", &v)?;
         }
         if let Some(v) = lookup("ANALYTICS_NATS_URL") {
+            contracts::stream::server_addrs("ANALYTICS_NATS_URL", &v).map_err(|e| anyhow!(e))?;
             settings.nats_url = v;
+        }
+        if let Some(v) = lookup("ANALYTICS_STREAM_REPLICAS") {
+            settings.consumers.stream_replicas =
+                contracts::stream::parse_replicas("ANALYTICS_STREAM_REPLICAS", &v)
+                    .map_err(|e| anyhow!(e))?;
         }
         settings.store = match lookup("ANALYTICS_CLICKHOUSE_URL") {
             Some(url) => {
@@ -195,6 +203,20 @@ mod tests {
         assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8081");
         assert_eq!(settings.nats_url, "nats://127.0.0.1:4222");
         assert!(matches!(settings.store, StoreSettings::Sqlite { .. }));
+        assert_eq!(settings.consumers.stream_replicas, 1);
+    }
+
+    #[test]
+    fn a_cluster_is_several_nats_urls_and_three_replicas() {
+        let settings = from(&[
+            (
+                "ANALYTICS_NATS_URL",
+                "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224",
+            ),
+            ("ANALYTICS_STREAM_REPLICAS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(settings.consumers.stream_replicas, 3);
     }
 
     #[test]
@@ -223,6 +245,9 @@ mod tests {
             ("ANALYTICS_AUTH_FAILURES_PER_MINUTE", "0"),
             ("ANALYTICS_RAW_RETENTION_DAYS", "0"),
             ("ANALYTICS_RAW_RETENTION_DAYS", "a month"),
+            ("ANALYTICS_NATS_URL", "nats://127.0.0.1:4222,http://[bad"),
+            ("ANALYTICS_STREAM_REPLICAS", "0"),
+            ("ANALYTICS_STREAM_REPLICAS", "7"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{name}: {error}");

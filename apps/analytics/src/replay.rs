@@ -285,8 +285,9 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
         inactive_threshold: Some(REPLAY_CONSUMERS_LINGER),
         ..settings.consumers.clone()
     };
-    let mut stream = ensure_stream(&jetstream, shortener_stream_config()).await?;
-    ensure_stream(&jetstream, dead_letter_stream_config()).await?;
+    let replicas = consumers.stream_replicas;
+    let mut stream = ensure_stream(&jetstream, shortener_stream_config(replicas)).await?;
+    ensure_stream(&jetstream, dead_letter_stream_config(replicas)).await?;
     // An unfinished replay's consumers would start midway: start over.
     delete_consumers(&stream, REPLAY_CONSUMERS).await?;
     tracing::info!(

@@ -35,7 +35,10 @@ pub async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .name("analytics")
         .retry_on_initial_connect()
-        .connect(url)
+        .connect(
+            contracts::stream::server_addrs("ANALYTICS_NATS_URL", url)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )
         .await
         .with_context(|| format!("invalid NATS URL {}", crate::configuration::masked(url)))
 }

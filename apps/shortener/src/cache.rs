@@ -235,6 +235,7 @@ impl Default for LinkCache {
 /// event they saw, and the whole loop restarts on failure.
 pub async fn run_invalidation(
     jetstream: jetstream::Context,
+    stream_replicas: usize,
     cache: Arc<LinkCache>,
     cache_created: time::OffsetDateTime,
     shutdown: CancellationToken,
@@ -243,7 +244,7 @@ pub async fn run_invalidation(
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shutdown.is_cancelled() {
         let run = async {
-            let stream = ensure_shortener_stream(&jetstream).await?;
+            let stream = ensure_shortener_stream(&jetstream, stream_replicas).await?;
             let mut merged = Vec::new();
             for subject in [
                 subjects::URL_CREATED,

@@ -50,8 +50,12 @@ pub struct Settings {
     /// Base of every `short_url` (`SHORTENER_PUBLIC_URL`), without a trailing
     /// slash. Defaults to `http://` + the listen address.
     pub public_url: String,
-    /// JetStream server (`SHORTENER_NATS_URL`).
+    /// JetStream servers (`SHORTENER_NATS_URL`): one URL, or several
+    /// separated by commas (the nodes of a cluster).
     pub nats_url: String,
+    /// Servers the `SHORTENER` stream is kept on
+    /// (`SHORTENER_STREAM_REPLICAS`, 1 to 5; 3 in a cluster).
+    pub stream_replicas: usize,
     /// `SHORTENER_MONGODB_URI` (+ `SHORTENER_MONGODB_DATABASE`) selects
     /// MongoDB; otherwise `SHORTENER_SQLITE_PATH`.
     pub store: StoreSettings,
@@ -89,6 +93,7 @@ impl Default for Settings {
             http_addr,
             public_url: format!("http://{http_addr}"),
             nats_url: "nats://127.0.0.1:4222".into(),
+            stream_replicas: 1,
             store: StoreSettings::Sqlite {
                 path: PathBuf::from(".data/shortener/links.db"),
             },
@@ -152,7 +157,13 @@ impl Settings {
             None => format!("http://{}", settings.http_addr),
         };
         if let Some(v) = lookup("SHORTENER_NATS_URL") {
+            contracts::stream::server_addrs("SHORTENER_NATS_URL", &v).map_err(|e| anyhow!(e))?;
             settings.nats_url = v;
+        }
+        if let Some(v) = lookup("SHORTENER_STREAM_REPLICAS") {
+            settings.stream_replicas =
+                contracts::stream::parse_replicas("SHORTENER_STREAM_REPLICAS", &v)
+                    .map_err(|e| anyhow!(e))?;
         }
         settings.store = match lookup("SHORTENER_MONGODB_URI") {
             Some(uri) => StoreSettings::Mongo {
@@ -257,6 +268,9 @@ mod tests {
             ("SHORTENER_API_KEY", "too-short"),
             ("SHORTENER_TRUSTED_PROXIES", "10.0.0.0/8,not-a-cidr"),
             ("SHORTENER_AUTH_FAILURES_PER_MINUTE", "0"),
+            ("SHORTENER_NATS_URL", "nats://127.0.0.1:4222,,http://[bad"),
+            ("SHORTENER_STREAM_REPLICAS", "0"),
+            ("SHORTENER_STREAM_REPLICAS", "three"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{error}");

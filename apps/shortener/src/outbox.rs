@@ -47,6 +47,8 @@ pub struct RelaySettings {
     pub publish_timeout: Duration,
     /// How long shutdown may keep publishing what is pending.
     pub drain_timeout: Duration,
+    /// Servers the stream is created on (`SHORTENER_STREAM_REPLICAS`).
+    pub stream_replicas: usize,
 }
 
 impl Default for RelaySettings {
@@ -58,6 +60,7 @@ impl Default for RelaySettings {
             max_backoff: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
+            stream_replicas: 1,
         }
     }
 }
@@ -164,7 +167,7 @@ impl OutboxRelay {
     /// Returns how many were published.
     async fn publish_batch(&mut self) -> anyhow::Result<usize> {
         if !self.stream_ready {
-            ensure_shortener_stream(&self.jetstream).await?;
+            ensure_shortener_stream(&self.jetstream, self.settings.stream_replicas).await?;
             self.stream_ready = true;
         }
         let events = self

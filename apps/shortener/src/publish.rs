@@ -21,11 +21,13 @@ use uuid::Uuid;
 /// How long creating or checking the stream may take.
 const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Creates the `SHORTENER` stream if it is missing, within a deadline.
+/// Creates the `SHORTENER` stream (on `replicas` servers) if it is
+/// missing, within a deadline.
 pub async fn ensure_shortener_stream(
     jetstream: &jetstream::Context,
+    replicas: usize,
 ) -> anyhow::Result<jetstream::stream::Stream> {
-    let config = contracts::stream::shortener_stream_config();
+    let config = contracts::stream::shortener_stream_config(replicas);
     let stream = tokio::time::timeout(
         STREAM_CHECK_TIMEOUT,
         contracts::stream::ensure_stream(jetstream, config),

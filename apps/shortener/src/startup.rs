@@ -36,6 +36,8 @@ pub struct Application {
     counts: CountFlusher,
     store: Arc<dyn LinkStore>,
     jetstream: jetstream::Context,
+    /// Servers the stream is created on.
+    stream_replicas: usize,
     cache: Arc<LinkCache>,
     cache_created: time::OffsetDateTime,
 }
@@ -61,7 +63,10 @@ impl Application {
         let nats = async_nats::ConnectOptions::new()
             .name("shortener")
             .retry_on_initial_connect()
-            .connect(&settings.nats_url)
+            .connect(
+                contracts::stream::server_addrs("SHORTENER_NATS_URL", &settings.nats_url)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            )
             .await
             .with_context(|| {
                 format!(
@@ -70,13 +75,24 @@ impl Application {
                 )
             })?;
         let jetstream = jetstream::new(nats.clone());
-        let relay = OutboxRelay::new(store.clone(), jetstream.clone(), RelaySettings::default());
+        let stream_replicas = settings.stream_replicas;
+        let relay = OutboxRelay::new(
+            store.clone(),
+            jetstream.clone(),
+            RelaySettings {
+                stream_replicas,
+                ..RelaySettings::default()
+            },
+        );
         let clicks = click_pipeline(
             store.clone(),
             nats.clone(),
             jetstream.clone(),
             VisitorKeys::new(settings.visitor_key_secret.as_ref()),
-            ClickSettings::default(),
+            ClickSettings {
+                stream_replicas,
+                ..ClickSettings::default()
+            },
         );
         let cache = Arc::new(LinkCache::default());
         let cache_created = time::OffsetDateTime::now_utc();
@@ -158,6 +174,7 @@ impl Application {
             counts: clicks.flusher,
             store,
             jetstream,
+            stream_replicas,
             cache,
             cache_created,
         })
@@ -191,6 +208,7 @@ impl Application {
         let counts = tokio::spawn(self.counts.run(counts_shutdown.clone()));
         let invalidation = tokio::spawn(run_invalidation(
             self.jetstream,
+            self.stream_replicas,
             self.cache,
             self.cache_created,
             shutdown.clone(),

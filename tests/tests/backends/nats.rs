@@ -47,9 +47,13 @@ async fn jetstream_publishes_deduplicates_and_delivers_to_a_durable_consumer() {
     let nats = require!(NatsServer::start());
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = jetstream::new(client);
-    let stream = ensure_stream(&js, shortener_stream_config()).await.unwrap();
+    let stream = ensure_stream(&js, shortener_stream_config(1))
+        .await
+        .unwrap();
     // Whoever starts second finds the stream already there.
-    ensure_stream(&js, shortener_stream_config()).await.unwrap();
+    ensure_stream(&js, shortener_stream_config(1))
+        .await
+        .unwrap();
 
     let events: Vec<_> = (0..100).map(click).collect();
     for event in &events {
@@ -104,7 +108,9 @@ async fn jetstream_keeps_its_messages_across_a_server_restart() {
     let mut nats = require!(NatsServer::start());
     {
         let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        ensure_stream(&js, shortener_stream_config()).await.unwrap();
+        ensure_stream(&js, shortener_stream_config(1))
+            .await
+            .unwrap();
         for n in 0..10 {
             publish(&js, &click(n)).await;
         }

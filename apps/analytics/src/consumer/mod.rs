@@ -82,6 +82,8 @@ pub struct ConsumerSettings {
     /// rollups keep them counted); a click that old arriving now is not
     /// stored, since its duplicate could no longer be recognised.
     pub raw_retention_days: Option<u32>,
+    /// Servers the streams are created on (`ANALYTICS_STREAM_REPLICAS`).
+    pub stream_replicas: usize,
 }
 
 impl ConsumerSettings {
@@ -108,6 +110,7 @@ impl Default for ConsumerSettings {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             panic_once_on: None,
+            stream_replicas: 1,
             consumer_prefix: SERVICE_CONSUMERS,
             inactive_threshold: None,
             raw_retention_days: None,
@@ -265,8 +268,9 @@ impl Ingest {
 
     /// The durable consumer of `subject`, with its streams, created if gone.
     pub async fn recreate(&self, subject: &'static str) -> anyhow::Result<PullConsumer> {
-        let stream = ensure_stream(&self.jetstream, shortener_stream_config()).await?;
-        ensure_stream(&self.jetstream, dead_letter_stream_config()).await?;
+        let replicas = self.settings.stream_replicas;
+        let stream = ensure_stream(&self.jetstream, shortener_stream_config(replicas)).await?;
+        ensure_stream(&self.jetstream, dead_letter_stream_config(replicas)).await?;
         stream
             .get_or_create_consumer(
                 &consumer_name(self.settings.consumer_prefix, subject),

@@ -27,8 +27,9 @@ pub async fn prepare_consumers(
     loop {
         let attempt = async {
             // Whichever service starts first creates the stream.
-            let stream = ensure_stream(jetstream, shortener_stream_config()).await?;
-            ensure_stream(jetstream, dead_letter_stream_config()).await?;
+            let replicas = settings.stream_replicas;
+            let stream = ensure_stream(jetstream, shortener_stream_config(replicas)).await?;
+            ensure_stream(jetstream, dead_letter_stream_config(replicas)).await?;
             let consumers = ensure_consumers(&stream, settings).await?;
             anyhow::Ok((stream, consumers))
         };

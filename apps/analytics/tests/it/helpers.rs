@@ -79,7 +79,7 @@ impl Env {
     /// created as the shortener would (whichever service starts first).
     pub async fn jetstream(&self) -> jetstream::Context {
         let js = jetstream::new(async_nats::connect(self.nats.url()).await.unwrap());
-        contracts::stream::ensure_stream(&js, contracts::stream::shortener_stream_config())
+        contracts::stream::ensure_stream(&js, contracts::stream::shortener_stream_config(1))
             .await
             .unwrap();
         js

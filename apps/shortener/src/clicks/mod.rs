@@ -79,6 +79,8 @@ pub struct ClickSettings {
     pub max_backoff: Duration,
     /// How long shutdown may keep publishing, spooling and flushing.
     pub drain_timeout: Duration,
+    /// Servers the stream is created on (`SHORTENER_STREAM_REPLICAS`).
+    pub stream_replicas: usize,
 }
 
 impl Default for ClickSettings {
@@ -95,6 +97,7 @@ impl Default for ClickSettings {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(15),
+            stream_replicas: 1,
         }
     }
 }

@@ -73,7 +73,7 @@ impl SpoolRelay {
             return Ok(0);
         }
         if !*stream_checked {
-            ensure_shortener_stream(&self.jetstream).await?;
+            ensure_shortener_stream(&self.jetstream, self.settings.stream_replicas).await?;
             *stream_checked = true;
         }
         let acked = self
