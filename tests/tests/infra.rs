@@ -2,9 +2,11 @@
 //! compose file is valid for a compose tool (checked with `docker-compose
 //! config`, no engine needed), every image is pinned, every service has a
 //! health check and waits for what it needs, and the services are built by
-//! the workspace's multi-stage Dockerfile.
+//! the workspace's multi-stage Dockerfile. The Kubernetes manifests
+//! (`infra/k8s`) validate against the Kubernetes schemas, and every service
+//! there has its probes, limits, grace period, budget and autoscaler.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -152,4 +154,183 @@ fn the_dockerfile_is_multi_stage_and_ships_only_the_binary() {
         );
     }
     assert!(text.contains("USER "), "the service does not run as root");
+}
+
+/// The Kubernetes version the manifests are checked against.
+const KUBERNETES: &str = "1.30.0";
+
+/// Every resource of `infra/k8s/base` (one per YAML document), with its file.
+fn k8s_resources() -> Vec<(PathBuf, Value)> {
+    let base = repo().join("infra/k8s/base");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&base)
+        .expect("infra/k8s/base")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "yaml")
+                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(&path).expect("a manifest");
+            text.split("\n---\n")
+                .map(|doc| serde_norway::from_str::<Value>(doc).expect("YAML"))
+                .map(|doc| (path.clone(), doc))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The names of `key` at any depth of `value` whose map also has `name:
+/// <of>` (the keys of `secretKeyRef`s and `configMapKeyRef`s).
+fn keys_of(value: &Value, reference: &str, of: &str, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                if k.as_str() == Some(reference) && v["name"].as_str() == Some(of) {
+                    found.insert(v["key"].as_str().expect("a key").to_owned());
+                }
+                keys_of(v, reference, of, found);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| keys_of(v, reference, of, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_schemas() {
+    let venv_tool = system_tests::tools_venv()
+        .join("bin")
+        .join("kubernetes-validate");
+    let Some(tool) = system_tests::process::find_executable(
+        "kubernetes-validate",
+        "KUBERNETES_VALIDATE_BIN",
+        &[venv_tool],
+    ) else {
+        assert!(
+            !system_tests::backends_required(),
+            "kubernetes-validate is not installed (make backends)"
+        );
+        eprintln!("SKIPPED: kubernetes-validate is not installed");
+        return;
+    };
+    let files: BTreeSet<PathBuf> = k8s_resources().into_iter().map(|(f, _)| f).collect();
+    assert!(files.len() >= 5, "{files:?}");
+    let output = Command::new(tool)
+        .args(["--strict", "--quiet", "--kubernetes-version", KUBERNETES])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
+    assert!(
+        output.status.success(),
+        "kubernetes-validate: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn each_service_has_probes_limits_a_grace_period_a_budget_and_an_autoscaler() {
+    let resources = k8s_resources();
+    let of_kind = |kind: &str| -> BTreeMap<String, Value> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["kind"].as_str() == Some(kind))
+            .map(|(_, r)| {
+                (
+                    r["metadata"]["name"].as_str().unwrap().to_owned(),
+                    r.clone(),
+                )
+            })
+            .collect()
+    };
+    let deployments = of_kind("Deployment");
+    let names: Vec<&str> = deployments.keys().map(String::as_str).collect();
+    assert_eq!(names, ["analytics", "console", "shortener"]);
+    for (name, deployment) in &deployments {
+        let pod = &deployment["spec"]["template"]["spec"];
+        // The services drain for at most 25 s (docs/operations.md).
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+        assert!(grace > 30, "{name}: grace period {grace} s");
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/ready",
+            "{name}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/health",
+            "{name}"
+        );
+        for part in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    !container["resources"][part][resource].is_null(),
+                    "{name}: no {part}.{resource}"
+                );
+            }
+        }
+        for kind in ["Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"] {
+            assert!(of_kind(kind).contains_key(name), "{name}: no {kind}");
+        }
+    }
+    assert_eq!(
+        of_kind("HorizontalPodAutoscaler")["analytics"]["spec"]["metrics"][0]["external"]["metric"]
+            ["name"],
+        "analytics_consumer_lag_messages",
+        "analytics scales on its consumer lag"
+    );
+}
+
+#[test]
+fn the_overlays_name_existing_files_and_supply_every_key_the_base_reads() {
+    let k8s = repo().join("infra/k8s");
+    let mut secret_keys = BTreeSet::new();
+    let mut config_keys = BTreeSet::new();
+    let mut config_data = BTreeSet::new();
+    for (_, resource) in k8s_resources() {
+        keys_of(
+            &resource,
+            "secretKeyRef",
+            "url-shortener-secrets",
+            &mut secret_keys,
+        );
+        keys_of(
+            &resource,
+            "configMapKeyRef",
+            "url-shortener-config",
+            &mut config_keys,
+        );
+        if resource["metadata"]["name"] == "url-shortener-config" {
+            let data: BTreeMap<String, Value> =
+                serde_norway::from_value(resource["data"].clone()).expect("data");
+            config_data.extend(data.into_keys());
+        }
+    }
+    assert_eq!(config_keys, config_data, "ConfigMap keys read vs defined");
+    let readme = std::fs::read_to_string(k8s.join("README.md")).expect("infra/k8s/README.md");
+    for key in &secret_keys {
+        assert!(readme.contains(&format!("`{key}`")), "README lacks {key}");
+    }
+    for dir in ["base", "overlays/dev", "overlays/production"] {
+        let dir = k8s.join(dir);
+        let text =
+            std::fs::read_to_string(dir.join("kustomization.yaml")).expect("a kustomization");
+        let kustomization: Value = serde_norway::from_str(&text).expect("YAML");
+        for resource in kustomization["resources"].as_sequence().expect("resources") {
+            let path = dir.join(resource.as_str().expect("a path"));
+            assert!(path.exists(), "{} names {}", dir.display(), path.display());
+        }
+        if dir.ends_with("dev") {
+            let generated: BTreeSet<String> = kustomization["secretGenerator"][0]["literals"]
+                .as_sequence()
+                .expect("literals")
+                .iter()
+                .map(|l| l.as_str().unwrap().split('=').next().unwrap().to_owned())
+                .collect();
+            assert_eq!(generated, secret_keys, "the dev Secret's keys");
+        }
+    }
 }
