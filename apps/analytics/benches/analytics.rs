@@ -669,6 +669,7 @@ fn main() {
         database: "bench_stats".into(),
         user: None,
         password: None,
+        replicated: false,
     };
     let store: Arc<dyn AnalyticsStore> =
         Arc::new(runtime.block_on(ClickHouseStore::open(settings)).unwrap());

@@ -27,7 +27,8 @@ pub struct Settings {
     /// JetStream servers (`ANALYTICS_NATS_URL`): one URL, or several
     /// separated by commas (the nodes of a cluster).
     pub nats_url: String,
-    /// `ANALYTICS_CLICKHOUSE_URL` (+ `_DATABASE`, `_USER`, `_PASSWORD`)
+    /// `ANALYTICS_CLICKHOUSE_URL` (one server, or several replicas separated
+    /// by commas; + `_DATABASE`, `_USER`, `_PASSWORD`, `_REPLICATED`)
     /// selects ClickHouse; otherwise `ANALYTICS_SQLITE_PATH`.
     pub store: StoreSettings,
     /// `ANALYTICS_BATCH_SIZE`, `ANALYTICS_ACK_WAIT_SECONDS`, `ANALYTICS_MAX_DELIVER`,
@@ -56,14 +57,17 @@ pub const MIN_KEY_CHARS: usize = 32;
 
 /// A connection URL as it may be logged: its password masked.
 pub fn masked(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
+    url.split(',')
+        .map(|one| match url::Url::parse(one.trim()) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            Ok(_) => one.trim().to_owned(),
+            Err(_) => "(unparsable URL)".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Default for Settings {
@@ -115,11 +119,35 @@ impl Settings {
         }
         settings.store = match lookup("ANALYTICS_CLICKHOUSE_URL") {
             Some(url) => {
-                let parsed_url = url::Url::parse(&url)
-                    .map_err(|e| anyhow!("ANALYTICS_CLICKHOUSE_URL={url:?} is not a URL: {e}"))?;
-                if !matches!(parsed_url.scheme(), "http" | "https") {
+                let mut servers = 0;
+                for entry in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                    let parsed_url = url::Url::parse(entry).map_err(|e| {
+                        anyhow!("ANALYTICS_CLICKHOUSE_URL: {entry:?} is not a URL: {e}")
+                    })?;
+                    if !matches!(parsed_url.scheme(), "http" | "https") {
+                        return Err(anyhow!(
+                            "ANALYTICS_CLICKHOUSE_URL: {entry:?} must be the HTTP interface (http or https)"
+                        ));
+                    }
+                    servers += 1;
+                }
+                if servers == 0 {
+                    return Err(anyhow!("ANALYTICS_CLICKHOUSE_URL names no server"));
+                }
+                let replicated = match lookup("ANALYTICS_CLICKHOUSE_REPLICATED").as_deref() {
+                    None | Some("false" | "0" | "") => false,
+                    Some("true" | "1") => true,
+                    Some(other) => {
+                        return Err(anyhow!(
+                            "ANALYTICS_CLICKHOUSE_REPLICATED={other:?} must be true or false"
+                        ))
+                    }
+                };
+                if servers > 1 && !replicated {
+                    // Unreplicated servers would each hold part of the data.
                     return Err(anyhow!(
-                        "ANALYTICS_CLICKHOUSE_URL={url:?} must be the HTTP interface (http or https)"
+                        "ANALYTICS_CLICKHOUSE_URL lists {servers} servers: set \
+                         ANALYTICS_CLICKHOUSE_REPLICATED=true, they must be replicas of one another"
                     ));
                 }
                 StoreSettings::ClickHouse(ClickHouseSettings {
@@ -128,6 +156,7 @@ impl Settings {
                         .unwrap_or_else(|| "analytics".into()),
                     user: lookup("ANALYTICS_CLICKHOUSE_USER"),
                     password: lookup("ANALYTICS_CLICKHOUSE_PASSWORD"),
+                    replicated,
                 })
             }
             None => StoreSettings::Sqlite {
@@ -230,7 +259,41 @@ mod tests {
             panic!("not clickhouse")
         };
         assert_eq!(ch.database, "analytics");
+        assert!(!ch.replicated);
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn several_clickhouse_servers_and_the_replicated_schema() {
+        let settings = from(&[
+            (
+                "ANALYTICS_CLICKHOUSE_URL",
+                "http://127.0.0.1:8123,http://127.0.0.1:8124",
+            ),
+            ("ANALYTICS_CLICKHOUSE_REPLICATED", "true"),
+        ])
+        .unwrap();
+        let StoreSettings::ClickHouse(ch) = &settings.store else {
+            panic!("not clickhouse")
+        };
+        assert!(ch.replicated);
+        assert_eq!(ch.urls().count(), 2);
+        for (url, replicated) in [
+            ("http://127.0.0.1:8123,ftp://127.0.0.1:21", "true"),
+            ("http://127.0.0.1:8123,http://127.0.0.1:8124", "false"),
+            (" , ", "false"),
+            ("http://127.0.0.1:8123", "sometimes"),
+        ] {
+            let error = from(&[
+                ("ANALYTICS_CLICKHOUSE_URL", url),
+                ("ANALYTICS_CLICKHOUSE_REPLICATED", replicated),
+            ])
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("ANALYTICS_CLICKHOUSE_"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -267,5 +330,9 @@ mod masking {
         );
         assert_eq!(masked("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
         assert!(!masked("nats://u:pw@h:1").contains("pw"));
+        assert_eq!(
+            masked("nats://u:pw@a:1, nats://b:2"),
+            "nats://u:***@a:1,nats://b:2"
+        );
     }
 }

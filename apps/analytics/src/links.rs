@@ -13,13 +13,19 @@
 //! sees both changes and writes the highest version: no change is ever lost,
 //! and equal versions are equal rows. Ids already known to have a row are
 //! remembered, so the click path touches the store only for new links.
+//!
+//! That needs each reader to see what the other stored. On replicated
+//! ClickHouse two instances may be on different replicas, and a change may
+//! still be on its way when the other reads; so there every change also
+//! marks its link, and the compactor, once its replica has caught up, folds
+//! the marked links again (`store/clickhouse_rollups.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use crate::model::{LinkChange, LinkCopy};
+use crate::model::LinkChange;
 use crate::store::{AnalyticsStore, ChangeRecord, StoreError};
 
 /// Known ids are remembered up to this many; beyond it the set starts over,
@@ -58,18 +64,7 @@ impl LinkCopies {
         let mut ids: Vec<Uuid> = records.iter().map(|r| r.url_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut by_link: HashMap<Uuid, Vec<LinkChange>> = HashMap::with_capacity(ids.len());
-        for record in self.store.link_changes(&ids).await? {
-            by_link
-                .entry(record.url_id)
-                .or_default()
-                .push(record.change()?);
-        }
-        let copies: Vec<LinkCopy> = by_link
-            .into_iter()
-            .map(|(id, changes)| LinkCopy::fold(id, changes))
-            .collect();
-        self.store.save_links(&copies).await?;
+        self.store.refold_links(&ids).await?;
         self.remember(ids.into_iter());
         Ok(())
     }

@@ -118,6 +118,15 @@ impl Build {
                 let keep = beside(path, &format!(".before-replay-{stamp}"));
                 (Build::Sqlite { live, built, keep }, Arc::new(store))
             }
+            StoreSettings::ClickHouse(ch) if ch.replicated => {
+                // The rebuilt tables are swapped in with RENAME, which acts
+                // on one server; the other replicas would keep the old ones.
+                anyhow::bail!(
+                    "replay rebuilds one ClickHouse server's tables and cannot swap them in on \
+                     every replica; with ANALYTICS_CLICKHOUSE_REPLICATED=true, rebuild as \
+                     docs/scaling.md describes"
+                )
+            }
             StoreSettings::ClickHouse(ch) => {
                 let live = Box::new(ClickHouseStore::open(ch.clone()).await?);
                 let built = format!("{}_replay", ch.database);

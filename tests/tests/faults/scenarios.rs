@@ -374,6 +374,7 @@ impl Store<'_> {
                     database: FAULTS_DATABASE.into(),
                     user: None,
                     password: None,
+                    replicated: false,
                 })
                 .await
                 .expect("analytics' ClickHouse database opens"),

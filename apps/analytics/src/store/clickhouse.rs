@@ -17,6 +17,8 @@
 //! current releases (docker compose): no `DateTime64`, `LowCardinality`,
 //! `Bool` or server-side parameters; values are bound on the client.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
@@ -24,20 +26,32 @@ use uuid::Uuid;
 
 use super::{AnalyticsStore, ChangeRecord, ClickSummary, LinkCursor, LinkList, StoreError};
 
+#[path = "clickhouse_replicas.rs"]
+mod replicas;
 #[path = "clickhouse_rollups.rs"]
 mod rollups;
 use crate::keys::KeyRecord;
 use crate::model::{
     Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
 };
+use replicas::Replicas;
+
+/// The longest a batch's write may take before it is retried: half the
+/// compactor's settle window (see `insert_clicks`).
+const WRITE_BOUND: std::time::Duration =
+    std::time::Duration::from_micros(crate::store::rollup::SETTLE_US.unsigned_abs() / 2);
 
 /// Where ClickHouse is and who to be there.
 #[derive(Clone)]
 pub struct ClickHouseSettings {
+    /// One server's HTTP interface, or several, comma-separated: replicas
+    /// of one another, used in this order of preference.
     pub url: String,
     pub database: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// The tables are `Replicated*MergeTree` (see `clickhouse_replicas.rs`).
+    pub replicated: bool,
 }
 
 impl std::fmt::Debug for ClickHouseSettings {
@@ -47,6 +61,7 @@ impl std::fmt::Debug for ClickHouseSettings {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("replicated", &self.replicated)
             .finish()
     }
 }
@@ -308,7 +323,7 @@ struct LinkTotalRecord {
 
 #[derive(Clone)]
 pub struct ClickHouseStore {
-    client: Client,
+    replicas: Arc<Replicas>,
     settings: ClickHouseSettings,
 }
 
@@ -331,37 +346,98 @@ const IN_WINDOW: &str = "shortener_url_id = toUUID(?) AND clicked_at >= toDateTi
 const UNIQUES: &str = "uniqExactIf(visitor_key, visitor_key != '')";
 
 impl ClickHouseStore {
-    /// Connects, creates the database if needed and applies migrations.
+    /// Connects, creates the database if needed and applies migrations, on
+    /// every server of the list that answers; at least one must.
     pub async fn open(settings: ClickHouseSettings) -> anyhow::Result<Self> {
-        let mut server = Client::default()
-            .with_url(&settings.url)
-            .with_validation(false);
-        if let Some(user) = &settings.user {
-            server = server.with_user(user);
-        }
-        if let Some(password) = &settings.password {
-            server = server.with_password(password);
-        }
         let store = Self {
-            client: server.clone().with_database(&settings.database),
+            replicas: replicas::shared(Replicas::new(&settings)),
             settings,
         };
-        server
-            .query(&format!(
-                "CREATE DATABASE IF NOT EXISTS `{}`",
-                store.settings.database.replace('`', "")
-            ))
-            .execute()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("ClickHouse at {} is not usable: {e}", store.settings.url)
-            })?;
-        store.migrate().await?;
+        let mut usable = None;
+        let mut errors = Vec::new();
+        for index in 0..store.replicas.list.len() {
+            match store.pinned(index).prepare().await {
+                Ok(()) => {
+                    store.replicas.set_prepared(index);
+                    usable.get_or_insert(index);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        let Some(index) = usable else {
+            let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+            return Err(anyhow::anyhow!("{}", reasons.join("; ")));
+        };
+        for error in errors {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "a ClickHouse server is not usable yet"
+            );
+        }
+        store.replicas.set_active(index);
+        if store.replicas.list.len() > 1 {
+            replicas::monitor(Arc::downgrade(&store.replicas), store.settings.clone());
+        }
         Ok(store)
     }
 
+    /// The server in use.
+    fn client(&self) -> &Client {
+        &self.replicas.list[self.replicas.active()].client
+    }
+
+    /// This store on server `index` of the list only.
+    fn pinned(&self, index: usize) -> Self {
+        Self {
+            replicas: replicas::shared(Replicas::of(vec![self.replicas.list[index].clone()])),
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// The database and the schema on the (single) server of a pinned store.
+    async fn prepare(&self) -> anyhow::Result<()> {
+        let replica = &self.replicas.list[0];
+        replica
+            .server
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS `{}`",
+                self.settings.database.replace('`', "")
+            ))
+            .execute()
+            .await
+            .map_err(|e| anyhow::anyhow!("ClickHouse at {} is not usable: {e}", replica.url))?;
+        self.migrate().await
+    }
+
+    /// Moves to the first server of the list that answers, when the one in
+    /// use does not; true when one answers.
+    pub(super) async fn fail_over(&self) -> bool {
+        let _one_at_a_time = self.replicas.switching.lock().await;
+        let list = &self.replicas.list;
+        let current = self.replicas.active();
+        if replicas::answers(&list[current].client).await {
+            return true;
+        }
+        for index in (0..list.len()).filter(|&i| i != current) {
+            if !replicas::answers(&list[index].server).await {
+                continue;
+            }
+            if !self.replicas.is_prepared(index) {
+                if let Err(error) = self.pinned(index).prepare().await {
+                    tracing::warn!(url = %list[index].url, error = format!("{error:#}"), "ClickHouse server answers but its schema could not be applied");
+                    continue;
+                }
+                self.replicas.set_prepared(index);
+            }
+            tracing::warn!(from = %list[current].url, to = %list[index].url, "ClickHouse server not answering; failed over");
+            self.replicas.set_active(index);
+            return true;
+        }
+        false
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
-        self.client
+        self.client()
             .query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_at DateTime) \
                  ENGINE = MergeTree() ORDER BY version",
@@ -369,7 +445,7 @@ impl ClickHouseStore {
             .execute()
             .await?;
         let applied: Vec<u32> = self
-            .client
+            .client()
             .query("SELECT version FROM schema_migrations")
             .fetch_all()
             .await?;
@@ -377,15 +453,20 @@ impl ClickHouseStore {
             if applied.contains(version) {
                 continue;
             }
-            self.client
-                .query(sql)
+            let sql = if self.settings.replicated {
+                replicas::replicated(sql, &self.settings.database)
+            } else {
+                (*sql).to_owned()
+            };
+            self.client()
+                .query(&sql)
                 .execute()
                 .await
                 .map_err(|e| anyhow::anyhow!("ClickHouse migration {version} failed: {e}"))?;
             if *version == LINK_CHANGES_MIGRATION {
                 self.snapshot_copies().await?;
             }
-            self.client
+            self.client()
                 .query("INSERT INTO schema_migrations VALUES (?, now())")
                 .bind(version)
                 .execute()
@@ -399,7 +480,7 @@ impl ClickHouseStore {
     /// running it twice stores each once.
     async fn snapshot_copies(&self) -> anyhow::Result<()> {
         let mut copies = self
-            .client
+            .client()
             .query("SELECT ?fields FROM url_creations FINAL")
             .fetch::<LinkRecord>()?;
         let mut batch = Vec::new();
@@ -423,7 +504,7 @@ impl ClickHouseStore {
 
     async fn links_where(&self, condition: &str) -> Result<Vec<LinkCopy>, StoreError> {
         let rows: Vec<LinkRecord> = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT ?fields FROM url_creations FINAL WHERE {condition}"
             ))
@@ -451,7 +532,7 @@ impl ClickHouseStore {
     }
 
     fn windowed(&self, sql: &str, window: Window) -> clickhouse::query::Query {
-        self.client
+        self.client()
             .query(sql)
             .bind(window.url_id.to_string())
             .bind(window.from)
@@ -466,30 +547,52 @@ impl AnalyticsStore for ClickHouseStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client
-            .query("SELECT 1")
-            .fetch_one::<u8>()
-            .await
-            .map(drop)
-            .map_err(failed)
+        if self.fail_over().await {
+            Ok(())
+        } else {
+            Err(failed(anyhow::anyhow!(
+                "no ClickHouse server answers ({})",
+                self.settings.url
+            )))
+        }
     }
 
     async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
-        let mut insert = self
-            .client
-            .insert::<ClickRecord>("clicks")
-            .await
-            .map_err(failed)?;
-        for click in clicks {
-            insert
-                .write(&ClickRecord::from(click))
+        // The raw rows and the marks of the days they touch are written at
+        // once (two round trips in parallel, not in a row). The marks carry
+        // the time taken before either started, and the compactor only
+        // takes marks older than `SETTLE_US`; so the whole write must be
+        // visible within that. A write that is not done by `WRITE_BOUND`
+        // counts as failed and is retried with a new mark, which the
+        // compactor then reads after the raw rows are there.
+        let marked_us = u64::try_from(rollups::now_us()).unwrap_or_default();
+        let raw = async {
+            let mut insert = self
+                .client()
+                .insert::<ClickRecord>("clicks")
                 .await
                 .map_err(failed)?;
+            for click in clicks {
+                insert
+                    .write(&ClickRecord::from(click))
+                    .await
+                    .map_err(failed)?;
+            }
+            insert.end().await.map_err(failed)
+        };
+        let write = futures::future::try_join(raw, self.mark_dirty(clicks, marked_us));
+        let outcome = match tokio::time::timeout(WRITE_BOUND, write).await {
+            Ok(written) => written.map(drop),
+            Err(_) => Err(failed(anyhow::anyhow!(
+                "the clicks were not written within {} s",
+                WRITE_BOUND.as_secs()
+            ))),
+        };
+        if outcome.is_err() {
+            // The retry goes to a server that answers.
+            self.fail_over().await;
         }
-        // Returns when ClickHouse has committed the part; then the days
-        // it touched are marked for the compactor.
-        insert.end().await.map_err(failed)?;
-        self.mark_dirty(clicks).await
+        outcome
     }
 
     async fn compact(&self, settled_before_us: i64) -> Result<u64, StoreError> {
@@ -512,7 +615,7 @@ impl AnalyticsStore for ClickHouseStore {
             return Ok(());
         }
         let mut insert = self
-            .client
+            .client()
             .insert::<ChangeRow>("link_changes")
             .await
             .map_err(failed)?;
@@ -526,14 +629,18 @@ impl AnalyticsStore for ClickHouseStore {
                 .await
                 .map_err(failed)?;
         }
-        insert.end().await.map_err(failed)
+        insert.end().await.map_err(failed)?;
+        if self.settings.replicated {
+            self.mark_links_dirty(changes).await?;
+        }
+        Ok(())
     }
 
     async fn link_changes(&self, ids: &[Uuid]) -> Result<Vec<ChangeRecord>, StoreError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(1_000) {
             let rows: Vec<ChangeRow> = self
-                .client
+                .client()
                 .query(&format!(
                     "SELECT ?fields FROM link_changes FINAL WHERE shortener_url_id IN ({})",
                     uuid_list(chunk)
@@ -555,7 +662,7 @@ impl AnalyticsStore for ClickHouseStore {
             return Ok(());
         }
         let mut insert = self
-            .client
+            .client()
             .insert::<LinkRecord>("url_creations")
             .await
             .map_err(failed)?;
@@ -567,7 +674,7 @@ impl AnalyticsStore for ClickHouseStore {
         }
         insert.end().await.map_err(failed)?;
         let mut codes = self
-            .client
+            .client()
             .insert::<CodeRow>("link_codes")
             .await
             .map_err(failed)?;
@@ -585,7 +692,7 @@ impl AnalyticsStore for ClickHouseStore {
 
     async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError> {
         let mut ids: Vec<Uuid> = self
-            .client
+            .client()
             .query("SELECT ?fields FROM link_codes WHERE short_code = ?")
             .bind(code)
             .fetch_all::<CodeRow>()
@@ -633,7 +740,7 @@ impl AnalyticsStore for ClickHouseStore {
             },
         );
         let rows: Vec<LinkRecord> = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT ?fields FROM url_creations FINAL WHERE {after} \
                  ORDER BY {CREATED} DESC, shortener_url_id DESC LIMIT {limit}"
@@ -650,7 +757,7 @@ impl AnalyticsStore for ClickHouseStore {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1_000) {
             let rows: Vec<LinkTotalRecord> = self
-                .client
+                .client()
                 .query(&format!(
                     "SELECT shortener_url_id, uniqExact(event_id) AS clicks FROM clicks \
                      WHERE shortener_url_id IN ({}) GROUP BY shortener_url_id",
@@ -676,7 +783,7 @@ impl AnalyticsStore for ClickHouseStore {
         let mut found = Vec::new();
         for chunk in ids.chunks(1_000) {
             let rows: Vec<SummaryRecord> = self
-                .client
+                .client()
                 .query(&format!(
                     // Exact without FINAL: duplicates change neither the
                     // distinct ids nor the first and last times.
@@ -733,7 +840,7 @@ impl AnalyticsStore for ClickHouseStore {
     async fn oldest_click(&self) -> Result<Option<i64>, StoreError> {
         // Raw clicks, and the rollups where the retention dropped them.
         let (clicks, oldest, hours, first) = self
-            .client
+            .client()
             .query(
                 "SELECT r.n, r.t, h.n, h.t FROM \
                  (SELECT count() AS n, toUInt32(min(clicked_at)) AS t FROM clicks) AS r \
@@ -784,7 +891,7 @@ impl AnalyticsStore for ClickHouseStore {
         let mut rows = self.keys_where(None).await?;
         rows.sort_by_key(|row| (row.created_at, row.id));
         let uses: Vec<KeyUseRow> = self
-            .client
+            .client()
             .query("SELECT id, max(used_at) AS used_at FROM api_key_uses GROUP BY id")
             .fetch_all()
             .await
@@ -819,7 +926,7 @@ impl AnalyticsStore for ClickHouseStore {
 
     async fn touch_key(&self, id: Uuid, at: i64) -> Result<(), StoreError> {
         let mut insert = self
-            .client
+            .client()
             .insert::<KeyUseRow>("api_key_uses")
             .await
             .map_err(failed)?;
@@ -835,7 +942,7 @@ impl AnalyticsStore for ClickHouseStore {
 }
 
 /// The tables a replay rebuilds; keys and their uses stay where they are.
-const DATA_TABLES: [&str; 9] = [
+const DATA_TABLES: [&str; 10] = [
     "clicks",
     "url_creations",
     "link_changes",
@@ -847,6 +954,7 @@ const DATA_TABLES: [&str; 9] = [
     "click_day_values",
     "rollup_dirty",
     "rollup_watermark",
+    "link_dirty",
 ];
 
 fn quoted(name: &str) -> String {
@@ -860,7 +968,7 @@ impl ClickHouseStore {
 
     /// Drops database `name` if it exists (an unfinished replay's build).
     pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
-        self.client
+        self.client()
             .query(&format!("DROP DATABASE IF EXISTS {}", quoted(name)))
             .execute()
             .await?;
@@ -871,7 +979,7 @@ impl ClickHouseStore {
     /// in one `RENAME TABLE` statement; the tables they replace move to
     /// database `keep`, and `built` is dropped.
     pub async fn swap_in(&self, built: &str, keep: &str) -> anyhow::Result<()> {
-        self.client
+        self.client()
             .query(&format!("CREATE DATABASE IF NOT EXISTS {}", quoted(keep)))
             .execute()
             .await?;
@@ -889,7 +997,7 @@ impl ClickHouseStore {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        self.client
+        self.client()
             .query(&format!("RENAME TABLE {renames}"))
             .execute()
             .await?;
@@ -900,19 +1008,19 @@ impl ClickHouseStore {
     async fn keys_where(&self, filter: Option<(&str, &str)>) -> Result<Vec<KeyRow>, StoreError> {
         let query = match filter {
             Some((column, value)) => self
-                .client
+                .client()
                 .query(&format!(
                     "SELECT ?fields FROM api_keys FINAL WHERE {column} = ?"
                 ))
                 .bind(value),
-            None => self.client.query("SELECT ?fields FROM api_keys FINAL"),
+            None => self.client().query("SELECT ?fields FROM api_keys FINAL"),
         };
         query.fetch_all().await.map_err(failed)
     }
 
     async fn write_key(&self, row: KeyRow) -> Result<(), StoreError> {
         let mut insert = self
-            .client
+            .client()
             .insert::<KeyRow>("api_keys")
             .await
             .map_err(failed)?;

@@ -3,12 +3,14 @@
 //! SQLite, kept by recomputation instead of in a transaction (ClickHouse
 //! has none):
 //!
-//! 1. a consumer inserts its batch's raw clicks, then marks each (link, day)
-//!    the batch touched as dirty (`rollup_dirty`, with the time it marked
-//!    it), then acks. A crash in between means a redelivery, which writes
-//!    the raw rows again (absorbed by `FINAL`) and marks again;
-//! 2. the compactor takes the days marked since its watermark (and settled
-//!    for a few seconds, so an insert still in flight is not passed over),
+//! 1. a consumer inserts its batch's raw clicks and, in parallel, marks each
+//!    (link, day) the batch touched as dirty (`rollup_dirty`, with the time
+//!    taken before both started), then acks. A write not done within half
+//!    the settle window counts as failed. A crash or failure in between
+//!    means a redelivery or retry, which writes the raw rows again
+//!    (absorbed by `FINAL`) and marks again, later;
+//! 2. the compactor takes the days marked since its watermark and settled
+//!    for `SETTLE_US` (so a write still in flight is not passed over),
 //!    recomputes their hours, day and values from the deduplicated raw rows
 //!    (`FINAL`), writes them with a newer version (`ReplacingMergeTree`), and
 //!    only then moves its watermark. A redelivered or republished event,
@@ -67,6 +69,14 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
         "INSERT INTO rollup_dirty SELECT DISTINCT shortener_url_id,
             toUInt32(intDiv(toUInt32(clicked_at), 86400) * 86400), toUInt64(1) FROM clicks",
     ),
+    (
+        // Links whose copy the compactor folds again once its replica has
+        // caught up (replicated stores only; see `links.rs`).
+        14,
+        "CREATE TABLE IF NOT EXISTS link_dirty (shortener_url_id UUID, marked_us UInt64)
+        ENGINE = MergeTree() PARTITION BY intDiv(marked_us, 86400000000)
+        ORDER BY shortener_url_id",
+    ),
 ];
 
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
@@ -77,12 +87,28 @@ pub(super) struct DirtyRow {
     marked_us: u64,
 }
 
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct LinkDirtyRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+    marked_us: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct UuidRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    shortener_url_id: Uuid,
+}
+
 #[derive(Debug, Row, Deserialize)]
 struct TopRecord {
     dimension: u8,
     value: String,
     clicks: u64,
 }
+
+/// How long the compactor waits for its replica to catch up (seconds).
+const SYNC_TIMEOUT_S: &str = "30";
 
 /// The (link, day) pairs marked since the last compaction.
 const DIRTY_PAIRS: &str = "SELECT shortener_url_id, day FROM rollup_dirty \
@@ -191,15 +217,18 @@ fn rollup_condition(plan: &Plan, dirty: &[i64], column: &str) -> String {
 }
 
 impl ClickHouseStore {
-    /// Marks the days these clicks fall in dirty, after they are stored.
-    pub(super) async fn mark_dirty(&self, clicks: &[ClickRow]) -> Result<(), StoreError> {
+    /// Marks the days these clicks fall in dirty, as of `marked_us`.
+    pub(super) async fn mark_dirty(
+        &self,
+        clicks: &[ClickRow],
+        marked_us: u64,
+    ) -> Result<(), StoreError> {
         let pairs: BTreeSet<(Uuid, u32)> = clicks
             .iter()
             .map(|c| (c.shortener_url_id, day_of(c.clicked_at)))
             .collect();
-        let marked_us = u64::try_from(now_us()).unwrap_or_default();
         let mut insert = self
-            .client
+            .client()
             .insert::<DirtyRow>("rollup_dirty")
             .await
             .map_err(failed)?;
@@ -216,8 +245,84 @@ impl ClickHouseStore {
         insert.end().await.map_err(failed)
     }
 
+    /// Waits until the server in use holds every click, mark and watermark
+    /// another replica had taken when this started. Marks settled before
+    /// `settled_before_us` were taken by then (a write is done within half
+    /// the settle window), so the compactor cannot pass over one that is
+    /// still on the way from another replica. While a replica with parts
+    /// not yet fetched is down, this fails (after `SYNC_TIMEOUT_S`) and
+    /// compaction waits; stats read those days raw meanwhile.
+    async fn sync_replica(&self) -> Result<(), StoreError> {
+        for table in [
+            "clicks",
+            "rollup_dirty",
+            "rollup_watermark",
+            "link_changes",
+            "link_dirty",
+        ] {
+            self.client()
+                .query(&format!("SYSTEM SYNC REPLICA {table}"))
+                .with_setting("receive_timeout", SYNC_TIMEOUT_S)
+                .execute()
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the links of these stored changes for the compactor's fold,
+    /// as of now (after the changes are stored), within `WRITE_BOUND` or
+    /// failed (the batch is then retried and marks again).
+    pub(super) async fn mark_links_dirty(
+        &self,
+        changes: &[ChangeRecord],
+    ) -> Result<(), StoreError> {
+        let ids: BTreeSet<Uuid> = changes.iter().map(|c| c.url_id).collect();
+        let marked_us = u64::try_from(now_us()).unwrap_or_default();
+        let mark = async {
+            let mut insert = self
+                .client()
+                .insert::<LinkDirtyRow>("link_dirty")
+                .await
+                .map_err(failed)?;
+            for shortener_url_id in ids {
+                insert
+                    .write(&LinkDirtyRow {
+                        shortener_url_id,
+                        marked_us,
+                    })
+                    .await
+                    .map_err(failed)?;
+            }
+            insert.end().await.map_err(failed)
+        };
+        tokio::time::timeout(WRITE_BOUND, mark)
+            .await
+            .unwrap_or_else(|_| Err(failed(anyhow::anyhow!("link marks not written in time"))))
+    }
+
+    /// Folds again every link marked between `from` and `upto`; how many.
+    async fn refold_marked_links(&self, from: u64, upto: u64) -> Result<usize, StoreError> {
+        let ids: Vec<Uuid> = self
+            .client()
+            .query(&format!(
+                "SELECT DISTINCT shortener_url_id FROM link_dirty \
+                 WHERE marked_us > {from} AND marked_us <= {upto}"
+            ))
+            .fetch_all::<UuidRow>()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|r| r.shortener_url_id)
+            .collect();
+        for chunk in ids.chunks(10_000) {
+            self.refold_links(chunk).await?;
+        }
+        Ok(ids.len())
+    }
+
     async fn watermark(&self) -> Result<u64, StoreError> {
-        self.client
+        self.client()
             .query("SELECT max(compacted_us) FROM rollup_watermark")
             .fetch_one::<u64>()
             .await
@@ -227,6 +332,9 @@ impl ClickHouseStore {
     /// Recomputes every day marked dirty up to `settled_before_us` from the
     /// deduplicated raw rows; returns how many (link, day) pairs.
     pub(super) async fn compact_days(&self, settled_before_us: i64) -> Result<u64, StoreError> {
+        if self.settings.replicated {
+            self.sync_replica().await?;
+        }
         let from = self.watermark().await?;
         let upto = u64::try_from(settled_before_us).unwrap_or_default();
         if upto <= from {
@@ -240,8 +348,14 @@ impl ClickHouseStore {
             "SELECT shortener_url_id, day FROM rollup_dirty \
              WHERE marked_us > {from} AND marked_us <= {upto}"
         );
+        if self.settings.replicated {
+            let links = self.refold_marked_links(from, upto).await?;
+            if links > 0 {
+                tracing::debug!(links, "link copies folded again after replication");
+            }
+        }
         let pairs: u64 = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT count() FROM (SELECT DISTINCT * FROM ({dirty}))"
             ))
@@ -281,7 +395,7 @@ impl ClickHouseStore {
             ),
         ] {
             // One thread: the other core stays with ingest.
-            self.client
+            self.client()
                 .query(&sql)
                 .with_setting("max_threads", "1")
                 .execute()
@@ -289,7 +403,7 @@ impl ClickHouseStore {
                 .map_err(failed)?;
         }
         // Only now: a reader that sees the new watermark finds the rollups.
-        self.client
+        self.client()
             .query(&format!("INSERT INTO rollup_watermark VALUES (1, {upto})"))
             .execute()
             .await
@@ -302,30 +416,30 @@ impl ClickHouseStore {
     async fn drop_old_markings(&self, watermark: u64) {
         const DAY_US: u64 = 86_400_000_000;
         let keep_from = watermark / DAY_US;
-        let partitions: Vec<String> = match self
-            .client
-            .query(
-                "SELECT DISTINCT partition FROM system.parts \
-                 WHERE database = currentDatabase() AND table = 'rollup_dirty' AND active",
-            )
-            .fetch_all::<String>()
-            .await
-        {
-            Ok(partitions) => partitions,
-            Err(error) => {
-                tracing::debug!(%error, "rollup markings not listed");
-                return;
-            }
-        };
-        for partition in partitions {
-            if partition.parse::<u64>().is_ok_and(|p| p + 2 <= keep_from) {
-                let _ = self
-                    .client
-                    .query(&format!(
-                        "ALTER TABLE rollup_dirty DROP PARTITION {partition}"
-                    ))
-                    .execute()
-                    .await;
+        for table in ["rollup_dirty", "link_dirty"] {
+            let partitions: Vec<String> = match self
+                .client()
+                .query(&format!(
+                    "SELECT DISTINCT partition FROM system.parts \
+                     WHERE database = currentDatabase() AND table = '{table}' AND active"
+                ))
+                .fetch_all::<String>()
+                .await
+            {
+                Ok(partitions) => partitions,
+                Err(error) => {
+                    tracing::debug!(%error, table, "markings not listed");
+                    continue;
+                }
+            };
+            for partition in partitions {
+                if partition.parse::<u64>().is_ok_and(|p| p + 2 <= keep_from) {
+                    let _ = self
+                        .client()
+                        .query(&format!("ALTER TABLE {table} DROP PARTITION {partition}"))
+                        .execute()
+                        .await;
+                }
             }
         }
     }
@@ -336,7 +450,7 @@ impl ClickHouseStore {
     pub(super) async fn drop_raw_partitions_before(&self, cutoff: i64) -> Result<u64, StoreError> {
         let cutoff = datetime(cutoff);
         let waiting: u64 = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT count() FROM rollup_dirty WHERE day < {cutoff} \
                  AND marked_us > (SELECT max(compacted_us) FROM rollup_watermark)"
@@ -352,7 +466,7 @@ impl ClickHouseStore {
         // a day of margin covers any zone). A month goes once all of it is
         // before the cutoff.
         let partitions: Vec<(String, u64)> = self
-            .client
+            .client()
             .query(
                 "SELECT partition, sum(rows) FROM system.parts \
                  WHERE database = currentDatabase() AND table = 'clicks' AND active \
@@ -367,7 +481,7 @@ impl ClickHouseStore {
                 continue;
             };
             if ends + 86_400 <= i64::from(cutoff) {
-                self.client
+                self.client()
                     .query(&format!("ALTER TABLE clicks DROP PARTITION {partition}"))
                     .execute()
                     .await
@@ -388,7 +502,7 @@ impl ClickHouseStore {
     /// `(shortener_url_id, clicks)` rows of `sql`.
     pub(super) async fn link_totals_by(&self, sql: &str) -> Result<Vec<(Uuid, u64)>, StoreError> {
         let rows: Vec<LinkTotalRecord> =
-            self.client.query(sql).fetch_all().await.map_err(failed)?;
+            self.client().query(sql).fetch_all().await.map_err(failed)?;
         Ok(rows
             .into_iter()
             .map(|r| (r.shortener_url_id, r.clicks))
@@ -397,7 +511,7 @@ impl ClickHouseStore {
 
     /// The sum of the totals above.
     pub(super) async fn rollup_click_count(&self) -> Result<u64, StoreError> {
-        self.client
+        self.client()
             .query(&format!(
                 "SELECT toUInt64(sum(clicks)) FROM ({})",
                 link_totals()
@@ -410,7 +524,7 @@ impl ClickHouseStore {
     /// The link's days not yet compacted.
     async fn dirty_days(&self, id: Uuid) -> Result<Vec<i64>, StoreError> {
         let days: Vec<u32> = self
-            .client
+            .client()
             .query(
                 "SELECT DISTINCT day FROM rollup_dirty WHERE shortener_url_id = toUUID(?) \
                  AND marked_us > (SELECT max(compacted_us) FROM rollup_watermark)",
@@ -469,7 +583,7 @@ impl ClickHouseStore {
             )
         };
         let (rolled, rolled_n, raw_t, raw_n) = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT r.t, r.n, w.t, w.n FROM \
                  (SELECT toUInt32(min(first_at)) AS t, count() AS n FROM click_hours FINAL \
@@ -492,7 +606,7 @@ impl ClickHouseStore {
         let (plan, dirty) = self.plan(window, 86_400).await?;
         let id = window.url_id;
         let row: TotalsRecord = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT toUInt64(sum(c)) AS clicks, toUInt64(sum(u)) AS uniques, \
                  toUInt64(sum(b)) AS bots FROM ( \
@@ -528,7 +642,7 @@ impl ClickHouseStore {
         };
         let id = window.url_id;
         let rows: Vec<BucketRecord> = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT start, toUInt64(sum(c)) AS clicks, toUInt64(sum(u)) AS uniques FROM ( \
                  SELECT toInt64({column}) AS start, clicks AS c, uniques AS u FROM {table} FINAL \
@@ -563,7 +677,7 @@ impl ClickHouseStore {
         let id = window.url_id;
         let pairs = dimension_pairs();
         let rows: Vec<TopRecord> = self
-            .client
+            .client()
             .query(&format!(
                 "SELECT dimension, value, toUInt64(sum(c)) AS clicks FROM ( \
                  SELECT dimension, value, clicks AS c FROM click_day_values FINAL \

@@ -10,6 +10,8 @@
 //! - `link_changes`: every change of a link as its own row, unique by
 //!   (`shortener_url_id`, change id); the copy is folded from them.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -145,6 +147,23 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Writes these copies. Per link, the copy with the highest `version`
     /// is the one kept, whoever wrote last.
     async fn save_links(&self, links: &[LinkCopy]) -> Result<(), StoreError>;
+
+    /// Reads every stored change of these links, folds each link's into its
+    /// copy ([`LinkCopy::fold`]) and writes the copies (see `links.rs`).
+    async fn refold_links(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        let mut by_link: HashMap<Uuid, Vec<LinkChange>> = HashMap::with_capacity(ids.len());
+        for record in self.link_changes(ids).await? {
+            by_link
+                .entry(record.url_id)
+                .or_default()
+                .push(record.change()?);
+        }
+        let copies: Vec<LinkCopy> = by_link
+            .into_iter()
+            .map(|(id, changes)| LinkCopy::fold(id, changes))
+            .collect();
+        self.save_links(&copies).await
+    }
 
     /// The copy whose code this is. Codes are unique at the owner; should two
     /// copies claim one, the created one with the newest version wins.

@@ -346,6 +346,7 @@ async fn clickhouse_store(server: &ClickHouseServer, database: String) -> ClickH
         database,
         user: None,
         password: None,
+        replicated: false,
     })
     .await
     .unwrap()
