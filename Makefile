@@ -7,7 +7,7 @@ export URL_SHORTENER_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/url-shortene
 # The harness finds the MongoDB-wire test server here.
 export MONGO_WIRE_SERVER_BIN ?= $(URL_SHORTENER_VENV)/bin/secantusd-py
 
-.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics bench-import faults up down demo screenshots
+.PHONY: help test backends fmt lint contracts-python openapi-python bench-redirect bench-analytics bench-import faults up down demo screenshots cluster cluster-down cluster-faults
 
 help:
 	@echo "make up        run the system (see README.md); make down stops it"
@@ -19,6 +19,9 @@ help:
 	@echo "make bench-analytics ingest rate into each store, stats latency over 10M clicks"
 	@echo "make bench-import  10,000 CSV rows through the console's import"
 	@echo "make faults    kills, outages, duplicates, poison, fuzzing, memory; prints a table"
+	@echo "make cluster   the system as a cluster here: 3 NATS, ZooKeeper, 2 ClickHouse, 2 of each service"
+	@echo "make cluster-down  stops it"
+	@echo "make cluster-faults  a cluster of its own broken under load (about 10 minutes); prints a table"
 
 ## Installs the real servers the tests need, when missing (apt + a venv).
 backends:
@@ -61,6 +64,18 @@ bench-import: backends
 faults: backends
 	cargo build --workspace --bins
 	FAULTS_MODE=full cargo test -q -p system-tests --test faults
+
+## The system as a cluster on this machine (infra/dev/cluster.sh); see docs/scaling.md.
+cluster: backends
+	@bash infra/dev/cluster.sh up
+
+cluster-down:
+	@bash infra/dev/cluster.sh down
+
+## Kills and restarts every kind of process of a cluster under load; prints a table.
+cluster-faults: backends
+	cargo build --workspace --bins
+	cargo test -q -p system-tests --test cluster_faults
 
 ## Runs the system (Docker stack when an engine is reachable, else native); see README.md.
 up:

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests run against, when they are missing:
-#   nats-server, clickhouse-server, chromium with its chromedriver, and
-#   docker-compose from Debian's
-#   packages, and the MongoDB-wire test server plus Python tools
+#   nats-server, clickhouse-server, chromium with its chromedriver,
+#   docker-compose and zookeeper (for make cluster) from Debian's packages, and the MongoDB-wire test server plus Python tools
 #   (requirements.txt) in a venv outside the clone. Safe to run again: it only installs what is missing.
 # With CI=true a failed install is an error; otherwise it is a warning and the
 # tests that need the missing server are skipped with a message.
@@ -34,6 +33,8 @@ python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
 have docker-compose || missing+=(docker-compose)
+# make cluster: ZooKeeper coordinates the replicated ClickHouse servers.
+[[ -f /usr/share/zookeeper/bin/zkServer.sh ]] || missing+=(zookeeper)
 
 if ((${#missing[@]})); then
     if [[ "$(id -u)" == 0 ]]; then

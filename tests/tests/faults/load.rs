@@ -93,13 +93,25 @@ fn client(key: &str) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-async fn create(client: &reqwest::Client, base: &str, n: u64) -> Option<Created> {
-    let response = client
-        .post(format!("{base}/api/v1/links"))
-        .json(&serde_json::json!({ "url": format!("https://example.com/load/{n}") }))
-        .send()
-        .await
-        .ok()?;
+/// Creates a link on the first instance that takes the connection.
+async fn create(client: &reqwest::Client, bases: &[String], n: u64) -> Option<Created> {
+    let body = serde_json::json!({ "url": format!("https://example.com/load/{n}") });
+    let mut answer = None;
+    for base in bases {
+        match client
+            .post(format!("{base}/api/v1/links"))
+            .json(&body)
+            .send()
+            .await
+        {
+            Err(e) if e.is_connect() => continue,
+            other => {
+                answer = Some(other);
+                break;
+            }
+        }
+    }
+    let response = answer?.ok()?;
     if response.status().as_u16() != 201 {
         return None;
     }
@@ -113,6 +125,14 @@ impl Load {
     /// Starts the load against `base` (e.g. `http://127.0.0.1:PORT`) in a
     /// thread of its own; [`Load::finish`] stops it and says what was seen.
     pub fn start(base: String, key: &str, rate: Rate) -> Self {
+        Self::start_on(vec![base], key, rate)
+    }
+
+    /// The load spread over several instances of the shortener, in turn, as
+    /// a load balancer would: a request whose connection is refused (nothing
+    /// was served) goes to the next instance. A timeout is not retried: the
+    /// redirect may have been served.
+    pub fn start_on(bases: Vec<String>, key: &str, rate: Rate) -> Self {
         let key = key.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_ = stop.clone();
@@ -122,7 +142,7 @@ impl Load {
                 .enable_all()
                 .build()
                 .expect("a runtime")
-                .block_on(run(base, key, rate, stop_))
+                .block_on(run(bases, key, rate, stop_))
         });
         Self { stop, task }
     }
@@ -133,7 +153,30 @@ impl Load {
     }
 }
 
-async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
+/// A GET on `path` from the instances in turn from `first`, moving on while
+/// a connection is refused.
+async fn get_balanced(
+    client: &reqwest::Client,
+    bases: &[String],
+    first: usize,
+    path: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let mut answer = client
+        .get(format!("{}{path}", bases[first % bases.len()]))
+        .send()
+        .await;
+    for next in 1..bases.len() {
+        match &answer {
+            Err(e) if e.is_connect() => {}
+            _ => break,
+        }
+        let base = &bases[(first + next) % bases.len()];
+        answer = client.get(format!("{base}{path}")).send().await;
+    }
+    answer
+}
+
+async fn run(bases: Vec<String>, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Seen {
     let client = client(&key);
     let links: Arc<RwLock<Vec<String>>> = Arc::default();
     let failed = Arc::new(AtomicU64::new(0));
@@ -141,7 +184,7 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
     // A few links first, so redirects have something to follow.
     for n in 0..5 {
         for _ in 0..50 {
-            if let Some(link) = create(&client, &base, n).await {
+            if let Some(link) = create(&client, &bases, n).await {
                 links.write().unwrap().push(link.code.clone());
                 created.push(link);
                 break;
@@ -151,9 +194,9 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
     }
     let mut workers = JoinSet::new();
     for w in 0..rate.workers {
-        let (client, base, links, stop, failed) = (
+        let (client, bases, links, stop, failed) = (
             client.clone(),
-            base.clone(),
+            bases.clone(),
             links.clone(),
             stop.clone(),
             failed.clone(),
@@ -176,7 +219,8 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
                 };
                 i += 1;
                 let (at, started) = (SystemTime::now(), Instant::now());
-                let ok = match client.get(format!("{base}/{code}")).send().await {
+                let path = format!("/{code}");
+                let ok = match get_balanced(&client, &bases, i as usize, &path).await {
                     Ok(r) if r.status().as_u16() == 302 => {
                         *counts.entry(code).or_default() += 1;
                         true
@@ -212,7 +256,7 @@ async fn run(base: String, key: String, rate: Rate, stop: Arc<AtomicBool>) -> Se
             continue;
         }
         n += 1;
-        match create(&client, &base, n).await {
+        match create(&client, &bases, n).await {
             Some(link) => {
                 links.write().unwrap().push(link.code.clone());
                 created.push(link);
