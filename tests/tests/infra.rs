@@ -22,7 +22,10 @@ fn repo() -> PathBuf {
 fn compose_file() -> Value {
     let text = std::fs::read_to_string(repo().join("infra/docker-compose.yml"))
         .expect("infra/docker-compose.yml");
-    serde_norway::from_str(&text).expect("YAML")
+    let mut file: Value = serde_norway::from_str(&text).expect("YAML");
+    // The cluster profile's services share their settings through `<<:`.
+    file.apply_merge().expect("YAML merge keys");
+    file
 }
 
 fn services() -> BTreeMap<String, Value> {
@@ -66,18 +69,137 @@ fn a_compose_tool_accepts_the_file() {
         ),
     )
     .unwrap();
-    let output = Command::new(tool)
-        .arg("--env-file")
-        .arg(&env_file)
-        .args(["-f", "infra/docker-compose.yml", "config", "-q"])
-        .current_dir(repo())
-        .output()
-        .expect("docker-compose runs");
-    assert!(
-        output.status.success(),
-        "docker-compose config: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for profile in [&[][..], &["--profile", "cluster"][..]] {
+        let output = Command::new(&tool)
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(["-f", "infra/docker-compose.yml"])
+            .args(profile)
+            .args(["config", "-q"])
+            .current_dir(repo())
+            .output()
+            .expect("docker-compose runs");
+        assert!(
+            output.status.success(),
+            "docker-compose {profile:?} config: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The environment of a compose service, as a map.
+fn environment(service: &Value) -> BTreeMap<String, String> {
+    serde_norway::from_value::<BTreeMap<String, Value>>(service["environment"].clone())
+        .expect("an environment map")
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| serde_norway::to_string(&v).unwrap().trim().to_owned());
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn the_compose_cluster_profile_mirrors_make_cluster() {
+    let services = services();
+    let cluster: BTreeMap<&String, &Value> = services
+        .iter()
+        .filter(|(_, s)| {
+            s["profiles"]
+                .as_sequence()
+                .is_some_and(|p| p.iter().any(|p| p.as_str() == Some("cluster")))
+        })
+        .collect();
+    let named = |prefix: &str| -> Vec<&Value> {
+        cluster
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    // Three NATS nodes, each named, all routed to each other.
+    let nats = named("nats-");
+    assert_eq!(nats.len(), 3, "three NATS nodes");
+    let mut names = BTreeSet::new();
+    for node in &nats {
+        let args: Vec<&str> = node["command"]
+            .as_sequence()
+            .expect("a command")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1]);
+        names.insert(after("--server_name").expect("a server name"));
+        assert!(args.contains(&"-js"), "JetStream on every node");
+        let routes = after("--routes").expect("routes");
+        assert_eq!(
+            routes.split(',').count(),
+            3,
+            "routes to all three: {routes}"
+        );
+    }
+    assert_eq!(names.len(), 3, "distinct server names");
+    // A MongoDB replica set of three, initiated with all three.
+    let mongo = named("mongo-");
+    assert_eq!(mongo.len(), 3, "three MongoDB members");
+    let initiation =
+        serde_norway::to_string(&cluster[&"mongo-1".to_owned()]["healthcheck"]).expect("YAML");
+    for member in ["mongo-1:27017", "mongo-2:27017", "mongo-3:27017"] {
+        assert!(initiation.contains(member), "rs.initiate lacks {member}");
+    }
+    // Two ClickHouse replicas with Keeper, their config files present.
+    assert!(cluster.contains_key(&"clickhouse-keeper".to_owned()));
+    let replicas = named("clickhouse-");
+    let servers: Vec<&&Value> = replicas
+        .iter()
+        .filter(|s| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.contains("clickhouse-server"))
+        })
+        .collect();
+    assert_eq!(servers.len(), 2, "two ClickHouse servers");
+    let mut replica_names = BTreeSet::new();
+    for server in servers {
+        replica_names.insert(environment(server)["CLICKHOUSE_REPLICA"].clone());
+    }
+    assert_eq!(replica_names.len(), 2, "each replica names itself");
+    for service in cluster.values() {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let source = volume
+                .as_str()
+                .unwrap_or_default()
+                .split(':')
+                .next()
+                .unwrap();
+            if source.starts_with("./") {
+                assert!(
+                    repo().join("infra").join(source).exists(),
+                    "{source} is mounted but missing"
+                );
+            }
+        }
+    }
+    // Two of each service, on every NATS node and every replica.
+    for (prefix, count) in [("shortener-", 2), ("analytics-", 2)] {
+        assert_eq!(named(prefix).len(), count, "{prefix}*");
+    }
+    for shortener in named("shortener-") {
+        let env = environment(shortener);
+        assert_eq!(env["SHORTENER_NATS_URL"].split(',').count(), 3);
+        assert_eq!(env["SHORTENER_STREAM_REPLICAS"], "3");
+        assert!(env["SHORTENER_MONGODB_URI"].contains("replicaSet=rs-cluster"));
+    }
+    for analytics in named("analytics-") {
+        let env = environment(analytics);
+        assert_eq!(env["ANALYTICS_NATS_URL"].split(',').count(), 3);
+        assert_eq!(env["ANALYTICS_STREAM_REPLICAS"], "3");
+        assert_eq!(env["ANALYTICS_CLICKHOUSE_URL"].split(',').count(), 2);
+        assert_eq!(env["ANALYTICS_CLICKHOUSE_REPLICATED"], "true");
+    }
 }
 
 #[test]
@@ -333,4 +455,86 @@ fn the_overlays_name_existing_files_and_supply_every_key_the_base_reads() {
             assert_eq!(generated, secret_keys, "the dev Secret's keys");
         }
     }
+}
+
+/// The documents of a YAML file under `infra/k8s/backing`.
+fn backing(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo().join("infra/k8s/backing").join(file))
+        .expect("a backing manifest");
+    text.split("\n---\n")
+        .map(|doc| serde_norway::from_str::<Value>(doc).expect("YAML"))
+        .collect()
+}
+
+#[test]
+fn the_stores_and_the_broker_come_from_their_operators_and_match_the_config() {
+    let config = k8s_resources()
+        .into_iter()
+        .map(|(_, r)| r)
+        .find(|r| r["metadata"]["name"] == "url-shortener-config")
+        .expect("the ConfigMap");
+    let data = &config["data"];
+    // NATS: the chart's 3-node cluster, which NATS_URL lists pod by pod.
+    let nats = &backing("nats-values.yaml")[0];
+    assert_eq!(nats["config"]["cluster"]["enabled"].as_bool(), Some(true));
+    assert_eq!(nats["config"]["jetstream"]["enabled"].as_bool(), Some(true));
+    let nodes = nats["config"]["cluster"]["replicas"]
+        .as_u64()
+        .expect("replicas");
+    let urls: Vec<&str> = data["NATS_URL"].as_str().unwrap().split(',').collect();
+    assert_eq!(urls.len() as u64, nodes, "NATS_URL lists every node");
+    for (i, url) in urls.iter().enumerate() {
+        assert_eq!(*url, format!("nats://nats-{i}.nats-headless:4222"));
+    }
+    let replicas: u64 = data["STREAM_REPLICAS"].as_str().unwrap().parse().unwrap();
+    assert!(
+        replicas <= nodes && replicas >= 3,
+        "streams on 3 of the nodes"
+    );
+    // MongoDB: a replica set of three through the Community Operator.
+    let mongo = &backing("mongodb.yaml")[0];
+    assert_eq!(mongo["kind"], "MongoDBCommunity");
+    assert_eq!(mongo["spec"]["type"], "ReplicaSet");
+    assert_eq!(mongo["spec"]["members"].as_u64(), Some(3));
+    // ClickHouse: Altinity's installation, two replicas on Keeper; analytics
+    // is given each replica's Service and the replicated schema.
+    let clickhouse = backing("clickhouse.yaml");
+    let keeper = clickhouse
+        .iter()
+        .find(|d| d["kind"] == "ClickHouseKeeperInstallation")
+        .expect("a Keeper installation");
+    let chi = clickhouse
+        .iter()
+        .find(|d| d["kind"] == "ClickHouseInstallation")
+        .expect("a ClickHouse installation");
+    let keeper_service = format!("keeper-{}", keeper["metadata"]["name"].as_str().unwrap());
+    assert_eq!(
+        chi["spec"]["configuration"]["zookeeper"]["nodes"][0]["host"].as_str(),
+        Some(keeper_service.as_str())
+    );
+    let cluster = &chi["spec"]["configuration"]["clusters"][0];
+    let count = cluster["layout"]["replicasCount"]
+        .as_u64()
+        .expect("replicasCount");
+    assert!(count >= 2, "replicated");
+    let services: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                "http://chi-{}-{}-0-{i}:8123",
+                chi["metadata"]["name"].as_str().unwrap(),
+                cluster["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        data["ANALYTICS_CLICKHOUSE_URL"].as_str(),
+        Some(services.join(",").as_str())
+    );
+    assert_eq!(
+        data["ANALYTICS_CLICKHOUSE_REPLICATED"].as_str(),
+        Some("true")
+    );
+    // The password analytics uses is the one the installation sets.
+    let users = serde_norway::to_string(&chi["spec"]["configuration"]["users"]).unwrap();
+    assert!(users.contains("url-shortener-secrets/clickhouse-password"));
 }
