@@ -74,8 +74,9 @@ cluster-down:
 
 ## Kills and restarts every kind of process of a cluster under load; prints a table.
 cluster-faults: backends
-	cargo build --workspace --bins
-	cargo test -q -p system-tests --test cluster_faults
+	@command -v wrk >/dev/null || { echo "installing wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	cargo build --release --workspace --bins
+	URL_SHORTENER_BIN_DIR="$(CARGO_TARGET_DIR)/release" cargo test -q -p system-tests --test cluster_faults
 
 ## Runs the system (Docker stack when an engine is reachable, else native); see README.md.
 up:

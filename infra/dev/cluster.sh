@@ -73,9 +73,11 @@ start_as() {
         say "$name already runs (pid $pid)"
         return 0
     fi
+    exe="$(readlink -f "$exe")"
     setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
     pid=$!
-    echo "$pid $(readlink -f "$exe")" >"$run_dir/$name.pid"
+    echo "$pid $exe" >"$run_dir/$name.pid"
+    wait_exec "$pid" "$exe"
     say "started $name (pid $pid, log $log_dir/$name.log)"
 }
 

@@ -113,7 +113,19 @@ start() {
     setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid $exe" >"$run_dir/$name.pid"
+    wait_exec "$pid" "$exe"
     echo "up: started $name (pid $pid, log $log_dir/$name.log)"
+}
+
+# wait_exec PID EXE: until the forked shell has become EXE (or exited), so
+# a check right after a start does not mistake the one for the other.
+wait_exec() {
+    local _
+    for _ in $(seq 1 100); do
+        [[ "$(readlink -f "/proc/$1/exe" 2>/dev/null)" == "$2" ]] && return 0
+        [[ -d "/proc/$1" ]] || return 0
+        sleep 0.02
+    done
 }
 
 # wait_http NAME URL SECONDS: until the URL answers 2xx.

@@ -114,10 +114,16 @@ impl Cluster {
 
     /// Runs `infra/dev/cluster.sh ARGS` on this cluster; whether it passed.
     fn script(&self, args: &[&str]) -> bool {
-        let bin_dir = std::env::var("CARGO_TARGET_DIR")
+        // `make cluster-faults` gives the release binaries; by hand, the
+        // debug ones `cargo build` made.
+        let bin_dir = std::env::var("URL_SHORTENER_BIN_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|_| repo().join("target"))
-            .join("debug");
+            .unwrap_or_else(|_| {
+                std::env::var("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| repo().join("target"))
+                    .join("debug")
+            });
         Command::new("bash")
             .arg(repo().join("infra/dev/cluster.sh"))
             .args(args)
@@ -503,25 +509,108 @@ fn cpu_by_process(cluster: &Cluster) -> HashMap<String, f64> {
     cpu
 }
 
-/// Sizing: as many redirects as the load generator can send for
-/// `SIZING_FOR` over both shorteners, then the CPU each kind of process
-/// used per click until analytics had counted them all.
+/// Sizing: `wrk` (one per shortener) sends as many redirects as the
+/// cluster takes for `SIZING_FOR` over `SIZING_LINKS` links; then the CPU
+/// each kind of process used per click, until analytics had counted them
+/// all. Saturated, so per-click costs are those of full batches.
 const SIZING_FOR: Duration = Duration::from_secs(30);
+const SIZING_LINKS: usize = 1_000;
+
+/// Creates a link on the first shortener; its code.
+fn create_link(cluster: &Cluster, n: usize) -> Option<String> {
+    let body = format!(r#"{{"url":"https://example.com/sizing/{n}"}}"#);
+    let request = format!(
+        "POST /api/v1/links HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Api-Key: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        cluster.key,
+        body.len()
+    );
+    let base = &cluster.list("SHORTENER_URLS")[0];
+    match system_tests::process::http_request(port_of(base), &request)? {
+        (201, answer) => serde_json::from_str::<serde_json::Value>(&answer).ok()?["code"]
+            .as_str()
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Redirects `wrk` saw answered (any 2xx/3xx) in its summary.
+fn wrk_served(output: &str) -> u64 {
+    let number = |prefix: &str| {
+        output
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let total = output
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    total.saturating_sub(number("Non-2xx or 3xx responses:").unwrap_or(0))
+}
 
 fn sizing(cluster: &Cluster) -> Vec<String> {
+    let codes: Vec<String> = (0..SIZING_LINKS)
+        .filter_map(|n| create_link(cluster, n))
+        .collect();
+    let script = cluster.dir.path().join("sizing.lua");
+    let list = codes
+        .iter()
+        .map(|c| format!("\"/{c}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{list}}}\n\
+             request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end\n"
+        ),
+    )
+    .expect("the wrk script");
     let before = cpu_by_process(cluster);
-    let load = Load::start_on(
-        cluster.list("SHORTENER_URLS"),
-        &cluster.key,
-        Rate {
-            creations_per_s: 0,
-            redirects_per_s: 20_000,
-            workers: 64,
-        },
-    );
-    std::thread::sleep(SIZING_FOR);
-    let seen = load.finish();
-    let (served, counted, ..) = tally(cluster, &seen, true);
+    // Both at once, each in a thread of its own.
+    let runs: Vec<_> = cluster
+        .list("SHORTENER_URLS")
+        .into_iter()
+        .map(|base| {
+            let script = script.clone();
+            std::thread::spawn(move || {
+                Command::new("wrk")
+                    .args(["-t1", "-c32", &format!("-d{}s", SIZING_FOR.as_secs()), "-s"])
+                    .arg(&script)
+                    .arg(base)
+                    .output()
+            })
+        })
+        .collect();
+    let mut served = 0;
+    for run in runs {
+        match run.join().expect("a wrk thread") {
+            Ok(output) => served += wrk_served(&String::from_utf8_lossy(&output.stdout)),
+            Err(error) => {
+                return vec![format!(
+                    "wrk did not run ({error}); make cluster-faults installs it"
+                )]
+            }
+        }
+    }
+    // Until analytics has counted what was served (or stops moving).
+    let started = Instant::now();
+    let mut counted = 0;
+    while started.elapsed() < SETTLE {
+        let now: u64 = codes
+            .iter()
+            .filter_map(|code| cluster.stats(code))
+            .map(|s| s["total_clicks"].as_u64().unwrap_or(0))
+            .sum();
+        if now >= served || (now == counted && now > 0) {
+            counted = now;
+            break;
+        }
+        counted = now;
+        std::thread::sleep(Duration::from_secs(3));
+    }
     let after = cpu_by_process(cluster);
     let mut by_kind: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
     for (name, end) in &after {
@@ -532,9 +621,10 @@ fn sizing(cluster: &Cluster) -> Vec<String> {
         entry.1 += 1;
     }
     let mut lines = vec![format!(
-        "{served} redirects served in {} s ({:.0}/s), {counted} counted",
+        "{served} redirects served in {} s ({:.0}/s) over {} links, {counted} counted",
         SIZING_FOR.as_secs(),
-        served as f64 / SIZING_FOR.as_secs_f64()
+        served as f64 / SIZING_FOR.as_secs_f64(),
+        codes.len()
     )];
     for (kind, (seconds, processes)) in by_kind {
         lines.push(format!(
@@ -558,7 +648,10 @@ fn main() {
     let sizing = if std::env::var("CLUSTER_FAULTS_SIZING").is_ok_and(|v| v == "0") {
         Vec::new()
     } else {
-        println!("-- sizing: the cluster at the load generator's pace");
+        println!(
+            "-- sizing: wrk on both shorteners, {} s",
+            SIZING_FOR.as_secs()
+        );
         sizing(&cluster)
     };
     type Scenario = fn(&Cluster) -> Row;
