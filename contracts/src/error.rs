@@ -43,6 +43,16 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for metrics that show each one from the start.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::InvalidJson,
+        ErrorKind::UnknownEventType,
+        ErrorKind::WrongEventType,
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::SchemaViolation,
+        ErrorKind::Mapping,
+    ];
+
     /// Stable identifier, used as the `Dlq-Reason` header and as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests run against, when they are missing:
 #   nats-server, clickhouse-server, chromium with its chromedriver,
-#   docker-compose and zookeeper (for make cluster) from Debian's packages, and the MongoDB-wire test server plus Python tools
+#   docker-compose, zookeeper (for make cluster) and prometheus (promtool)
+#   from Debian's packages, and the MongoDB-wire test server plus Python tools
 #   (requirements.txt) in a venv outside the clone. Safe to run again: it only installs what is missing.
 # With CI=true a failed install is an error; otherwise it is a warning and the
 # tests that need the missing server are skipped with a message.
@@ -35,6 +36,8 @@ have chromedriver || missing+=(chromium-driver)
 have docker-compose || missing+=(docker-compose)
 # make cluster: ZooKeeper coordinates the replicated ClickHouse servers.
 [[ -f /usr/share/zookeeper/bin/zkServer.sh ]] || missing+=(zookeeper)
+# promtool checks the Prometheus config and alert rules in make test.
+have promtool || missing+=(prometheus)
 
 if ((${#missing[@]})); then
     if [[ "$(id -u)" == 0 ]]; then
@@ -49,7 +52,7 @@ if ((${#missing[@]})); then
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/install-backends-apt.log 2>&1; then
         # clickhouse-server's post-install tries to start a service without
         # systemd and fails; the binaries are installed all the same.
-        if ! have nats-server || ! have clickhouse-server || ! have chromium || ! have chromedriver || ! have docker-compose; then
+        if ! have nats-server || ! have clickhouse-server || ! have chromium || ! have chromedriver || ! have docker-compose || ! have promtool; then
             tail -20 /tmp/install-backends-apt.log >&2 || true
             fail "could not install ${missing[*]} (needs root or passwordless sudo)"
         fi

@@ -538,3 +538,81 @@ fn the_stores_and_the_broker_come_from_their_operators_and_match_the_config() {
     let users = serde_norway::to_string(&chi["spec"]["configuration"]["users"]).unwrap();
     assert!(users.contains("url-shortener-secrets/clickhouse-password"));
 }
+
+/// promtool (Debian's `prometheus`), or `None` outside CI when missing.
+fn promtool() -> Option<PathBuf> {
+    let tool = system_tests::process::find_executable("promtool", "PROMTOOL_BIN", &[]);
+    if tool.is_none() {
+        assert!(
+            !system_tests::backends_required(),
+            "promtool is not installed (make backends: apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: promtool is not installed");
+    }
+    tool
+}
+
+fn promtool_passes(tool: &Path, args: &[&str]) {
+    let output = Command::new(tool)
+        .args(args)
+        .current_dir(repo().join("infra/prometheus"))
+        .output()
+        .expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_prometheus_config_and_alert_rules_are_valid() {
+    let Some(tool) = promtool() else {
+        return;
+    };
+    promtool_passes(&tool, &["check", "config", "prometheus.yml"]);
+    promtool_passes(&tool, &["check", "rules", "alerts.yml"]);
+}
+
+#[test]
+fn every_alert_fires_when_it_should_and_not_before() {
+    let Some(tool) = promtool() else {
+        return;
+    };
+    promtool_passes(&tool, &["test", "rules", "alerts_test.yml"]);
+    // Each alert has a unit test and a runbook in docs/operations.md.
+    let rules: Value = serde_norway::from_str(
+        &std::fs::read_to_string(repo().join("infra/prometheus/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    let tests = std::fs::read_to_string(repo().join("infra/prometheus/alerts_test.yml")).unwrap();
+    let operations = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let anchors: BTreeSet<String> = operations
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|heading| {
+            heading
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                .collect::<String>()
+                .replace(' ', "-")
+        })
+        .collect();
+    for rule in rules["groups"][0]["rules"].as_sequence().unwrap() {
+        let name = rule["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!("alertname: {name}")),
+            "{name} has no unit test"
+        );
+        let runbook = rule["annotations"]["runbook_url"].as_str().unwrap();
+        let anchor = runbook
+            .strip_prefix("docs/operations.md#")
+            .unwrap_or_else(|| panic!("{name}: runbook {runbook} is not in docs/operations.md"));
+        assert!(
+            anchors.contains(anchor),
+            "{name}: docs/operations.md has no section #{anchor}"
+        );
+    }
+}

@@ -13,6 +13,16 @@ pub struct SubjectLabel {
     pub subject: &'static str,
 }
 
+/// Why the consumer dead-letters a message besides its contract failing:
+/// a store write that kept failing on the last delivery, and a message
+/// that cannot be republished as a dead letter as it is.
+const CONSUMER_DEAD_LETTER_REASONS: [&str; 2] = ["delivery_limit", "unpublishable"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub stream: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeadLetterLabels {
     pub subject: &'static str,
@@ -58,6 +68,10 @@ pub struct Metrics {
     /// (ClickHouse); later ones are read from raw clicks meanwhile.
     pub rollup_compacted_through: Gauge,
     pub requests: Family<RequestLabels, Counter>,
+    /// Bytes each JetStream stream holds, and its `max_bytes` limit (-1:
+    /// none), as analytics last saw them (every 2 s).
+    pub stream_bytes: Family<StreamLabel, Gauge>,
+    pub stream_max_bytes: Family<StreamLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -149,6 +163,27 @@ impl Default for Metrics {
             "HTTP requests served, by route and status",
             requests.clone(),
         );
+        let stream_bytes = Family::<StreamLabel, Gauge>::default();
+        registry.register(
+            "stream_bytes",
+            "Bytes the JetStream stream holds",
+            stream_bytes.clone(),
+        );
+        let stream_max_bytes = Family::<StreamLabel, Gauge>::default();
+        registry.register(
+            "stream_max_bytes",
+            "The stream's max_bytes limit (-1: none)",
+            stream_max_bytes.clone(),
+        );
+        // Every series an alert reads exists from the start at 0, so its
+        // first increase is seen (a series born at 3 shows no increase).
+        for subject in contracts::subjects::ALL {
+            let _ = processed.get_or_create(&SubjectLabel { subject });
+            let contract = contracts::ErrorKind::ALL.map(contracts::ErrorKind::as_str);
+            for reason in contract.into_iter().chain(CONSUMER_DEAD_LETTER_REASONS) {
+                let _ = dead_letters.get_or_create(&DeadLetterLabels { subject, reason });
+            }
+        }
         Self {
             registry,
             processed,
@@ -165,6 +200,8 @@ impl Default for Metrics {
             rollup_compacting,
             rollup_compacted_through,
             requests,
+            stream_bytes,
+            stream_max_bytes,
         }
     }
 }

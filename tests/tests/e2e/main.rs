@@ -2,6 +2,7 @@
 //! real `nats-server` and a real browser, as separate processes talking only over HTTP and JetStream,
 //! the way `make up` runs them.
 
+mod alerts;
 mod cluster;
 mod consistency;
 mod console;

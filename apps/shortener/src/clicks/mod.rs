@@ -181,10 +181,24 @@ pub struct Drops {
     unlogged: Mutex<(Instant, u64)>,
 }
 
+/// Every reason a click can be dropped for.
+pub const DROP_REASONS: [&str; 4] = [
+    "queue_full",
+    "broker_and_store_unavailable",
+    "shutting_down",
+    "invalid",
+];
+
 impl Default for Drops {
     fn default() -> Self {
+        // Each reason's series exists from the start at 0, so an alert on
+        // its increase sees the first drop.
+        let counter = Family::default();
+        for reason in DROP_REASONS {
+            let _ = counter.get_or_create(&DropLabels { reason });
+        }
         Self {
-            counter: Family::default(),
+            counter,
             unlogged: Mutex::new((Instant::now() - Duration::from_secs(1), 0)),
         }
     }
