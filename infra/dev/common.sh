@@ -47,6 +47,10 @@ ensure_secrets() {
     if ! grep -q '^CONSOLE_SESSION_SECRET=' "$compose_env"; then
         printf 'CONSOLE_SESSION_SECRET=%s\n' "$(cat "$session_secret_file")" >>"$compose_env"
     fi
+    # And before Grafana did: its admin password (user admin).
+    if ! grep -q '^GRAFANA_ADMIN_PASSWORD=' "$compose_env"; then
+        printf 'GRAFANA_ADMIN_PASSWORD=%s\n' "$(random_hex)" >>"$compose_env"
+    fi
     chmod 600 "$compose_env"
 }
 

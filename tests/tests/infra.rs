@@ -52,6 +52,7 @@ fn a_compose_tool_accepts_the_file() {
         .env_remove("URL_SHORTENER_API_KEY")
         .env_remove("CLICKHOUSE_PASSWORD")
         .env_remove("CONSOLE_SESSION_SECRET")
+        .env_remove("GRAFANA_ADMIN_PASSWORD")
         .output()
         .expect("docker-compose runs");
     assert!(
@@ -63,7 +64,8 @@ fn a_compose_tool_accepts_the_file() {
     std::fs::write(
         &env_file,
         format!(
-            "URL_SHORTENER_API_KEY={}\nCLICKHOUSE_PASSWORD=p\nCONSOLE_SESSION_SECRET={}\n",
+            "URL_SHORTENER_API_KEY={}\nCLICKHOUSE_PASSWORD=p\nCONSOLE_SESSION_SECRET={}\n\
+             GRAFANA_ADMIN_PASSWORD=g\n",
             "k".repeat(64),
             "s".repeat(64)
         ),
@@ -220,7 +222,10 @@ fn the_whole_production_stack_is_there_with_pinned_images_and_health_checks() {
         if service.get("build").is_none() {
             let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
             assert!(
-                tag.chars().next().is_some_and(|c| c.is_ascii_digit()),
+                tag.trim_start_matches('v')
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit()),
                 "{name}: image {image:?} is not pinned to a version"
             );
         }
@@ -245,6 +250,20 @@ fn the_whole_production_stack_is_there_with_pinned_images_and_health_checks() {
         let build = &services[name]["build"];
         assert_eq!(build["dockerfile"].as_str(), Some("infra/Dockerfile"));
         assert_eq!(build["args"]["SERVICE"].as_str(), Some(name));
+    }
+    // Prometheus and Grafana mount the repository's config, rules and
+    // dashboards.
+    for (name, path) in [
+        ("prometheus", "prometheus"),
+        ("grafana", "grafana/provisioning"),
+        ("grafana", "grafana/dashboards"),
+    ] {
+        let mounts = serde_norway::to_string(&services[name]["volumes"]).unwrap();
+        assert!(
+            mounts.contains(&format!("./{path}:")),
+            "{name} mounts {path}"
+        );
+        assert!(repo().join("infra").join(path).is_dir(), "infra/{path}");
     }
     let mongo = services["mongodb"]["command"].as_sequence().unwrap();
     assert!(

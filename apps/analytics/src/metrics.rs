@@ -179,6 +179,7 @@ impl Default for Metrics {
         // first increase is seen (a series born at 3 shows no increase).
         for subject in contracts::subjects::ALL {
             let _ = processed.get_or_create(&SubjectLabel { subject });
+            let _ = consumer_restarts.get_or_create(&SubjectLabel { subject });
             let contract = contracts::ErrorKind::ALL.map(contracts::ErrorKind::as_str);
             for reason in contract.into_iter().chain(CONSUMER_DEAD_LETTER_REASONS) {
                 let _ = dead_letters.get_or_create(&DeadLetterLabels { subject, reason });

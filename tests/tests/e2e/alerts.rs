@@ -1,8 +1,9 @@
-//! The alert rules (`infra/prometheus/alerts.yml`) read only metrics the
-//! services really expose: every `shortener_*` and `analytics_*` name in a
-//! rule is in the running services' `/metrics`, before anything has
-//! happened to them (so a renamed metric, or a series that only appears
-//! after its first event, breaks the build, not the alert).
+//! The alert rules (`infra/prometheus/alerts.yml`) and the Grafana
+//! dashboards (`infra/grafana/dashboards`) read only metrics the services
+//! really expose: every `shortener_*` and `analytics_*` name in a rule or a
+//! panel's query is in the running services' `/metrics`, before anything
+//! has happened to them (so a renamed metric, or a series that only appears
+//! after its first event, breaks the build, not the alert or the chart).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,32 +29,73 @@ fn family_of(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// Every `shortener_*` / `analytics_*` identifier in the rules' expressions.
+fn infra() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+}
+
+/// Every `shortener_*` / `analytics_*` identifier in a query.
+fn names_in(expr: &str, names: &mut BTreeSet<String>) {
+    for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("shortener_") || word.starts_with("analytics_") {
+            names.insert(word.to_owned());
+        }
+    }
+}
+
+/// The metric names the alert rules' expressions read.
 fn names_in_rules() -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/prometheus/alerts.yml");
-    let text = std::fs::read_to_string(path).expect("infra/prometheus/alerts.yml");
+    let text = std::fs::read_to_string(infra().join("prometheus/alerts.yml"))
+        .expect("infra/prometheus/alerts.yml");
     let rules: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
     let mut names = BTreeSet::new();
     for group in rules["groups"].as_sequence().expect("groups") {
         for rule in group["rules"].as_sequence().expect("rules") {
-            let expr = rule["expr"].as_str().expect("an expression");
-            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if word.starts_with("shortener_") || word.starts_with("analytics_") {
-                    names.insert(word.to_owned());
-                }
-            }
+            names_in(rule["expr"].as_str().expect("an expression"), &mut names);
         }
     }
     names
 }
 
+/// The metric names each dashboard's panels query, by dashboard file.
+fn names_in_dashboards() -> Vec<(String, BTreeSet<String>)> {
+    let dir = infra().join("grafana/dashboards");
+    let mut found = Vec::new();
+    let mut uids = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("infra/grafana/dashboards") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("a dashboard");
+        let board: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            uids.insert(board["uid"].as_str().expect("a uid").to_owned()),
+            "{file}: a uid another dashboard has"
+        );
+        let mut names = BTreeSet::new();
+        for panel in board["panels"].as_array().expect("panels") {
+            assert_eq!(
+                panel["datasource"]["uid"], "prometheus",
+                "{file}: panel {} reads another data source",
+                panel["title"]
+            );
+            for target in panel["targets"].as_array().expect("targets") {
+                names_in(target["expr"].as_str().expect("a query"), &mut names);
+            }
+        }
+        assert!(!names.is_empty(), "{file} queries no metric");
+        found.push((file, names));
+    }
+    assert!(found.len() >= 4, "redirects, pipeline, analytics, stores");
+    found
+}
+
 #[test]
-fn every_metric_an_alert_reads_is_exposed_from_the_start() {
+fn every_metric_an_alert_or_a_dashboard_reads_is_exposed_from_the_start() {
     let Some(system) = System::start() else {
         return;
     };
     let names = names_in_rules();
     assert!(names.len() >= 8, "the rules name {names:?}");
+    let dashboards = names_in_dashboards();
     // Stream sizes are reported once analytics has looked (every 2 s).
     let exposed = system.eventually("analytics reports its streams' sizes", || {
         let analytics = system.analytics_get("/metrics").body;
@@ -71,4 +113,14 @@ fn every_metric_an_alert_reads_is_exposed_from_the_start() {
         missing.is_empty(),
         "alert rules read metrics the services do not expose: {missing:?}"
     );
+    for (file, names) in dashboards {
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| !exposed.contains(family_of(name)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "dashboard {file} queries metrics the services do not expose: {missing:?}"
+        );
+    }
 }
