@@ -105,22 +105,19 @@ fn every_metric_an_alert_or_a_dashboard_reads_is_exposed_from_the_start() {
     });
     let mut exposed = families(&exposed);
     exposed.extend(families(&system.shortener_get("/metrics").body));
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|name| !exposed.contains(family_of(name)))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "alert rules read metrics the services do not expose: {missing:?}"
+    let readers = std::iter::once(("the alert rules".to_owned(), names)).chain(
+        dashboards
+            .into_iter()
+            .map(|(file, names)| (format!("dashboard {file}"), names)),
     );
-    for (file, names) in dashboards {
+    for (reader, names) in readers {
         let missing: Vec<&String> = names
             .iter()
             .filter(|name| !exposed.contains(family_of(name)))
             .collect();
         assert!(
             missing.is_empty(),
-            "dashboard {file} queries metrics the services do not expose: {missing:?}"
+            "{reader} read metrics the services do not expose: {missing:?}"
         );
     }
 }

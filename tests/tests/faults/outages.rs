@@ -185,9 +185,15 @@ fn judge(
     let (stream, took) = wait_on_stream(system, seen, None);
     let (analytics, _) = settle(system, seen, true);
     let counts_off = click_counts_off(system, seen);
-    let dropped = metric_value(
-        &system.shortener_get("/metrics").body,
-        "shortener_clicks_dropped_total",
+    // Every reason's series, summed.
+    let dropped = Some(
+        system
+            .shortener_get("/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("shortener_clicks_dropped_total"))
+            .filter_map(|l| metric_value(l, "shortener_clicks_dropped_total"))
+            .sum::<f64>(),
     );
     note = format!(
         "{note}; on stream {:.1} s after the load; analytics counted {} (lost {}, double {}); click_count off on {counts_off} links; {} failed redirects{}",
