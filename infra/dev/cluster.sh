@@ -64,23 +64,6 @@ bin_dir() {
     fi
 }
 
-# start_as NAME EXE COMMAND...: like `start`, for a process whose executable
-# is not the command itself (a script running an interpreter).
-start_as() {
-    local name="$1" exe="$2" pid
-    shift 2
-    if pid="$(running_pid "$name")"; then
-        say "$name already runs (pid $pid)"
-        return 0
-    fi
-    exe="$(readlink -f "$exe")"
-    setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
-    pid=$!
-    echo "$pid $exe" >"$run_dir/$name.pid"
-    wait_exec "$pid" "$exe"
-    say "started $name (pid $pid, log $log_dir/$name.log)"
-}
-
 wait_tcp() {
     local name="$1" port="$2" deadline=$((SECONDS + $3))
     until port_in_use "127.0.0.1:$port"; do
@@ -124,7 +107,7 @@ EOF
     java="$(readlink -f "$(program java)")"
     # Debian's zookeeper.jar names its dependencies in its manifest; the
     # JVM itself (not zkServer.sh) is the process tracked and signalled.
-    start_as zookeeper "$java" "$java" -Xmx256m -cp "$dir:/usr/share/java/zookeeper.jar" \
+    start zookeeper "$java" -Xmx256m -cp "$dir:/usr/share/java/zookeeper.jar" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
 }
 
@@ -189,7 +172,8 @@ start_mongo() {
     [[ -x "$server" ]] || fail "the MongoDB-wire test server is not installed; run make backends"
     mkdir -p "$dir/data"
     : >"$dir/secantusd.toml"
-    start_as mongo "$(head -1 "$server" | sed 's/^#!//; s/ .*//')" "$server" --config "$dir/secantusd.toml" \
+    # A Python script: the interpreter is the process tracked.
+    START_EXE="$(head -1 "$server" | sed 's/^#!//; s/ .*//')" start mongo "$server" --config "$dir/secantusd.toml" \
         --host 127.0.0.1 --port "$mongo_port" --storage-path "$dir/data"
 }
 

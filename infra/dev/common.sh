@@ -104,7 +104,8 @@ ensure_free() {
 }
 
 # start NAME COMMAND...: runs it detached (own session, logs to a file),
-# unless it already runs.
+# unless it already runs. START_EXE names the executable the process
+# becomes when COMMAND is a script that runs an interpreter.
 start() {
     local name="$1" exe pid
     shift
@@ -112,7 +113,7 @@ start() {
         echo "up: $name already runs (pid $pid)"
         return 0
     fi
-    exe="$(readlink -f "$(command -v "$1")")"
+    exe="$(readlink -f "${START_EXE:-$(command -v "$1")}")"
     [[ -x "$exe" ]] || { echo "up: cannot run $1" >&2; exit 1; }
     setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
     pid=$!
