@@ -308,6 +308,15 @@ fn row(scenario: &'static str, cluster: &Cluster, seen: &Seen, exact: bool, note
     }
 }
 
+/// `name` SIGKILLed for the outage and started again, under load.
+fn killed_under_load(cluster: &Cluster, name: &str) -> Seen {
+    under_load(cluster, || {
+        cluster.kill(name);
+        std::thread::sleep(outage());
+        cluster.start(name);
+    })
+}
+
 /// Load on both shorteners around `fault`.
 fn under_load(cluster: &Cluster, fault: impl FnOnce()) -> Seen {
     let load = Load::start_on(cluster.list("SHORTENER_URLS"), &cluster.key, RATE);
@@ -350,11 +359,7 @@ fn nats_leader_killed(cluster: &Cluster) -> Row {
 }
 
 fn clickhouse_killed(cluster: &Cluster) -> Row {
-    let seen = under_load(cluster, || {
-        cluster.kill("clickhouse-1");
-        std::thread::sleep(outage());
-        cluster.start("clickhouse-1");
-    });
+    let seen = killed_under_load(cluster, "clickhouse-1");
     let mut row = row(
         "clickhouse-1 SIGKILL",
         cluster,
@@ -392,11 +397,7 @@ fn clickhouse_killed(cluster: &Cluster) -> Row {
 }
 
 fn analytics_killed(cluster: &Cluster) -> Row {
-    let seen = under_load(cluster, || {
-        cluster.kill("analytics-1");
-        std::thread::sleep(outage());
-        cluster.start("analytics-1");
-    });
+    let seen = killed_under_load(cluster, "analytics-1");
     row(
         "analytics-1 SIGKILL",
         cluster,
@@ -410,11 +411,7 @@ fn analytics_killed(cluster: &Cluster) -> Row {
 }
 
 fn shortener_killed(cluster: &Cluster) -> Row {
-    let seen = under_load(cluster, || {
-        cluster.kill("shortener-1");
-        std::thread::sleep(outage());
-        cluster.start("shortener-1");
-    });
+    let seen = killed_under_load(cluster, "shortener-1");
     let mut row = row(
         "shortener-1 SIGKILL (window)",
         cluster,
