@@ -6,6 +6,11 @@ pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
 pub const EVENT_TYPE: &str = "Event-Type";
 /// The event's schema version.
 pub const EVENT_VERSION: &str = "Event-Version";
+/// Optional: the W3C Trace Context (`00-<trace id>-<span id>-<flags>`) of
+/// the span that published the event, on events that belong to a traced
+/// request. Consumers continue the trace from it; a missing or malformed
+/// value means no trace, never a rejected event.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// The headers every published event carries, as `(name, value)`:
 /// `Nats-Msg-Id` (= `event_id`, for server-side deduplication), and the

@@ -4,6 +4,7 @@
 //! * [`NatsServer`]: `nats-server` with JetStream.
 //! * [`ClickHouseServer`]: `clickhouse-server` as a plain process.
 //! * [`MongoServer`]: the MongoDB-wire test server (SecantusDB's `secantusd-py`).
+//! * [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver, the services' collector.
 //!
 //! A server is stopped when its handle is dropped, including while a test
 //! panics. If the test process itself dies (SIGKILL, abort), the kernel kills
@@ -15,6 +16,7 @@
 //! (or `REQUIRE_BACKENDS=1`), where a missing server is a failure.
 
 mod backends;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod services;

@@ -7,7 +7,7 @@
 //! against the configured store, also while the service runs.
 
 use analytics::{Application, Settings};
-use tracing_subscriber::EnvFilter;
+use service_kit::telemetry;
 
 /// mimalloc rather than glibc's allocator, as in the shortener: decoding a
 /// batch builds and frees a JSON tree per event across threads, and glibc's
@@ -29,11 +29,7 @@ async fn main() -> anyhow::Result<()> {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return api_key(&args).await;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = telemetry::init(&telemetry::TelemetrySettings::from_env("analytics")?)?;
     let settings = Settings::from_env()?;
     match command.as_deref() {
         None | Some("serve") => {

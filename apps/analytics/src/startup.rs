@@ -11,6 +11,7 @@ use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use async_nats::jetstream;
+use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
@@ -121,6 +122,9 @@ impl Application {
                         Ok(response)
                     }
                 })
+                .wrap(from_fn(|request, next| {
+                    telemetry::trace_request(request, next, telemetry::api_sampling)
+                }))
                 .service(problem::resource("/health", "GET").route(web::get().to(health)))
                 .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
                 .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))

@@ -25,8 +25,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use service_kit::telemetry::{self, Sampling};
 
 pub use configuration::Settings;
 
@@ -124,6 +125,9 @@ impl Application {
                 .app_data(console.clone())
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .wrap(security_headers())
+                .wrap(from_fn(|request, next| {
+                    telemetry::trace_request(request, next, console_sampling)
+                }))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
                 .route("/static/console.css", web::get().to(stylesheet))
@@ -143,5 +147,15 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Which requests are traced: pages and the API always, probes and static
+/// files never (see `service_kit::telemetry`).
+fn console_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
+    match request.path() {
+        "/health" | "/ready" => Sampling::Never,
+        path if path.starts_with("/static/") => Sampling::Never,
+        _ => Sampling::Always,
     }
 }

@@ -1,15 +1,11 @@
 //! Thin binary: telemetry, configuration, then the console.
 
 use console::{Application, Settings};
-use tracing_subscriber::EnvFilter;
+use service_kit::telemetry;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = telemetry::init(&telemetry::TelemetrySettings::from_env("console")?)?;
     let settings = Settings::from_env()?;
     let application = Application::build(&settings)?;
     tracing::info!(port = application.port(), "console listening");

@@ -9,6 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use service_kit::telemetry;
+use tracing::Instrument;
 use url::Url;
 
 /// How long one call to a service may take.
@@ -234,10 +236,43 @@ impl Upstream {
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, bytes_body::Body), CallError> {
         let unavailable = |reason: String| CallError::Unavailable { service, reason };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let mut request = request.build().map_err(|e| unavailable(e.to_string()))?;
+        // In a traced request, the call is a client span whose context the
+        // service continues.
+        let span = telemetry::is_on().then(|| {
+            let span = service_kit::traced_span!(
+                format_args!("{service} {}", request.method()),
+                "client",
+                http.request.method = %request.method(),
+                server.address = request.url().host_str().unwrap_or_default(),
+                url.path = request.url().path(),
+                http.response.status_code = tracing::field::Empty,
+            );
+            telemetry::continue_trace(&span, None);
+            if let Some(value) = telemetry::traceparent_of(&span)
+                .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok())
+            {
+                request.headers_mut().insert("traceparent", value);
+            }
+            span
+        });
+        let sent = self.http.execute(request);
+        let response = match &span {
+            Some(span) => sent.instrument(span.clone()).await,
+            None => sent.await,
+        };
+        let response = response.map_err(|e| {
+            if let Some(span) = &span {
+                span.record("otel.status_code", "error");
+            }
+            unavailable(e.to_string())
+        })?;
+        if let Some(span) = &span {
+            span.record("http.response.status_code", response.status().as_u16());
+            if response.status().is_server_error() {
+                span.record("otel.status_code", "error");
+            }
+        }
         let status = response.status();
         let content_type = response
             .headers()

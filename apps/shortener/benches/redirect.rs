@@ -6,7 +6,9 @@
 //! The main run spreads the load over 10,000 links, uniformly at random (a
 //! wrk Lua script), for the shortener and the baseline alike (its map holds
 //! the same 10,000). A second run clicks one link, as the first version of
-//! this benchmark did. The shortener runs as its own process (the release
+//! this benchmark did. A third run starts the shortener again exporting
+//! traces over OTLP/HTTP to a receiver in this process, at the default
+//! sampling (1% of redirects), to show what tracing costs. The shortener runs as its own process (the release
 //! binary), so the RSS and CPU reported are its own; the baseline is this
 //! binary re-executed with `--baseline-server PORT CODES_FILE`. The last
 //! line printed is one JSON object.
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use system_tests::otlp::OtlpReceiver;
 use system_tests::process::{free_port, http_get, http_request, memory_mb, scrape_metric};
 use system_tests::NatsServer;
 
@@ -252,20 +255,8 @@ fn main() {
     // The shortener, as deployed: release binary, SQLite, clicks to JetStream.
     let port = free_port();
     let key: &'static str = Box::leak(hex::encode(rand::random::<[u8; 32]>()).into_boxed_str());
-    let shortener = Guard(
-        Command::new(env!("CARGO_BIN_EXE_shortener"))
-            .env("SHORTENER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("SHORTENER_NATS_URL", nats.url())
-            .env("SHORTENER_SQLITE_PATH", dir.path().join("links.db"))
-            .env("SHORTENER_CREATE_RATE_PER_MINUTE", "0")
-            .env("SHORTENER_API_KEY", key)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the shortener binary starts"),
-    );
+    let shortener = start_shortener(port, &nats, dir.path(), key, &[]);
     let pid = shortener.0.id();
-    wait_for(port, "/ready", 200);
     let started = Instant::now();
     let codes = create_links(port, key, LINKS);
     println!(
@@ -303,6 +294,25 @@ fn main() {
     let rss_peak = memory_mb(pid, "VmHWM:");
     drop(shortener);
 
+    // The same, exporting traces to a collector at the default sampling
+    // (OTEL_TRACES_SAMPLER_ARG unset: 1% of redirects traced).
+    let receiver = OtlpReceiver::start().expect("the OTLP receiver");
+    let traced_port = free_port();
+    let traced = start_shortener(
+        traced_port,
+        &nats,
+        dir.path(),
+        key,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url())],
+    );
+    let (traced_load, traced_cpu) = measured(traced.0.id(), traced_port, Target::Random(&script));
+    drop(traced);
+    let traced_spans = receiver.spans();
+    let traced_redirects = traced_spans
+        .iter()
+        .filter(|span| span.name == "GET /{code}")
+        .count();
+
     let baseline_port = free_port();
     let baseline_process = Guard(
         Command::new(std::env::current_exe().unwrap())
@@ -321,6 +331,8 @@ fn main() {
 
     let ratio = load.rps / baseline.rps;
     let cpu_us = cpu_us_per_request(cpu, &load);
+    let traced_cpu_us = cpu_us_per_request(traced_cpu, &traced_load);
+    let tracing_cost_pct = (1.0 - traced_load.rps / load.rps) * 100.0;
     let baseline_cpu_us = cpu_us_per_request(baseline_cpu, &baseline);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -344,6 +356,14 @@ fn main() {
         );
     }
     println!(
+        "{:<28} {:>12.0} {:>10.3} {:>10.3} {traced_cpu_us:>12.1} {:>10}",
+        "shortener, tracing on",
+        traced_load.rps,
+        traced_load.p50_ms,
+        traced_load.p99_ms,
+        traced_load.non_2xx_3xx
+    );
+    println!(
         "{:<28} {:>12.0} {:>10.3} {:>10.3} {:>12} {:>10}",
         "shortener, one link", single.rps, single.p50_ms, single.p99_ms, "", single.non_2xx_3xx
     );
@@ -363,6 +383,14 @@ fn main() {
         published as u64,
         click_catch_up.as_secs_f64()
     );
+    println!(
+        "tracing on (OTLP/HTTP to a local receiver, default sampling): {:.1}% fewer redirects/s than off, CPU per redirect {:.2} x; {} redirects traced of {} served ({} spans exported)",
+        tracing_cost_pct,
+        traced_cpu_us / cpu_us,
+        traced_redirects,
+        traced_load.requests,
+        traced_spans.len()
+    );
     assert_eq!(
         served, published,
         "every served redirect must yield exactly one click event"
@@ -372,7 +400,7 @@ fn main() {
         "clicks must be acknowledged within {CATCH_UP:?} of the load"
     );
     println!(
-        "{{\"bench\":\"redirect\",\"links\":{LINKS},\"rps\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"baseline_rps\":{:.0},\"baseline_p99_ms\":{:.3},\"ratio\":{:.3},\"cpu_us_per_redirect\":{cpu_us:.1},\"baseline_cpu_us_per_redirect\":{baseline_cpu_us:.1},\"single_link_rps\":{:.0},\"single_link_p99_ms\":{:.3},\"spool_growth\":{spool_growth},\"clicks_acked_after_s\":{:.1},\"rss_mb\":{rss_peak:.1}}}",
+        "{{\"bench\":\"redirect\",\"links\":{LINKS},\"rps\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"baseline_rps\":{:.0},\"baseline_p99_ms\":{:.3},\"ratio\":{:.3},\"cpu_us_per_redirect\":{cpu_us:.1},\"baseline_cpu_us_per_redirect\":{baseline_cpu_us:.1},\"single_link_rps\":{:.0},\"single_link_p99_ms\":{:.3},\"spool_growth\":{spool_growth},\"clicks_acked_after_s\":{:.1},\"rss_mb\":{rss_peak:.1},\"traced_rps\":{:.0},\"traced_p99_ms\":{:.3},\"traced_cpu_us_per_redirect\":{traced_cpu_us:.1},\"tracing_cost_pct\":{tracing_cost_pct:.1}}}",
         load.rps,
         load.p50_ms,
         load.p99_ms,
@@ -381,6 +409,34 @@ fn main() {
         ratio,
         single.rps,
         single.p99_ms,
-        click_catch_up.as_secs_f64()
+        click_catch_up.as_secs_f64(),
+        traced_load.rps,
+        traced_load.p99_ms
     );
+}
+
+/// The release shortener on `port` over the SQLite file in `dir`, with
+/// `extra` variables, once it is ready.
+fn start_shortener(
+    port: u16,
+    nats: &NatsServer,
+    dir: &Path,
+    key: &str,
+    extra: &[(&str, String)],
+) -> Guard {
+    let shortener = Guard(
+        Command::new(env!("CARGO_BIN_EXE_shortener"))
+            .env("SHORTENER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("SHORTENER_NATS_URL", nats.url())
+            .env("SHORTENER_SQLITE_PATH", dir.join("links.db"))
+            .env("SHORTENER_CREATE_RATE_PER_MINUTE", "0")
+            .env("SHORTENER_API_KEY", key)
+            .env("RUST_LOG", "warn")
+            .envs(extra.iter().map(|(name, value)| (name, value)))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the shortener binary starts"),
+    );
+    wait_for(port, "/ready", 200);
+    shortener
 }

@@ -1,7 +1,7 @@
 //! Thin binary: telemetry, configuration, then the application.
 
+use service_kit::telemetry;
 use shortener::{Application, Settings};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's allocator: a click is built on an HTTP
 /// worker and freed on the publishing thread, a cross-thread pattern glibc
@@ -25,11 +25,7 @@ async fn main() -> anyhow::Result<()> {
         Some("api-key") => return shortener::cli::api_key(&args[1..]).await,
         _ => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = telemetry::init(&telemetry::TelemetrySettings::from_env("shortener")?)?;
     let settings = Settings::from_env()?;
     let application = Application::build(&settings).await?;
     tracing::info!(port = application.port(), public_url = %settings.public_url, "shortener listening");

@@ -187,6 +187,7 @@ impl OutboxRelay {
                 event_type: &event.subject,
                 event_version: event.event_version,
                 payload: event.payload.clone().into(),
+                traceparent: event.traceparent.as_deref(),
             })
             .collect();
         let acked_flags = self

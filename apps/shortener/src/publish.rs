@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::HeaderMap;
 use futures::StreamExt;
+use service_kit::telemetry;
 use tokio::time::{timeout_at, Instant};
 use uuid::Uuid;
 
@@ -55,6 +56,10 @@ pub struct Outgoing<'a> {
     pub event_version: u32,
     /// Shared with the caller, not copied.
     pub payload: bytes::Bytes,
+    /// The trace the event belongs to (a traced request's, kept in the
+    /// outbox row, or a sampled redirect's). The publish becomes a span of
+    /// that trace, and the message carries its `traceparent` on.
+    pub traceparent: Option<&'a str>,
 }
 
 /// Publishes to JetStream with one reply subscription of its own, instead
@@ -116,6 +121,8 @@ impl Publisher {
         self.batch += 1;
         let batch = self.batch;
         let mut sent = 0;
+        // Spans of the traced messages, open until their acks are in.
+        let mut spans: Vec<(usize, tracing::Span)> = Vec::new();
         // One timer for the whole batch, not one per message.
         let _ = timeout_at(deadline, async {
             for (index, message) in messages.iter().enumerate() {
@@ -125,10 +132,19 @@ impl Publisher {
                     message.event_version,
                 );
                 let reply = format!("{}.{batch:x}-{index:x}", self.prefix);
+                let mut headers = header_map(headers);
+                if let Some(span) = message.traceparent.and_then(|parent| {
+                    publish_span(message.subject.as_str(), message.event_id, parent)
+                }) {
+                    if let Some(traceparent) = telemetry::traceparent_of(&span) {
+                        headers.insert(contracts::headers::TRACEPARENT, traceparent.as_str());
+                    }
+                    spans.push((index, span));
+                }
                 let send = self.client.publish_with_reply_and_headers(
                     message.subject.clone(),
                     reply,
-                    header_map(headers),
+                    headers,
                     message.payload.clone(),
                 );
                 if send.await.is_err() {
@@ -162,8 +178,30 @@ impl Publisher {
         if !ended {
             self.acks = Some(acks);
         }
+        for (index, span) in spans {
+            if !acked[index] {
+                span.record("otel.status_code", "error");
+            }
+        }
         acked
     }
+}
+
+/// The producer span of publishing one traced event, a child of the span
+/// `parent` names; `None` when tracing is off.
+fn publish_span(subject: &str, event_id: Uuid, parent: &str) -> Option<tracing::Span> {
+    if !telemetry::is_on() {
+        return None;
+    }
+    let span = service_kit::traced_span!(
+        format_args!("publish {subject}"),
+        "producer",
+        messaging.system = "nats",
+        messaging.destination.name = %subject,
+        event_id = %event_id,
+    );
+    telemetry::continue_trace(&span, Some(parent));
+    Some(span)
 }
 
 /// The place in `batch` a reply subject `<prefix>.<batch>-<index>` names.

@@ -162,6 +162,7 @@ impl LinkService {
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
                 Ok(()) => {
+                    tracing::info!(code = %link.code, url_id = %link.id, event_id = %event.event_id, "link created");
                     // The code may be cached as unknown.
                     self.cache.invalidate(&link.code);
                     self.relay.notify_one();
@@ -390,6 +391,7 @@ impl LinkService {
                 .transpose()?;
             match bounded(self.store.update(&next, event.as_ref())).await {
                 Ok(()) => {
+                    tracing::info!(code, url_id = %next.id, event_id = event.as_ref().map(|e| e.event_id.to_string()), "link updated");
                     self.cache.invalidate(code);
                     self.relay.notify_one();
                     return Ok(next);
@@ -422,6 +424,7 @@ impl LinkService {
             ))?;
             match bounded(self.store.update(&next, Some(&event))).await {
                 Ok(()) => {
+                    tracing::info!(code, url_id = %next.id, event_id = %event.event_id, "link deleted");
                     self.cache.invalidate(code);
                     self.relay.notify_one();
                     return Ok(());

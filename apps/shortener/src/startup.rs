@@ -4,10 +4,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use async_nats::jetstream;
+use service_kit::telemetry::{self, Sampling};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
@@ -152,6 +153,9 @@ impl Application {
                         Ok(response)
                     }
                 })
+                .wrap(from_fn(|request, next| {
+                    telemetry::trace_request(request, next, trace_sampling)
+                }))
                 .service(problem::resource("/health", "GET").route(web::get().to(health)))
                 .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
                 .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
@@ -255,6 +259,18 @@ async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
 /// the probes is the redirect route, so the hot path is labelled without
 /// matching the path against every route again (which `match_pattern`
 /// does) and without allocating.
+/// Which requests are traced: a redirect is a click, sampled; probes and
+/// scrapes never; the API always (see `service_kit::telemetry`).
+fn trace_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
+    let path = request.path();
+    match path {
+        "/health" | "/ready" | "/metrics" => Sampling::Never,
+        "/openapi.json" => Sampling::Always,
+        _ if path.len() > 1 && !path[1..].contains('/') => Sampling::Click,
+        _ => Sampling::Always,
+    }
+}
+
 fn route_label(request: &actix_web::HttpRequest) -> std::borrow::Cow<'static, str> {
     let path = request.path();
     let single_segment = path.len() > 1 && !path[1..].contains('/');

@@ -3,5 +3,6 @@
 //! through `contracts`.
 
 mod backoff;
+pub mod telemetry;
 
 pub use backoff::Backoff;

@@ -12,3 +12,4 @@ mod flows;
 mod openapi_proxy;
 mod system;
 mod tls;
+mod traces;

@@ -24,6 +24,25 @@ impl Ingest {
         if batch.valid.is_empty() {
             return;
         }
+        // Each traced message's store span, a child of its consume span,
+        // open for the batch's write (the write is one for the batch).
+        let store_spans: Vec<tracing::Span> = batch
+            .traced
+            .iter()
+            .map(|(_, consume)| {
+                consume.in_scope(|| {
+                    service_kit::traced_span!(
+                        format_args!("store {subject}"),
+                        "client",
+                        db.system.name = self.store.kind(),
+                        batch_size = batch.valid.len(),
+                    )
+                })
+            })
+            .collect();
+        for span in &store_spans {
+            service_kit::telemetry::continue_trace(span, None);
+        }
         if !self
             .store_batch(
                 subject,
@@ -36,6 +55,7 @@ impl Ingest {
         {
             return;
         }
+        drop(store_spans);
         if !batch.clicks.is_empty() {
             // The batch's clicks are in the stats from now on.
             let now = time::OffsetDateTime::now_utc();

@@ -41,6 +41,16 @@ pub(super) struct DeadLetter<'a> {
     pub(super) path: Option<&'a str>,
 }
 
+/// The message's `event_id` as its publisher set it (`Nats-Msg-Id`), for
+/// the log line about it; what cannot be decoded may have none.
+pub(super) fn event_id(message: &Message) -> &str {
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(contracts::headers::NATS_MSG_ID))
+        .map_or("", |value| value.as_str())
+}
+
 impl Ingest {
     /// Republishes each message on the dead-letter subject with its reason,
     /// retrying what was not accepted, and acks each original once its dead
@@ -58,7 +68,7 @@ impl Ingest {
             .into_iter()
             .map(|(message, letter)| {
                 let (headers, payload) = dead_letter_of(message, &letter, max_payload);
-                tracing::warn!(subject, reason = letter.reason, error = %headers.get(DLQ_ERROR).map(|v| v.as_str()).unwrap_or_default(), "message dead-lettered");
+                tracing::warn!(subject, event_id = event_id(message), reason = letter.reason, error = %headers.get(DLQ_ERROR).map(|v| v.as_str()).unwrap_or_default(), "message dead-lettered");
                 (message, letter.reason, headers, payload)
             })
             .collect();
@@ -137,7 +147,7 @@ impl Ingest {
         error: &PublishError,
     ) {
         let sequence = message.info().map(|i| i.stream_sequence).ok();
-        tracing::error!(subject, ?sequence, %error, "a dead letter cannot be published; the message is terminated");
+        tracing::error!(subject, event_id = event_id(message), ?sequence, %error, "a dead letter cannot be published; the message is terminated");
         self.metrics
             .dead_letters
             .get_or_create(&DeadLetterLabels {

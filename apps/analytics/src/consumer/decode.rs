@@ -3,6 +3,7 @@
 
 use async_nats::jetstream::Message;
 use contracts::{decode, subjects, ContractError, UrlClicked, UrlCreated, UrlDeleted, UrlUpdated};
+use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
 use super::dead_letters::DeadLetter;
@@ -30,6 +31,38 @@ pub(super) struct Decoded {
     pub(super) valid: Vec<Message>,
     pub(super) clicks: Vec<ClickRow>,
     pub(super) changes: Vec<LinkChange>,
+    /// The consume spans of the valid messages that carry a trace (see
+    /// `consume_spans`), each with its message's index in `valid`.
+    pub(super) traced: Vec<(usize, tracing::Span)>,
+}
+
+/// A consumer span for each message that continues a trace through its
+/// `traceparent` header. None at all while tracing is off; and a message
+/// without the header starts no trace, so unsampled clicks cost nothing.
+fn consume_spans(subject: &'static str, messages: &[Message]) -> Vec<(usize, tracing::Span)> {
+    if !telemetry::is_on() {
+        return Vec::new();
+    }
+    messages
+        .iter()
+        .enumerate()
+        .filter_map(|(index, message)| {
+            let parent = message
+                .headers
+                .as_ref()?
+                .get(contracts::headers::TRACEPARENT)?
+                .as_str();
+            let span = service_kit::traced_span!(
+                format_args!("process {subject}"),
+                "consumer",
+                messaging.system = "nats",
+                messaging.destination.name = subject,
+                event_id = super::dead_letters::event_id(message),
+            );
+            telemetry::continue_trace(&span, Some(parent));
+            Some((index, span))
+        })
+        .collect()
 }
 
 /// Below this many messages a batch is decoded in place.
@@ -81,6 +114,7 @@ impl Ingest {
             valid: Vec::with_capacity(batch.len()),
             clicks: Vec::new(),
             changes: Vec::new(),
+            traced: Vec::new(),
         };
         let rows = decode_all(subject, &batch).await;
         let mut rejected = Vec::new();
@@ -95,6 +129,7 @@ impl Ingest {
             }
             decoded.valid.push(message);
         }
+        decoded.traced = consume_spans(subject, &decoded.valid);
         let letters: Vec<_> = rejected
             .iter()
             .map(|(message, error)| {

@@ -264,10 +264,17 @@ impl ClickMetrics {
     }
 }
 
+/// A click on its way to the publisher, with the `traceparent` of its
+/// redirect when that redirect was sampled for tracing.
+pub struct QueuedClick {
+    pub event: ClickEvent,
+    pub traceparent: Option<String>,
+}
+
 /// Hands clicks to the publisher; cheap to clone into every worker.
 #[derive(Clone)]
 pub struct ClickRecorder {
-    tx: mpsc::Sender<ClickEvent>,
+    tx: mpsc::Sender<QueuedClick>,
     visitors: VisitorKeys,
     drops: Arc<Drops>,
 }
@@ -302,7 +309,11 @@ impl ClickRecorder {
                 return self.drops.add("invalid", 1);
             }
         };
-        match self.tx.try_send(event) {
+        let click = QueuedClick {
+            event,
+            traceparent: service_kit::telemetry::current_traceparent(),
+        };
+        match self.tx.try_send(click) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.drops.add("queue_full", 1),
             Err(TrySendError::Closed(_)) => self.drops.add("shutting_down", 1),

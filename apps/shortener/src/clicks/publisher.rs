@@ -3,20 +3,20 @@
 
 use std::sync::Arc;
 
-use contracts::{ClickEvent, Event, UrlClicked};
+use contracts::{Event, UrlClicked};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::counts::PerLink;
-use super::{ClickCounts, ClickMetrics, ClickSettings};
+use super::{ClickCounts, ClickMetrics, ClickSettings, QueuedClick};
 use crate::publish::{Outgoing, Publisher};
 use crate::store::{LinkStore, SpooledClick};
 use service_kit::Backoff;
 
 /// The click publisher task.
 pub struct ClickPublisher {
-    pub(crate) rx: mpsc::Receiver<ClickEvent>,
+    pub(crate) rx: mpsc::Receiver<QueuedClick>,
     pub(crate) store: Arc<dyn LinkStore>,
     pub(crate) nats: async_nats::Client,
     pub(crate) publisher: Publisher,
@@ -35,6 +35,7 @@ pub(super) fn outgoing(click: &SpooledClick) -> Outgoing<'_> {
         event_type: UrlClicked::EVENT_TYPE,
         event_version: UrlClicked::VERSION,
         payload: click.payload.clone(),
+        traceparent: None,
     }
 }
 
@@ -66,7 +67,7 @@ impl ClickPublisher {
     /// batch. It sleeps through the linger and then takes what queued up,
     /// rather than waiting on the queue: a waiting receiver is woken by
     /// every click, a thread switch per redirect at full load.
-    async fn fill_batch(&mut self, first: ClickEvent) -> Vec<ClickEvent> {
+    async fn fill_batch(&mut self, first: QueuedClick) -> Vec<QueuedClick> {
         let mut batch = Vec::with_capacity(self.settings.batch_size);
         batch.push(first);
         let deadline = Instant::now() + self.settings.linger;
@@ -79,7 +80,7 @@ impl ClickPublisher {
     }
 
     /// Moves queued clicks into `batch`, up to a batch, without waiting.
-    fn drain_into(&mut self, batch: &mut Vec<ClickEvent>) {
+    fn drain_into(&mut self, batch: &mut Vec<QueuedClick>) {
         while batch.len() < self.settings.batch_size {
             match self.rx.try_recv() {
                 Ok(click) => batch.push(click),
@@ -89,10 +90,17 @@ impl ClickPublisher {
     }
 
     /// Publishes a batch; what is not acknowledged in time is spooled.
-    async fn handle(&mut self, batch: Vec<ClickEvent>, deadline: Option<Instant>) {
+    async fn handle(&mut self, batch: Vec<QueuedClick>, deadline: Option<Instant>) {
+        // A sampled click's trace goes on to JetStream; a spooled click is
+        // published later, outside the trace of its redirect.
+        let mut traceparents = Vec::new();
         let clicks: Vec<SpooledClick> = batch
             .into_iter()
-            .map(|event| {
+            .enumerate()
+            .map(|(index, QueuedClick { event, traceparent })| {
+                if let Some(traceparent) = traceparent {
+                    traceparents.push((index, traceparent));
+                }
                 let payload = event.encode();
                 let event = event.into_envelope();
                 SpooledClick {
@@ -109,13 +117,15 @@ impl ClickPublisher {
             async_nats::connection::State::Connected
         );
         let unacknowledged = if connected {
+            let mut messages: Vec<Outgoing> = clicks.iter().map(outgoing).collect();
+            for (index, traceparent) in &traceparents {
+                messages[*index].traceparent = Some(traceparent);
+            }
             let acked = self
                 .publisher
-                .publish_all(
-                    &clicks.iter().map(outgoing).collect::<Vec<_>>(),
-                    self.settings.publish_timeout,
-                )
+                .publish_all(&messages, self.settings.publish_timeout)
                 .await;
+            drop(messages);
             let mut unacknowledged = Vec::new();
             let mut counted = PerLink::default();
             let now = chrono::Utc::now();

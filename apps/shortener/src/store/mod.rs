@@ -112,10 +112,14 @@ pub struct OutboxEvent {
     /// The exact bytes to publish.
     pub payload: Vec<u8>,
     pub created_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the request that wrote the event, when it
+    /// was traced: the relay publishes the event in that trace.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxEvent {
-    /// Encodes (and so validates) an event for the outbox.
+    /// Encodes (and so validates) an event for the outbox, in the trace of
+    /// the current request.
     pub fn new<T: Event>(envelope: &Envelope<T>) -> Result<Self, ContractError> {
         Ok(Self {
             event_id: envelope.event_id,
@@ -123,6 +127,7 @@ impl OutboxEvent {
             event_version: envelope.event_version,
             payload: encode(envelope)?,
             created_at: envelope.occurred_at,
+            traceparent: service_kit::telemetry::current_traceparent(),
         })
     }
 }

@@ -295,6 +295,10 @@ struct OutboxDocument {
     payload: Binary,
     created_at: bson::DateTime,
     sent_at: Option<bson::DateTime>,
+    /// The W3C `traceparent` of the request that wrote the event; absent on
+    /// untraced writes and on entries older than tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 impl OutboxDocument {
@@ -310,6 +314,7 @@ impl OutboxDocument {
             },
             created_at: time_to_bson(event.created_at),
             sent_at: None,
+            traceparent: event.traceparent.clone(),
         }
     }
 }
@@ -748,6 +753,7 @@ impl LinkStore for MongoStore {
                 event_version: u32::try_from(row.event_version).unwrap_or_default(),
                 payload: row.payload.bytes,
                 created_at: time_from_bson(row.created_at),
+                traceparent: row.traceparent,
             });
         }
         Ok(events)

@@ -138,6 +138,7 @@ fn outbox_row(event: &OutboxEvent) -> outbox::ActiveModel {
         payload: Set(event.payload.clone()),
         created_at: Set(event.created_at),
         sent_at: Set(None),
+        traceparent: Set(event.traceparent.clone()),
         ..Default::default()
     }
 }
@@ -415,6 +416,7 @@ impl LinkStore for SqliteStore {
                 event_version: u32::try_from(row.event_version).unwrap_or_default(),
                 payload: row.payload,
                 created_at: row.created_at,
+                traceparent: row.traceparent,
             })
             .collect())
     }
@@ -567,6 +569,8 @@ mod outbox {
         pub payload: Vec<u8>,
         pub created_at: DateTimeUtc,
         pub sent_at: Option<DateTimeUtc>,
+        /// The W3C `traceparent` of the request that wrote the event.
+        pub traceparent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -711,6 +715,12 @@ mod migration {
                     name: "m0005_link_passwords",
                     up: "ALTER TABLE links ADD COLUMN password_hash TEXT;",
                     down: "ALTER TABLE links DROP COLUMN password_hash;",
+                },
+                // The trace of the request that wrote an event (issue 19).
+                SqlMigration {
+                    name: "m0006_outbox_trace_context",
+                    up: "ALTER TABLE outbox ADD COLUMN traceparent TEXT;",
+                    down: "ALTER TABLE outbox DROP COLUMN traceparent;",
                 },
             ]
             .into_iter()
