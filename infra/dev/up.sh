@@ -80,6 +80,7 @@ CONSOLE_HTTP_ADDR="$console_addr" \
     CONSOLE_SHORTENER_URL="$shortener_url" \
     CONSOLE_ANALYTICS_URL="$analytics_url" \
     CONSOLE_ANALYTICS_API_KEY="$key" \
+    CONSOLE_MONITOR_API_KEY="$key" \
     CONSOLE_SESSION_SECRET="$(cat "$session_secret_file")" \
     start console "$bin_dir/console"
 

@@ -26,6 +26,13 @@ pub struct Settings {
     pub session_secret: Vec<u8>,
     /// How long a session lasts without a request (`CONSOLE_SESSION_IDLE_MINUTES`, default 480).
     pub session_idle_minutes: u64,
+    /// A shortener admin key for the consistency monitor to run on its own
+    /// (`CONSOLE_MONITOR_API_KEY`), its findings then on `/metrics` for
+    /// alerts. Unset, the monitor runs only when asked.
+    pub monitor_key: Option<String>,
+    /// Seconds between the monitor's own runs (`CONSOLE_MONITOR_INTERVAL_SECONDS`,
+    /// default 60).
+    pub monitor_interval_seconds: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -37,6 +44,11 @@ impl std::fmt::Debug for Settings {
             .field("analytics_key", &"<redacted>")
             .field("session_secret", &"<redacted>")
             .field("session_idle_minutes", &self.session_idle_minutes)
+            .field(
+                "monitor_key",
+                &self.monitor_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("monitor_interval_seconds", &self.monitor_interval_seconds)
             .finish()
     }
 }
@@ -97,6 +109,17 @@ impl Settings {
                 .ok_or_else(|| anyhow!("CONSOLE_SESSION_IDLE_MINUTES={v:?}: must be 1 to 10080"))?,
             None => 480,
         };
+        let monitor_key = lookup("CONSOLE_MONITOR_API_KEY").filter(|k| !k.trim().is_empty());
+        let monitor_interval_seconds = match lookup("CONSOLE_MONITOR_INTERVAL_SECONDS") {
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|&s| (5..=86_400).contains(&s))
+                .ok_or_else(|| {
+                    anyhow!("CONSOLE_MONITOR_INTERVAL_SECONDS={v:?}: must be 5 to 86400")
+                })?,
+            None => 60,
+        };
         Ok(Self {
             http_addr,
             shortener_url,
@@ -104,6 +127,8 @@ impl Settings {
             analytics_key,
             session_secret,
             session_idle_minutes,
+            monitor_key,
+            monitor_interval_seconds,
         })
     }
 }
@@ -146,6 +171,14 @@ mod tests {
             (
                 vec![("CONSOLE_SESSION_SECRET", "short")],
                 "CONSOLE_SESSION_SECRET",
+            ),
+            (
+                vec![("CONSOLE_MONITOR_INTERVAL_SECONDS", "1")],
+                "CONSOLE_MONITOR_INTERVAL_SECONDS",
+            ),
+            (
+                vec![("CONSOLE_MONITOR_INTERVAL_SECONDS", "often")],
+                "CONSOLE_MONITOR_INTERVAL_SECONDS",
             ),
         ] {
             let mut vars = vars;

@@ -17,6 +17,7 @@ pub mod charts;
 pub mod configuration;
 pub mod consistency;
 pub mod import;
+pub mod metrics;
 mod pages;
 pub mod session;
 pub mod upstream;
@@ -43,6 +44,8 @@ pub struct Console {
     pub monitor: consistency::Monitor,
     /// Calls of the JSON API, per address.
     pub api_calls: api::ApiLimit,
+    /// What the monitor's own runs found, for `/metrics`.
+    pub monitor_metrics: metrics::MonitorMetrics,
 }
 
 /// Every page's headers: nothing from elsewhere may load, nothing may frame
@@ -79,6 +82,13 @@ async fn health() -> HttpResponse {
         "service": "console",
         "version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+/// The monitor's findings, open like every service's metrics.
+async fn render_metrics(console: web::Data<Console>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(console.monitor_metrics.render())
 }
 
 /// Ready when the shortener answers: without it nobody can sign in.
@@ -119,6 +129,21 @@ impl Application {
                 .build(),
             monitor: consistency::Monitor::new(),
             api_calls: api::ApiLimit::default(),
+            monitor_metrics: metrics::MonitorMetrics::new(settings.monitor_key.is_some()),
+        });
+        let monitor = settings.monitor_key.clone().map(|key| {
+            let console = console.clone();
+            let interval = Duration::from_secs(settings.monitor_interval_seconds);
+            async move {
+                metrics::run_monitor(
+                    &console.monitor,
+                    &console.upstream,
+                    &console.monitor_metrics,
+                    &key,
+                    interval,
+                )
+                .await;
+            }
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -130,6 +155,7 @@ impl Application {
                 }))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(render_metrics))
                 .route("/static/console.css", web::get().to(stylesheet))
                 .route("/static/console.js", web::get().to(script))
                 .configure(api::routes)
@@ -138,6 +164,9 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
+        if let Some(monitor) = monitor {
+            actix_web::rt::spawn(monitor);
+        }
         Ok(Self { port, server })
     }
 
@@ -154,7 +183,7 @@ impl Application {
 /// files never (see `service_kit::telemetry`).
 fn console_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
     match request.path() {
-        "/health" | "/ready" => Sampling::Never,
+        "/health" | "/ready" | "/metrics" => Sampling::Never,
         path if path.starts_with("/static/") => Sampling::Never,
         _ => Sampling::Always,
     }

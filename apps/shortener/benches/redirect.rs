@@ -384,8 +384,8 @@ fn main() {
         click_catch_up.as_secs_f64()
     );
     println!(
-        "tracing on (OTLP/HTTP to a local receiver, default sampling): {:.1}% fewer redirects/s than off, CPU per redirect {:.2} x; {} redirects traced of {} served ({} spans exported)",
-        tracing_cost_pct,
+        "tracing on (OTLP/HTTP to a local receiver, default sampling): {:+.1}% redirects/s against off, CPU per redirect {:.2} x; {} redirects traced of {} served ({} spans exported)",
+        -tracing_cost_pct,
         traced_cpu_us / cpu_us,
         traced_redirects,
         traced_load.requests,

@@ -1,7 +1,7 @@
 //! The alert rules (`infra/prometheus/alerts.yml`) and the Grafana
 //! dashboards (`infra/grafana/dashboards`) read only metrics the services
-//! really expose: every `shortener_*` and `analytics_*` name in a rule or a
-//! panel's query is in the running services' `/metrics`, before anything
+//! really expose: every `shortener_*`, `analytics_*` and `console_*` name in
+//! a rule or a panel's query is in the running services' `/metrics`, before anything
 //! has happened to them (so a renamed metric, or a series that only appears
 //! after its first event, breaks the build, not the alert or the chart).
 
@@ -33,10 +33,13 @@ fn infra() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
 }
 
-/// Every `shortener_*` / `analytics_*` identifier in a query.
+/// Every `shortener_*` / `analytics_*` / `console_*` identifier in a query.
 fn names_in(expr: &str, names: &mut BTreeSet<String>) {
     for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-        if word.starts_with("shortener_") || word.starts_with("analytics_") {
+        if ["shortener_", "analytics_", "console_"]
+            .iter()
+            .any(|prefix| word.starts_with(prefix))
+        {
             names.insert(word.to_owned());
         }
     }
@@ -105,6 +108,11 @@ fn every_metric_an_alert_or_a_dashboard_reads_is_exposed_from_the_start() {
     });
     let mut exposed = families(&exposed);
     exposed.extend(families(&system.shortener_get("/metrics").body));
+    let console = system.console();
+    let (status, console_metrics) =
+        system_tests::process::http_get(console.port(), "/metrics").expect("the console answers");
+    assert_eq!(status, 200, "{console_metrics}");
+    exposed.extend(families(&console_metrics));
     let readers = std::iter::once(("the alert rules".to_owned(), names)).chain(
         dashboards
             .into_iter()

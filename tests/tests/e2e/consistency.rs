@@ -200,3 +200,63 @@ fn the_consistency_monitor_finds_what_analytics_has_not_seen() {
     let checked = proxied.analytics.findings().checked.join("\n");
     assert!(checked.contains("GET /api/v1/links -> 200"), "{checked}");
 }
+
+/// With `CONSOLE_MONITOR_API_KEY`, the monitor runs on its own and its
+/// findings are on the console's `/metrics`, where the `CopiesMissing`
+/// alert reads them: 0 in step, the links made while analytics is away
+/// once it is, and 0 again when it is back.
+#[test]
+fn the_monitor_on_its_own_puts_missing_copies_on_metrics() {
+    let Some(mut system) = System::start() else {
+        return;
+    };
+    let console = system.console_with(&[
+        ("CONSOLE_MONITOR_API_KEY", system.key.clone()),
+        ("CONSOLE_MONITOR_INTERVAL_SECONDS", "5".into()),
+    ]);
+    let port = console.port();
+    let metric = |series: &str| system_tests::process::scrape_metric(port, series);
+    assert_eq!(metric("console_consistency_monitor_enabled"), Some(1.0));
+    for n in 0..2 {
+        system.create(&format!("https://example.com/watched-{n}"));
+    }
+    let runs = || metric("console_consistency_runs_total{outcome=\"ok\"}").unwrap_or(0.0);
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + CONVERGE;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}; /metrics:\n{}",
+                system_tests::process::http_get(port, "/metrics").unwrap().1
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    // A run after both links were consumed: nothing missing.
+    wait("in step", &|| {
+        runs() >= 1.0
+            && metric("console_consistency_links_checked") == Some(2.0)
+            && metric("console_consistency_missing_copies") == Some(0.0)
+            && metric("console_consistency_analytics_reachable") == Some(1.0)
+    });
+
+    system.analytics.stop(Duration::from_secs(10));
+    for n in 0..3 {
+        system.create(&format!("https://example.com/unseen-{n}"));
+    }
+    wait("three copies missing while analytics is away", &|| {
+        metric("console_consistency_missing_copies") == Some(3.0)
+            && metric("console_consistency_analytics_reachable") == Some(0.0)
+            && metric("console_consistency_lag_seconds").is_some_and(|lag| lag > 0.0)
+    });
+
+    system.analytics.restart().expect("analytics restarts");
+    wait("in step again", &|| {
+        metric("console_consistency_missing_copies") == Some(0.0)
+            && metric("console_consistency_lag_seconds") == Some(0.0)
+    });
+    assert!(
+        metric("console_consistency_last_success_timestamp_seconds").unwrap() > 1.7e9,
+        "a Unix time"
+    );
+}

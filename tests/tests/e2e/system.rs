@@ -85,6 +85,26 @@ impl System {
         })
     }
 
+    /// The console over both services, started with `extra` variables.
+    pub fn console_with(&self, extra: &[(&str, String)]) -> Service {
+        let mut env = vec![
+            ("CONSOLE_SHORTENER_URL", self.shortener.url()),
+            ("CONSOLE_ANALYTICS_URL", self.analytics.url()),
+            ("CONSOLE_ANALYTICS_API_KEY", self.key.clone()),
+            (
+                "CONSOLE_SESSION_SECRET",
+                "a test secret of at least 32 bytes!!".into(),
+            ),
+        ];
+        env.extend(extra.iter().cloned());
+        Service::start("console", &env, self.dir.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The console over both services.
+    pub fn console(&self) -> Service {
+        self.console_with(&[])
+    }
+
     fn call(
         &self,
         service: &Service,

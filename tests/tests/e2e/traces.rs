@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use system_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use system_tests::process::http_exchange;
-use system_tests::Service;
 
 use crate::console_http::{console_call, csrf_in, sign_in};
 use crate::system::{System, CONVERGE};
@@ -114,18 +113,7 @@ fn a_link_made_in_the_console_and_a_sampled_click_are_each_one_trace_down_to_the
     let Some(system) = System::start_custom(&env, &env) else {
         return;
     };
-    let mut console_env = env.clone();
-    console_env.extend([
-        ("CONSOLE_SHORTENER_URL", system.shortener.url()),
-        ("CONSOLE_ANALYTICS_URL", system.analytics.url()),
-        ("CONSOLE_ANALYTICS_API_KEY", system.key.clone()),
-        (
-            "CONSOLE_SESSION_SECRET",
-            "a test secret of at least 32 bytes!!".into(),
-        ),
-    ]);
-    let console = Service::start("console", &console_env, system.dir.path())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let console = system.console_with(&env);
 
     // A link, made through the console's form.
     let session = sign_in(console.port(), &system.key);
