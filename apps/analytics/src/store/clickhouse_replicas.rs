@@ -47,6 +47,8 @@ pub(super) struct Replicas {
     prepared: Vec<AtomicBool>,
     /// One failover at a time.
     pub(super) switching: tokio::sync::Mutex<()>,
+    /// The dirty marks this store wrote lately (see `mark_dirty`).
+    pub(super) recent_marks: std::sync::Mutex<super::rollups::RecentMarks>,
 }
 
 impl ClickHouseSettings {
@@ -84,6 +86,7 @@ impl Replicas {
             list,
             active: AtomicUsize::new(0),
             switching: tokio::sync::Mutex::new(()),
+            recent_marks: std::sync::Mutex::default(),
         }
     }
 

@@ -216,6 +216,73 @@ fn rollup_condition(plan: &Plan, dirty: &[i64], column: &str) -> String {
     condition
 }
 
+/// How long a dirty mark also covers later writes of its (link, day): a
+/// write that starts within this of the mark is visible (it is bounded by
+/// `WRITE_BOUND`) before the compactor may take the mark (`SETTLE_US`),
+/// with a second to spare. During a backfill the same (link, day) comes
+/// back in batch after batch; its mark is written once every few seconds
+/// instead of with every batch.
+const MARK_COVERS_US: u64 =
+    rollup::SETTLE_US.unsigned_abs() - WRITE_BOUND.as_micros() as u64 - 1_000_000;
+
+/// Beyond this many remembered marks, those too old to cover are dropped.
+const RECENT_MARKS_MAX: usize = 200_000;
+
+/// The marks this store wrote lately, by (link, day), on the server they
+/// went to. Only marks whose insert succeeded are kept, so a covered write
+/// relies on a mark already stored; after a failover they are forgotten,
+/// since the new server may not hold them yet.
+#[derive(Default)]
+pub(crate) struct RecentMarks {
+    server: usize,
+    at: std::collections::HashMap<(Uuid, u32), u64>,
+}
+
+impl RecentMarks {
+    /// The pairs of a write starting at `marked_us` on `server` that no
+    /// stored mark covers.
+    fn uncovered(
+        &mut self,
+        server: usize,
+        pairs: BTreeSet<(Uuid, u32)>,
+        marked_us: u64,
+    ) -> Vec<(Uuid, u32)> {
+        if self.server != server {
+            self.at.clear();
+            self.server = server;
+        }
+        pairs
+            .into_iter()
+            .filter(|pair| {
+                !self
+                    .at
+                    .get(pair)
+                    .is_some_and(|&mark| mark <= marked_us && marked_us - mark <= MARK_COVERS_US)
+            })
+            .collect()
+    }
+
+    /// Forgets the marks a compaction up to `upto_us` may take.
+    fn forget_through(&mut self, upto_us: u64) {
+        self.at.retain(|_, &mut mark| mark > upto_us);
+    }
+
+    /// Remembers marks stored on `server` at `marked_us`.
+    fn written(&mut self, server: usize, pairs: Vec<(Uuid, u32)>, marked_us: u64) {
+        if self.server != server {
+            return;
+        }
+        if self.at.len() + pairs.len() > RECENT_MARKS_MAX {
+            self.at
+                .retain(|_, &mut mark| marked_us.saturating_sub(mark) <= MARK_COVERS_US);
+        }
+        if self.at.len() + pairs.len() <= RECENT_MARKS_MAX {
+            self.at
+                .extend(pairs.into_iter().map(|pair| (pair, marked_us)));
+        }
+    }
+}
+
 impl ClickHouseStore {
     /// Marks the days these clicks fall in dirty, as of `marked_us`.
     pub(super) async fn mark_dirty(
@@ -223,16 +290,21 @@ impl ClickHouseStore {
         clicks: &[ClickRow],
         marked_us: u64,
     ) -> Result<(), StoreError> {
+        let server = self.replicas.active();
         let pairs: BTreeSet<(Uuid, u32)> = clicks
             .iter()
             .map(|c| (c.shortener_url_id, day_of(c.clicked_at)))
             .collect();
+        let needed = self.recent_marks().uncovered(server, pairs, marked_us);
+        if needed.is_empty() {
+            return Ok(());
+        }
         let mut insert = self
             .client()
             .insert::<DirtyRow>("rollup_dirty")
             .await
             .map_err(failed)?;
-        for (shortener_url_id, day) in pairs {
+        for &(shortener_url_id, day) in &needed {
             insert
                 .write(&DirtyRow {
                     shortener_url_id,
@@ -242,7 +314,16 @@ impl ClickHouseStore {
                 .await
                 .map_err(failed)?;
         }
-        insert.end().await.map_err(failed)
+        insert.end().await.map_err(failed)?;
+        self.recent_marks().written(server, needed, marked_us);
+        Ok(())
+    }
+
+    fn recent_marks(&self) -> std::sync::MutexGuard<'_, RecentMarks> {
+        self.replicas
+            .recent_marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until the server in use holds every click, mark and watermark
@@ -332,6 +413,11 @@ impl ClickHouseStore {
     /// Recomputes every day marked dirty up to `settled_before_us` from the
     /// deduplicated raw rows; returns how many (link, day) pairs.
     pub(super) async fn compact_days(&self, settled_before_us: i64) -> Result<u64, StoreError> {
+        // Marks this compaction may take no longer cover later writes. (The
+        // compactor's own cutoff is older than any cover; a caller that
+        // compacts up to now, with nothing in flight, relies on this.)
+        self.recent_marks()
+            .forget_through(u64::try_from(settled_before_us).unwrap_or_default());
         if self.settings.replicated {
             self.sync_replica().await?;
         }
@@ -707,7 +793,7 @@ impl ClickHouseStore {
 
 #[cfg(test)]
 mod tests {
-    use super::month_end;
+    use super::*;
 
     #[test]
     fn a_partition_ends_where_the_next_month_starts() {
@@ -715,5 +801,38 @@ mod tests {
         assert_eq!(month_end("202612"), Some(1_798_761_600));
         assert_eq!(month_end("'202602'"), Some(1_772_323_200));
         assert_eq!(month_end("tuple()"), None);
+    }
+
+    #[test]
+    fn a_stored_mark_covers_later_writes_only_while_it_cannot_have_settled() {
+        let link = Uuid::new_v4();
+        let pair = (link, 1_798_761_600);
+        let other = (Uuid::new_v4(), 1_798_761_600);
+        let mut marks = RecentMarks::default();
+        let at = 1_000_000_000_000;
+        let both = || BTreeSet::from([pair, other]);
+        assert_eq!(marks.uncovered(0, both(), at).len(), 2);
+        marks.written(0, vec![pair], at);
+        // Within the cover, only the unmarked pair needs a mark.
+        assert_eq!(marks.uncovered(0, both(), at + MARK_COVERS_US), vec![other]);
+        // Past it, or before the mark (a clock stepped back), both do.
+        assert_eq!(marks.uncovered(0, both(), at + MARK_COVERS_US + 1).len(), 2);
+        assert_eq!(marks.uncovered(0, both(), at - 1).len(), 2);
+        // On another server (a failover) nothing is covered, and a mark
+        // written before the switch is not remembered after it.
+        assert_eq!(marks.uncovered(1, both(), at + 1).len(), 2);
+        marks.written(0, vec![pair], at);
+        assert_eq!(marks.uncovered(1, both(), at + 1).len(), 2);
+        // A compaction that may take the mark ends its cover.
+        marks.written(1, vec![pair], at);
+        assert_eq!(marks.uncovered(1, both(), at + 1), vec![other]);
+        marks.forget_through(at);
+        assert_eq!(marks.uncovered(1, both(), at + 1).len(), 2);
+        // The cover ends a second before the write bound meets the settle
+        // window.
+        assert_eq!(
+            MARK_COVERS_US + WRITE_BOUND.as_micros() as u64 + 1_000_000,
+            rollup::SETTLE_US as u64
+        );
     }
 }
