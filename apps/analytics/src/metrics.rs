@@ -72,6 +72,8 @@ pub struct Metrics {
     /// none), as analytics last saw them (every 2 s).
     pub stream_bytes: Family<StreamLabel, Gauge>,
     pub stream_max_bytes: Family<StreamLabel, Gauge>,
+    /// What `/ready` would answer, at the last scrape.
+    pub ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -106,6 +108,12 @@ impl Default for Metrics {
             "consumer_restarts",
             "Consumer tasks started again after they ended or panicked, by subject",
             consumer_restarts.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /ready would answer 200 (store, NATS and every consumer), at this scrape",
+            ready.clone(),
         );
         // 0.5 ms to ~16 s.
         let insert_seconds = Histogram::new(exponential_buckets(0.000_5, 2.0, 16));
@@ -186,6 +194,7 @@ impl Default for Metrics {
             }
         }
         Self {
+            ready,
             registry,
             processed,
             dead_letters,

@@ -228,12 +228,18 @@ async fn require_key(
 }
 
 /// Readiness: the store answers, NATS is connected and the consumers run.
-async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
-    // Named, not described: error texts can carry hosts and users.
-    let store = match probes.store.ping().await {
-        Ok(()) => None,
-        Err(error) => {
+/// What is not ready, named (never described: error texts can carry hosts
+/// and users); empty when all is.
+async fn not_ready(probes: &Probes) -> Vec<String> {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), probes.store.ping());
+    let store = match ping.await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: the store does not answer");
+            Some("store".to_owned())
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the store did not answer within 2 s");
             Some("store".to_owned())
         }
     };
@@ -250,12 +256,17 @@ async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
         .map(|(subject, silence)| {
             format!("consumer of {subject}: silent for {} s", silence.as_secs())
         });
-    let failing: Vec<String> = [store, nats, consumers]
+    [store, nats, consumers]
         .into_iter()
         .flatten()
         .chain(silent)
-        .collect();
+        .collect()
+}
+
+async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
+    let failing = not_ready(&probes).await;
     if failing.is_empty() {
+        let silences = probes.health.silences();
         let subjects: serde_json::Map<String, serde_json::Value> = silences
             .iter()
             .map(|(subject, silence)| {
@@ -278,6 +289,8 @@ async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
 }
 
 async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
+    let ready = not_ready(&probes).await.is_empty();
+    probes.metrics.ready.set(i64::from(ready));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(probes.metrics.render())

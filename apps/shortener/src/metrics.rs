@@ -77,6 +77,8 @@ pub struct Metrics {
     pub spool_depth: Gauge,
     pub spool_oldest_age: GaugeOf<f64, AtomicU64>,
     pub nats_connected: Gauge,
+    /// What `/ready` would answer, at the last scrape.
+    pub ready: Gauge,
 }
 
 impl Metrics {
@@ -171,6 +173,12 @@ impl Metrics {
             "1 while the NATS connection is up",
             nats_connected.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /ready would answer 200 (the store answers), at this scrape",
+            ready.clone(),
+        );
         let redirect_counters = [Method::GET, Method::HEAD].map(|method| {
             REDIRECT_STATUSES.map(|status| {
                 requests
@@ -192,6 +200,7 @@ impl Metrics {
             spool_depth,
             spool_oldest_age,
             nats_connected,
+            ready,
         }
     }
 

@@ -324,7 +324,10 @@ async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
 
 async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
     let metrics = &probes.metrics;
-    if let Ok(Ok(depth)) = tokio::time::timeout(PROBE_TIMEOUT, probes.store.outbox_depth()).await {
+    // The store answering the outbox's depth is what `/ready` asks of it.
+    let depth = tokio::time::timeout(PROBE_TIMEOUT, probes.store.outbox_depth()).await;
+    metrics.ready.set(i64::from(matches!(depth, Ok(Ok(_)))));
+    if let Ok(Ok(depth)) = depth {
         metrics
             .outbox_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));

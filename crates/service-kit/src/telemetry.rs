@@ -199,12 +199,12 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
         )
         .build();
     let tracer = provider.tracer(settings.service_name.clone());
-    // Spans are made only where this module decides; the `info` filter on
-    // the trace layer keeps debug spans of libraries out.
+    // Only this project's spans (target `trace`, made where this module
+    // decides) are exported; libraries' spans and every event stay out.
     let traces = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            meta.is_span() && meta.target().starts_with(TRACE_TARGET)
+            meta.is_span() && meta.target() == TRACE_TARGET
         }));
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))

@@ -129,3 +129,39 @@ fn every_metric_an_alert_or_a_dashboard_reads_is_exposed_from_the_start() {
         );
     }
 }
+
+/// `*_ready` is what `/ready` would answer, at each scrape: the
+/// `ServiceNotReady` alert reads it. Without NATS, analytics is not ready
+/// (it can consume nothing) while the shortener still is (redirects and
+/// links go on; clicks and events wait); with NATS back, both are.
+#[test]
+fn the_ready_gauges_follow_what_ready_answers() {
+    let Some(mut system) = System::start() else {
+        return;
+    };
+    let ready = |system: &System, series: &str| {
+        let body = if series.starts_with("shortener") {
+            system.shortener_get("/metrics").body
+        } else {
+            system.analytics_get("/metrics").body
+        };
+        body.lines()
+            .find_map(|line| line.strip_prefix(&format!("{series} ")))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    };
+    assert_eq!(ready(&system, "shortener_ready"), Some(1.0));
+    assert_eq!(ready(&system, "analytics_ready"), Some(1.0));
+    assert_eq!(system.analytics_get("/ready").status, 200);
+
+    system.nats.stop();
+    system.eventually("analytics not ready without NATS", || {
+        (ready(&system, "analytics_ready") == Some(0.0)).then_some(())
+    });
+    assert_eq!(system.analytics_get("/ready").status, 503);
+    assert_eq!(ready(&system, "shortener_ready"), Some(1.0));
+
+    system.nats.restart().expect("nats-server restarts");
+    system.eventually("analytics ready again", || {
+        (ready(&system, "analytics_ready") == Some(1.0)).then_some(())
+    });
+}
