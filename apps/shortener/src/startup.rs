@@ -259,14 +259,27 @@ async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
 /// the probes is the redirect route, so the hot path is labelled without
 /// matching the path against every route again (which `match_pattern`
 /// does) and without allocating.
-/// Which requests are traced: a redirect is a click, sampled; probes and
-/// scrapes never; the API always (see `service_kit::telemetry`).
+/// Which requests are traced: a redirect is a click, sampled (its
+/// `traceparent` honoured only from `SHORTENER_TRUSTED_PROXIES`); probes
+/// and scrapes never; the API always (see `service_kit::telemetry`).
 fn trace_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
     let path = request.path();
     match path {
         "/health" | "/ready" | "/metrics" => Sampling::Never,
         "/openapi.json" => Sampling::Always,
-        _ if path.len() > 1 && !path[1..].contains('/') => Sampling::Click,
+        _ if path.len() > 1 && !path[1..].contains('/') => {
+            // Only a trusted proxy's trace context is continued.
+            let trusted = request.peer_addr().is_some_and(|peer| {
+                request
+                    .app_data::<web::Data<ApiState>>()
+                    .is_some_and(|state| state.proxies.contains(peer.ip()))
+            });
+            if trusted {
+                Sampling::Click
+            } else {
+                Sampling::VisitorClick
+            }
+        }
         _ => Sampling::Always,
     }
 }

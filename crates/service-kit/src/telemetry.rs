@@ -15,10 +15,12 @@
 //!
 //! What is traced:
 //! - every API request, continuing an incoming W3C `traceparent`;
-//! - a redirect (a click) only when sampled: when its `traceparent` says so,
-//!   or else at the ratio `OTEL_TRACES_SAMPLER_ARG` (default 0.01), so 50,000
-//!   redirects a second do not become 50,000 traces a second. An unsampled
-//!   redirect creates no span at all;
+//! - a redirect (a click) only when sampled: when its `traceparent` says so
+//!   (honoured only from a peer the service trusts, see
+//!   [`Sampling::VisitorClick`]), or else at the ratio
+//!   `OTEL_TRACES_SAMPLER_ARG` (default 0.01), so 50,000 redirects a second
+//!   do not become 50,000 traces a second. An unsampled redirect creates no
+//!   span at all;
 //! - health, readiness and metrics requests never.
 //!
 //! Across NATS the context travels in the `traceparent` message header
@@ -310,8 +312,13 @@ macro_rules! traced_span {
 pub enum Sampling {
     /// An API request: always traced.
     Always,
-    /// A redirect: traced when its parent is sampled, else at the ratio.
+    /// A redirect from a trusted peer (a proxy or an edge that traces):
+    /// traced when its parent is sampled, else at the ratio.
     Click,
+    /// A redirect from anyone else: its `traceparent` is ignored (a visitor
+    /// could otherwise have every click of theirs traced); traced at the
+    /// ratio, as a trace of its own.
+    VisitorClick,
     /// Health, readiness, metrics: never traced.
     Never,
 }
@@ -330,11 +337,17 @@ fn sampled(sampling: Sampling, traceparent: Option<&str>) -> bool {
     match sampling {
         Sampling::Never => false,
         Sampling::Always => traceparent.and_then(parent_sampled).unwrap_or(true),
-        Sampling::Click => traceparent.and_then(parent_sampled).unwrap_or_else(|| {
-            let ratio = f64::from_bits(CLICK_RATIO.load(Ordering::Relaxed));
-            ratio > 0.0 && rand::random::<f64>() < ratio
-        }),
+        Sampling::Click => traceparent
+            .and_then(parent_sampled)
+            .unwrap_or_else(by_ratio),
+        Sampling::VisitorClick => by_ratio(),
     }
+}
+
+/// One draw at the click ratio.
+fn by_ratio() -> bool {
+    let ratio = f64::from_bits(CLICK_RATIO.load(Ordering::Relaxed));
+    ratio > 0.0 && rand::random::<f64>() < ratio
 }
 
 /// Middleware (`actix_web::middleware::from_fn`) that opens a server span
@@ -348,11 +361,13 @@ pub async fn trace_request<B: MessageBody>(
     if !is_on() {
         return next.call(request).await;
     }
+    let sampling = policy(&request);
     let traceparent = request
         .headers()
         .get("traceparent")
-        .and_then(|value| value.to_str().ok());
-    if !sampled(policy(&request), traceparent) {
+        .and_then(|value| value.to_str().ok())
+        .filter(|_| sampling != Sampling::VisitorClick);
+    if !sampled(sampling, traceparent) {
         return next.call(request).await;
     }
     let route = request
@@ -462,6 +477,7 @@ mod tests {
         assert!(sampled(Sampling::Always, Some("garbage")));
         assert!(!sampled(Sampling::Always, Some(no)));
         assert!(!sampled(Sampling::Never, Some(yes)));
+        assert!(!sampled(Sampling::VisitorClick, Some(yes)));
         CLICK_RATIO.store(1.0f64.to_bits(), Ordering::Relaxed);
         assert!(sampled(Sampling::Click, None));
     }
