@@ -151,6 +151,10 @@ impl OutboxRelay {
         let left = self.store.outbox_depth().await.ok();
         match outcome {
             Ok(Ok(())) => tracing::info!("outbox relay drained the outbox"),
+            // A failed stream check with nothing pending left nothing behind.
+            Ok(Err(_)) if left == Some(0) => {
+                tracing::info!("outbox relay stopped; the outbox is empty")
+            }
             Ok(Err(error)) => tracing::warn!(
                 error = format!("{error:#}"),
                 left,
