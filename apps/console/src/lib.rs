@@ -182,9 +182,8 @@ impl Application {
 /// Which requests are traced: pages and the API always, probes and static
 /// files never (see `service_kit::telemetry`).
 fn console_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
-    match request.path() {
-        "/health" | "/ready" | "/metrics" => Sampling::Never,
-        path if path.starts_with("/static/") => Sampling::Never,
-        _ => Sampling::Always,
+    if request.path().starts_with("/static/") {
+        return Sampling::Never;
     }
+    telemetry::api_sampling(request)
 }

@@ -264,9 +264,9 @@ async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
 /// and scrapes never; the API always (see `service_kit::telemetry`).
 fn trace_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
     let path = request.path();
-    match path {
-        "/health" | "/ready" | "/metrics" => Sampling::Never,
-        "/openapi.json" => Sampling::Always,
+    match telemetry::api_sampling(request) {
+        Sampling::Never => Sampling::Never,
+        _ if path == "/openapi.json" => Sampling::Always,
         _ if path.len() > 1 && !path[1..].contains('/') => {
             // Only a trusted proxy's trace context is continued.
             let trusted = request.peer_addr().is_some_and(|peer| {

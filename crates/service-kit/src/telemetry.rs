@@ -243,16 +243,22 @@ pub fn traceparent_of(span: &Span) -> Option<String> {
     if !is_on() || span.is_disabled() {
         return None;
     }
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| {
+    span_context_of(span).map(|ids| {
         format!(
             "00-{}-{}-{:02x}",
-            span_context.trace_id(),
-            span_context.span_id(),
-            span_context.trace_flags().to_u8()
+            ids.trace_id(),
+            ids.span_id(),
+            ids.trace_flags().to_u8()
         )
     })
+}
+
+/// The OpenTelemetry ids of `span`, once it is built; `None` for a span
+/// that is not exported.
+fn span_context_of(span: &Span) -> Option<opentelemetry::trace::SpanContext> {
+    let context = span.context();
+    let ids = context.span().span_context().clone();
+    ids.is_valid().then_some(ids)
 }
 
 /// Makes `span` the child of the span `traceparent` names and records its
@@ -280,11 +286,9 @@ fn parent_sampled(value: &str) -> Option<bool> {
 /// Records the span's own `trace_id` and `span_id` fields (declared
 /// `Empty` by the macros below), so log lines inside it carry them.
 fn record_ids(span: &Span) {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        span.record("trace_id", span_context.trace_id().to_string());
-        span.record("span_id", span_context.span_id().to_string());
+    if let Some(ids) = span_context_of(span) {
+        span.record("trace_id", ids.trace_id().to_string());
+        span.record("span_id", ids.span_id().to_string());
     }
 }
 
@@ -295,7 +299,7 @@ fn record_ids(span: &Span) {
 macro_rules! traced_span {
     ($name:expr, $kind:expr $(, $($field:tt)*)?) => {
         ::tracing::info_span!(
-            target: "trace",
+            target: $crate::telemetry::TRACE_TARGET,
             "span",
             otel.name = %$name,
             otel.kind = $kind,
