@@ -343,7 +343,7 @@ async fn load_stats_workload(store: Arc<dyn AnalyticsStore>) -> Vec<String> {
                 let k = cumulative.partition_point(|c| *c < x).min(STATS_LINKS - 1);
                 let (id, code) = &links[k];
                 let at = now - rng.random_range(0..90 * 86_400);
-                ClickRow::from_event(&click(&mut rng, *id, code, at))
+                ClickRow::from_event(click(&mut rng, *id, code, at))
             })
             .collect();
         store.insert_clicks(&rows).await.unwrap();

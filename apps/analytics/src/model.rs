@@ -39,20 +39,21 @@ pub struct ClickRow {
 }
 
 impl ClickRow {
-    pub fn from_event(event: &Envelope<UrlClicked>) -> Self {
-        let data = &event.data;
+    /// The row of a click event; its strings move into the row.
+    pub fn from_event(event: Envelope<UrlClicked>) -> Self {
+        let data = event.data;
         let agent = enrich::agent(data.user_agent.as_deref());
         Self {
             event_id: event.event_id,
             shortener_url_id: data.url_id,
-            short_code: data.short_code.clone(),
+            short_code: data.short_code,
             clicked_at: data.clicked_at.timestamp(),
             referrer_host: enrich::referrer_host(data.referrer.as_deref()),
             browser: agent.browser,
             os: agent.os,
             device: agent.device,
             is_bot: agent.is_bot,
-            visitor_key: data.visitor_key.clone().unwrap_or_default(),
+            visitor_key: data.visitor_key.unwrap_or_default(),
             country: enrich::country(data.country.as_deref()),
         }
     }

@@ -18,7 +18,7 @@ enum Row {
 
 fn decode_for(subject: &str, payload: &[u8]) -> Result<Row, ContractError> {
     Ok(match subject {
-        subjects::URL_CLICKED => Row::Click(ClickRow::from_event(&decode::<UrlClicked>(payload)?)),
+        subjects::URL_CLICKED => Row::Click(ClickRow::from_event(decode::<UrlClicked>(payload)?)),
         subjects::URL_CREATED => Row::Link(LinkChange::Created(decode::<UrlCreated>(payload)?)),
         subjects::URL_UPDATED => Row::Link(LinkChange::Updated(decode::<UrlUpdated>(payload)?)),
         _ => Row::Link(LinkChange::Deleted(decode::<UrlDeleted>(payload)?)),
