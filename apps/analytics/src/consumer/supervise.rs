@@ -156,24 +156,24 @@ async fn report_lag(
     }
 }
 
-/// How full each stream is (for the alert on storage near `max_bytes`).
+/// How full each stream is (for the alert on storage near `max_bytes`):
+/// one JetStream request per stream, the lookup, whose answer is the info.
 async fn report_stream_sizes(ingest: &Ingest) {
     use contracts::stream::{DEAD_LETTER_STREAM_NAME, STREAM_NAME};
     for stream in [STREAM_NAME, DEAD_LETTER_STREAM_NAME] {
-        let Ok(mut handle) = ingest.jetstream.get_stream(stream).await else {
+        let Ok(handle) = ingest.jetstream.get_stream(stream).await else {
             continue;
         };
-        if let Ok(info) = handle.info().await {
-            let label = crate::metrics::StreamLabel { stream };
-            let metrics = &ingest.metrics;
-            metrics
-                .stream_bytes
-                .get_or_create(&label)
-                .set(i64::try_from(info.state.bytes).unwrap_or(i64::MAX));
-            metrics
-                .stream_max_bytes
-                .get_or_create(&label)
-                .set(info.config.max_bytes);
-        }
+        let info = handle.cached_info();
+        let label = crate::metrics::StreamLabel { stream };
+        let metrics = &ingest.metrics;
+        metrics
+            .stream_bytes
+            .get_or_create(&label)
+            .set(i64::try_from(info.state.bytes).unwrap_or(i64::MAX));
+        metrics
+            .stream_max_bytes
+            .get_or_create(&label)
+            .set(info.config.max_bytes);
     }
 }
