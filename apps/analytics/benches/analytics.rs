@@ -4,9 +4,9 @@
 //! Ingest: a nats-server holding `INGEST_EVENTS` click events (published
 //! beforehand, as the shortener would, and older than the stream's duplicate
 //! window, see `wait_out_duplicate_window`), then the release analytics
-//! binary on a fresh store; the rate is events over the time from the consumer's
-//! creation until nothing is left unacknowledged. Both stores consume the
-//! same stream (the consumers are deleted in between).
+//! binary on a fresh store; the rate is events over the time from the
+//! consumer's creation until nothing is left unacknowledged. Both stores
+//! consume the same stream (the consumers are deleted in between).
 //!
 //! Stats: 10 million clicks loaded straight into ClickHouse over 100,000
 //! links with a Zipf (s = 1) popularity, so the busiest link has about
@@ -19,9 +19,8 @@
 //! The hot link, on each store: one link's clicks (`HOT_CLICKHOUSE` on
 //! ClickHouse, `HOT_SQLITE` on SQLite) over 30 days among a tenth as many of
 //! 9,999 other links, published to JetStream, then (once the duplicate
-//! window has passed) consumed by a running
-//! analytics (so its rollups are built by the real path; the rate includes
-//! them); then `HOT_QUERIES` all-time stats requests of the hot link (daily
+//! window has passed) consumed by a running analytics (so its rollups are
+//! built by the real path; the rate includes them); then `HOT_QUERIES` all-time stats requests of the hot link (daily
 //! buckets, every top list): `hot_link_stats_p99_ms`. Then freshness: single
 //! clicks published one at a time to a quiet link, each timed until its
 //! stats include it (`freshness_p99_ms`), beside the service's own
