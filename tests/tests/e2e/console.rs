@@ -596,15 +596,26 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         );
         browser.goto(&format!("{base}/keys")).await.unwrap();
         assert!(text_of(&browser, "h1").await.contains("Not allowed"));
-        // Alice's own link is hers to see.
-        browser.goto(&format!("{base}/links/new")).await.unwrap();
-        fill(&browser, "#url", "https://example.net/alice").await;
-        press(&browser, "", "Shorten").await;
-        let path = path_of(&browser).await;
-        assert!(
-            path.ends_with("?created=1"),
-            "{path}: {}",
-            browser.source().await.unwrap()
+        // Alice's own link is hers to see; what she pastes from her
+        // browser's address bar is taken as it is, and the link page shows
+        // the form it was stored in.
+        for target in [
+            "https://example.net/alice",
+            "https://пример.рф/путь?q=two words",
+        ] {
+            browser.goto(&format!("{base}/links/new")).await.unwrap();
+            fill(&browser, "#url", target).await;
+            press(&browser, "", "Shorten").await;
+            let path = path_of(&browser).await;
+            assert!(
+                path.ends_with("?created=1"),
+                "{path}: {}",
+                browser.source().await.unwrap()
+            );
+        }
+        assert_eq!(
+            text_of(&browser, ".target").await,
+            "→ https://xn--e1afmkfd.xn--p1ai/%D0%BF%D1%83%D1%82%D1%8C?q=two%20words"
         );
         log_out(&browser).await;
 

@@ -171,11 +171,19 @@ fn url_schema() -> utoipa::openapi::Object {
         .max_length(Some(MAX_URL_LENGTH))
         .pattern(Some(URL_PATTERN))
         .description(Some(
-            "An absolute http(s) URL in RFC 3986 characters (percent-encode others, \
-             give an international domain name in punycode; an xn-- label must be valid \
-             punycode), with an IPv4 address or a name of at most 254 characters as host, \
-             no user name or password, at most 2048 characters. Stored normalised: scheme and host in lower case, \
-             default port and dot segments removed.",
+            "An absolute http(s) URL, as a browser's address bar shows it. The host is an \
+             IPv4 address or a name: ASCII letters, digits, hyphens, underscores and dots \
+             (at most 254 characters), or a name that also has Latin, Greek, Cyrillic, \
+             Chinese, Japanese or Korean letters, at most 20 characters before its last \
+             dot and 20 after it (give a host in another script in punycode; an xn-- \
+             label must be valid punycode). Path, query and fragment may hold any \
+             character but a control character. No user name or password; spaces around \
+             the URL are dropped. Stored normalised as the WHATWG URL Standard serialises \
+             it (scheme and host in lower case, the host in punycode, default port and \
+             dot segments removed, non-ASCII characters percent-encoded as UTF-8, spaces \
+             as %20, ' in a query as %27), then as an RFC 3986 URI: [ ] | { } ^ ` \\, a \
+             second # and a % that starts no escape percent-encoded too. At most 2048 \
+             characters as sent and once normalised.",
         ))
         .examples(Some(serde_json::json!("https://example.com/docs")))
         .build()

@@ -148,6 +148,63 @@ pub async fn redirects_use_the_link_status_and_merge_the_query(app: &TestApp) {
     }
 }
 
+/// What people paste from a browser's address bar is accepted, stored in
+/// the URL Standard's form (as an RFC 3986 URI), and redirected to that
+/// form; a change takes the same road.
+pub async fn urls_pasted_from_a_browser_are_stored_and_redirected_normalised(app: &TestApp) {
+    let cases = [
+        (
+            "https://de.wikipedia.org/wiki/Straße",
+            "https://de.wikipedia.org/wiki/Stra%C3%9Fe",
+        ),
+        (
+            "https://пример.рф/путь",
+            "https://xn--e1afmkfd.xn--p1ai/%D0%BF%D1%83%D1%82%D1%8C",
+        ),
+        (
+            "https://fonts.googleapis.com/css?family=Roboto|Open+Sans",
+            "https://fonts.googleapis.com/css?family=Roboto%7COpen+Sans",
+        ),
+        (
+            "https://example.com/list?ids=[1,2]&q='x'",
+            "https://example.com/list?ids=%5B1,2%5D&q=%27x%27",
+        ),
+        (
+            "https://example.com/search?q=two words",
+            "https://example.com/search?q=two%20words",
+        ),
+    ];
+    for (n, (pasted, normalised)) in cases.into_iter().enumerate() {
+        let alias = format!("pasted-{n}");
+        let created = app
+            .create_ok(json!({ "url": pasted, "alias": alias }))
+            .await;
+        assert_eq!(created["url"], normalised, "{pasted}");
+        let read = app.get(&format!("/api/v1/links/{alias}")).await;
+        assert_eq!(read.json::<Value>().await.unwrap()["url"], normalised);
+        let redirect = app.get(&format!("/{alias}")).await;
+        assert_eq!(redirect.status(), 302, "{pasted}");
+        assert_eq!(redirect.headers()["location"], normalised, "{pasted}");
+    }
+    let patched = app
+        .patch("pasted-0", json!({ "url": "https://例え.テスト/ページ" }))
+        .await;
+    assert_eq!(patched.status(), 200);
+    let location = app.get("/pasted-0").await.headers()["location"].clone();
+    assert_eq!(
+        location,
+        "https://xn--r8jz45g.xn--zckzah/%E3%83%9A%E3%83%BC%E3%82%B8"
+    );
+    for refused in [
+        "javascript:alert(1)",
+        "https://user:pw@example.com/",
+        "https://exa mple.com/",
+    ] {
+        let body = problem(app.create(json!({ "url": refused })).await, 422).await;
+        assert_eq!(body["field"], "url", "{refused}: {body}");
+    }
+}
+
 pub async fn unknown_codes_are_404_and_deleted_or_expired_links_are_410(app: &TestApp) {
     problem(app.get("/nope123").await, 404).await;
     problem(app.get("/bad%20code").await, 404).await;

@@ -16,6 +16,7 @@ macro_rules! api_suite {
                 links_are_created_read_listed_patched_and_deleted,
                 twenty_concurrent_claims_of_an_alias_give_one_201_and_nineteen_409,
                 redirects_use_the_link_status_and_merge_the_query,
+                urls_pasted_from_a_browser_are_stored_and_redirected_normalised,
                 unknown_codes_are_404_and_deleted_or_expired_links_are_410,
                 every_write_reaches_the_stream_as_a_valid_event,
                 bad_inputs_get_problem_json_naming_the_field,
