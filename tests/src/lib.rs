@@ -20,6 +20,7 @@ pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod services;
+pub mod upgrade;
 
 pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsCluster, NatsServer};
 pub use process::HarnessError;

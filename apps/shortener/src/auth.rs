@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::configuration::Secret;
 use crate::keys::{Caller, KeyDigest, KeyRecord, Role};
-use crate::store::{LinkStore, StoreError};
+use crate::store::{Keys, StoreError};
 
 /// How long a key lookup is trusted: a revoked key stops working within it.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -58,7 +58,7 @@ pub fn client_bucket(ip: IpAddr) -> IpAddr {
 
 /// Checks keys; one per service instance.
 pub struct Authenticator {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Keys>,
     bootstrap: Option<KeyDigest>,
     known: Cache<KeyDigest, Option<KeyRecord>>,
     touched: Cache<Uuid, ()>,
@@ -69,7 +69,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// `failures_per_minute` failed attempts per client before it is refused.
     pub fn new(
-        store: Arc<dyn LinkStore>,
+        store: Arc<dyn Keys>,
         bootstrap: Option<&Secret>,
         failures_per_minute: NonZeroU32,
     ) -> Self {
@@ -210,7 +210,7 @@ impl From<StoreError> for KeyError {
 
 /// Makes and stores a key; the caller shows [`NewKey::key`] once.
 pub async fn create_key(
-    store: &dyn LinkStore,
+    store: &dyn Keys,
     name: &str,
     role: Role,
 ) -> Result<crate::keys::NewKey, KeyError> {
@@ -221,7 +221,7 @@ pub async fn create_key(
 }
 
 /// Revokes the live key of this name.
-pub async fn revoke_key(store: &dyn LinkStore, name: &str) -> Result<(), KeyError> {
+pub async fn revoke_key(store: &dyn Keys, name: &str) -> Result<(), KeyError> {
     match store.revoke_key(name, crate::service::now()).await? {
         true => Ok(()),
         false => Err(KeyError::NotFound(name.to_owned())),

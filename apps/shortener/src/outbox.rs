@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::publish::{ensure_shortener_stream, Outgoing, Publisher};
-use crate::store::LinkStore;
+use crate::store::Outbox;
 use service_kit::Backoff;
 
 /// Tuning of the relay.
@@ -67,7 +67,7 @@ impl Default for RelaySettings {
 
 /// Publishes outbox events to JetStream; see the module documentation.
 pub struct OutboxRelay {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Outbox>,
     jetstream: jetstream::Context,
     publisher: Publisher,
     settings: RelaySettings,
@@ -80,7 +80,7 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     pub fn new(
-        store: Arc<dyn LinkStore>,
+        store: Arc<dyn Outbox>,
         jetstream: jetstream::Context,
         settings: RelaySettings,
     ) -> Self {

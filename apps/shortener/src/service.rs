@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::cache::{Cached, LinkCache};
 use crate::domain::{Alias, CodeGenerator, ExpiresAt, Password, Tags, TargetUrl, Title};
 use crate::keys::Scope;
-use crate::store::{Link, LinkQuery, LinkStore, OutboxEvent, StoreError};
+use crate::store::{Link, LinkQuery, Links, OutboxEvent, StoreError};
 
 /// How long one store call of a request may take before the request is
 /// answered 503: a store that hangs (a paused server, a lost connection)
@@ -85,7 +85,7 @@ pub struct LinkChanges {
 /// The shortener's use cases.
 #[derive(Clone)]
 pub struct LinkService {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Links>,
     codes: CodeGenerator,
     relay: Arc<Notify>,
     cache: Arc<LinkCache>,
@@ -131,7 +131,7 @@ fn outbox<T: contracts::Event>(envelope: Envelope<T>) -> Result<OutboxEvent, Lin
 
 impl LinkService {
     pub fn new(
-        store: Arc<dyn LinkStore>,
+        store: Arc<dyn Links>,
         codes: CodeGenerator,
         relay: Arc<Notify>,
         cache: Arc<LinkCache>,

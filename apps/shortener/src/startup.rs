@@ -25,7 +25,7 @@ use crate::routes::{self, ApiState, CreateRateLimit, KeyedLimit};
 use crate::service::LinkService;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::LinkStore;
+use crate::store::Store;
 
 /// The running service: HTTP server, outbox relay and click pipeline.
 pub struct Application {
@@ -35,7 +35,7 @@ pub struct Application {
     clicks: ClickPublisher,
     spool_relay: SpoolRelay,
     counts: CountFlusher,
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Store>,
     jetstream: jetstream::Context,
     /// Servers the stream is created on.
     stream_replicas: usize,
@@ -44,7 +44,7 @@ pub struct Application {
 }
 
 /// Opens the store the settings choose.
-pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn LinkStore>> {
+pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match settings {
         StoreSettings::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
         StoreSettings::Mongo { uri, database } => Arc::new(
@@ -109,7 +109,7 @@ impl Application {
                 settings.api_key.as_ref(),
                 settings.auth_failures_per_minute,
             ),
-            store: store.clone(),
+            keys: store.clone(),
             create_limit: CreateRateLimit::per_minute(settings.create_rate_per_minute),
             clicks: clicks.recorder,
             country_header: settings.country_header.clone(),
@@ -194,7 +194,7 @@ impl Application {
         self.server.handle()
     }
 
-    pub fn store(&self) -> Arc<dyn LinkStore> {
+    pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }
 
@@ -235,7 +235,7 @@ impl Application {
 
 /// With no key at all, nobody could use the API: make an admin key and
 /// show it this once.
-async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
+async fn bootstrap_admin_key(store: &dyn Store) -> anyhow::Result<()> {
     let keys = store
         .list_keys()
         .await
@@ -255,10 +255,6 @@ async fn bootstrap_admin_key(store: &dyn LinkStore) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The matched route pattern, for metrics. Every single-segment path but
-/// the probes is the redirect route, so the hot path is labelled without
-/// matching the path against every route again (which `match_pattern`
-/// does) and without allocating.
 /// Which requests are traced: a redirect is a click, sampled (its
 /// `traceparent` honoured only from `SHORTENER_TRUSTED_PROXIES`); probes
 /// and scrapes never; the API always (see `service_kit::telemetry`).
@@ -284,6 +280,10 @@ fn trace_sampling(request: &actix_web::dev::ServiceRequest) -> Sampling {
     }
 }
 
+/// The matched route pattern, for metrics. Every single-segment path but
+/// the probes is the redirect route, so the hot path is labelled without
+/// matching the path against every route again (which `match_pattern`
+/// does) and without allocating.
 fn route_label(request: &actix_web::HttpRequest) -> std::borrow::Cow<'static, str> {
     let path = request.path();
     let single_segment = path.len() > 1 && !path[1..].contains('/');
@@ -298,7 +298,7 @@ fn route_label(request: &actix_web::HttpRequest) -> std::borrow::Cow<'static, st
 
 /// What `/ready` and `/metrics` look at.
 struct Probes {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Store>,
     nats: async_nats::Client,
     metrics: Arc<Metrics>,
     clicks: ClickRecorder,

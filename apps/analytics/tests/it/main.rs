@@ -6,6 +6,7 @@ mod behaviour;
 mod helpers;
 mod process;
 mod rollups;
+mod upgrade;
 
 /// Runs every behaviour test against one store.
 macro_rules! store_suite {

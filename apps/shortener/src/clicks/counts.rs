@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::store::LinkStore;
+use crate::store::Links;
 use service_kit::Backoff;
 
 /// Clicks per link. Counted once per published click, so hashed with a
@@ -48,7 +48,7 @@ impl ClickCounts {
 
 /// Adds [`ClickCounts`] to the store every interval; see the module docs.
 pub struct CountFlusher {
-    pub store: Arc<dyn LinkStore>,
+    pub store: Arc<dyn Links>,
     pub counts: Arc<ClickCounts>,
     pub interval: Duration,
     pub backoff: Backoff,

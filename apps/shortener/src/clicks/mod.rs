@@ -53,7 +53,7 @@ pub use relay::SpoolRelay;
 use crate::configuration::Secret;
 use crate::publish::Publisher;
 use crate::service::PRODUCER;
-use crate::store::{Link, LinkStore};
+use crate::store::{Link, Store};
 use service_kit::Backoff;
 
 /// Tuning of the click pipeline.
@@ -332,7 +332,7 @@ pub struct ClickPipeline {
 
 /// Builds the pipeline over the store and the NATS connection.
 pub fn click_pipeline(
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Store>,
     nats: async_nats::Client,
     jetstream: jetstream::Context,
     visitors: VisitorKeys,

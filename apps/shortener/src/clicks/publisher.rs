@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 use super::counts::PerLink;
 use super::{ClickCounts, ClickMetrics, ClickSettings, QueuedClick};
 use crate::publish::{Outgoing, Publisher};
-use crate::store::{LinkStore, SpooledClick};
+use crate::store::{ClickSpool, SpooledClick};
 use service_kit::Backoff;
 
 /// The click publisher task.
 pub struct ClickPublisher {
     pub(crate) rx: mpsc::Receiver<QueuedClick>,
-    pub(crate) store: Arc<dyn LinkStore>,
+    pub(crate) store: Arc<dyn ClickSpool>,
     pub(crate) nats: async_nats::Client,
     pub(crate) publisher: Publisher,
     pub(crate) settings: ClickSettings,

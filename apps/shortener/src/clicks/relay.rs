@@ -12,12 +12,12 @@ use uuid::Uuid;
 use super::publisher::outgoing;
 use super::{ClickMetrics, ClickSettings};
 use crate::publish::{ensure_shortener_stream, Publisher};
-use crate::store::LinkStore;
+use crate::store::ClickSpool;
 use service_kit::Backoff;
 
 /// The spool relay task.
 pub struct SpoolRelay {
-    pub(crate) store: Arc<dyn LinkStore>,
+    pub(crate) store: Arc<dyn ClickSpool>,
     pub(crate) nats: async_nats::Client,
     pub(crate) jetstream: jetstream::Context,
     pub(crate) publisher: Publisher,

@@ -83,7 +83,7 @@ pub(super) async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     admin(&state, &request).await?;
     let keys = state
-        .store
+        .keys
         .list_keys()
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
@@ -115,7 +115,7 @@ pub(super) async fn create_key_handler(
 ) -> Result<HttpResponse, ApiError> {
     admin(&state, &request).await?;
     let wanted = json_body::<CreateKeyRequest>(&request, &body)?;
-    let new = create_key(state.store.as_ref(), &wanted.name, wanted.role).await?;
+    let new = create_key(state.keys.as_ref(), &wanted.name, wanted.role).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(NewKeyResponse {
@@ -144,7 +144,7 @@ pub(super) async fn revoke_key_handler(
 ) -> Result<HttpResponse, ApiError> {
     admin(&state, &request).await?;
     let name = request.match_info().get("name").unwrap_or_default();
-    revoke_key(state.store.as_ref(), name).await?;
+    revoke_key(state.keys.as_ref(), name).await?;
     state.auth.forget();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -24,7 +24,7 @@ use crate::clicks::ClickRecorder;
 use crate::client_addr::TrustedProxies;
 use crate::problem::resource;
 use crate::service::LinkService;
-use crate::store::LinkStore;
+use crate::store::Keys;
 
 /// Largest accepted request body; a link request is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -36,7 +36,7 @@ pub struct ApiState {
     pub public_url: String,
     pub auth: Authenticator,
     /// For key management, which is not a link use case.
-    pub store: Arc<dyn LinkStore>,
+    pub keys: Arc<dyn Keys>,
     pub create_limit: Option<CreateRateLimit>,
     pub clicks: ClickRecorder,
     /// Honoured only from a trusted proxy.

@@ -1,8 +1,10 @@
-//! The shortener's store: one port, one adapter per database.
+//! The shortener's store: one port per aggregate, one adapter per database.
 //!
-//! The service talks to [`LinkStore`] only; `sqlite.rs` (embedded default,
-//! through sea-orm) and `mongo.rs` (production) implement it, and the choice
-//! is made once at start-up from configuration. Every write that other
+//! [`Links`], [`Outbox`], [`ClickSpool`] and [`Keys`] are the ports; each
+//! part of the service takes only the one it needs. `sqlite/` (embedded
+//! default, through sea-orm) and `mongo/` (production) implement all four,
+//! a file per port, and the database is chosen once at start-up from
+//! configuration ([`Store`]). Every write that other
 //! services must hear about takes its [`OutboxEvent`] and stores it in the
 //! same transaction as the link: that is the transactional outbox, and the
 //! reason a link answered with 201 always reaches analytics.
@@ -199,9 +201,9 @@ pub(crate) fn stored_digest(name: &str, hex: &str) -> Result<KeyDigest, StoreErr
     })
 }
 
-/// The port every shortener store implements.
+/// The links: what people create, change and follow.
 #[async_trait]
-pub trait LinkStore: Send + Sync + 'static {
+pub trait Links: Send + Sync + 'static {
     /// Inserts a new link and its created event atomically.
     /// [`StoreError::CodeTaken`] when the code exists, deleted or not.
     async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError>;
@@ -219,15 +221,38 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError>;
 
     /// Replaces the mutable fields of `link` (url, host, redirect type,
-    /// query forwarding, title, tags, password, expiry, deletion, updated_at) if its stored version is still
-    /// `link.version - 1`, and queues the event (when the change is one
-    /// other services hear about), atomically.
+    /// query forwarding, title, tags, password, expiry, deletion,
+    /// updated_at) if its stored version is still `link.version - 1`, and
+    /// queues the event (when the change is one other services hear
+    /// about), atomically.
     /// [`StoreError::Conflict`] when someone else updated it first.
     async fn update(&self, link: &Link, event: Option<&OutboxEvent>) -> Result<(), StoreError>;
 
     /// Adds served redirects to the links' counters, in one transaction.
     async fn add_clicks(&self, counts: &[(Uuid, u64)]) -> Result<(), StoreError>;
+}
 
+/// The transactional outbox: events written with their link, published by
+/// the relay in write order.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// The oldest unsent outbox events, in the order they were written.
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Marks events as published (their JetStream ack was received).
+    async fn outbox_mark_sent(
+        &self,
+        event_ids: &[Uuid],
+        sent_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// How many events wait to be published.
+    async fn outbox_depth(&self) -> Result<u64, StoreError>;
+}
+
+/// Click events JetStream did not take in time, kept until it does.
+#[async_trait]
+pub trait ClickSpool: Send + Sync + 'static {
     /// Keeps click events JetStream did not take, in one transaction.
     /// Idempotent: a click already spooled (same `event_id`) is kept once.
     async fn spool_clicks(&self, clicks: &[SpooledClick]) -> Result<(), StoreError>;
@@ -245,20 +270,11 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// How many clicks wait in the spool, and since when.
     async fn spool_state(&self) -> Result<SpoolState, StoreError>;
+}
 
-    /// The oldest unsent outbox events, in the order they were written.
-    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;
-
-    /// Marks events as published (their JetStream ack was received).
-    async fn outbox_mark_sent(
-        &self,
-        event_ids: &[Uuid],
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// How many events wait to be published.
-    async fn outbox_depth(&self) -> Result<u64, StoreError>;
-
+/// API keys, stored as digests.
+#[async_trait]
+pub trait Keys: Send + Sync + 'static {
     /// Stores a new key; [`StoreError::KeyNameTaken`] when the name is used.
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
 
@@ -273,7 +289,13 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Notes that the key was used.
     async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
 
+/// One database holding every aggregate: what start-up opens. Each part of
+/// the service is handed only the port it uses (`Arc<dyn Store>` coerces to
+/// `Arc<dyn Links>`, `Arc<dyn Keys>`, ...).
+#[async_trait]
+pub trait Store: Links + Outbox + ClickSpool + Keys {
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

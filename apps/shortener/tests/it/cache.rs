@@ -8,7 +8,7 @@ use shortener::cache::{Cached, LinkCache};
 use shortener::domain::{CodeGenerator, TargetUrl};
 use shortener::service::{LinkChanges, LinkError, LinkService, NewLink};
 use shortener::store::sqlite::SqliteStore;
-use shortener::store::LinkStore;
+use shortener::store::Store;
 
 use crate::store::behaviour::created;
 
@@ -18,12 +18,12 @@ async fn service(
     missing_ttl: Duration,
 ) -> (
     LinkService,
-    Arc<dyn LinkStore>,
+    Arc<dyn Store>,
     Arc<LinkCache>,
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn LinkStore> = Arc::new(
+    let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&dir.path().join("links.db"))
             .await
             .unwrap(),

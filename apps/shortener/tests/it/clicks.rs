@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use shortener::clicks::{click_pipeline, ClickContext, ClickSettings, VisitorKeys};
-use shortener::store::LinkStore;
+use shortener::store::Store;
 use system_tests::{require, MongoServer, NatsServer};
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,7 @@ async fn clicks_on_the_stream(jetstream: &jetstream::Context) -> u64 {
 /// A link in `store`, and a client of a nats-server that was then stopped;
 /// `None` when nats-server is not installed (outside CI only).
 async fn link_and_stopped_broker(
-    store: &Arc<dyn LinkStore>,
+    store: &Arc<dyn Store>,
     code: &str,
 ) -> Option<(NatsServer, async_nats::Client, shortener::store::Link)> {
     let mut nats = system_tests::started(NatsServer::start())?;
@@ -54,7 +54,7 @@ async fn link_and_stopped_broker(
 /// NATS goes away; every click recorded meanwhile is spooled (none
 /// dropped), and once NATS is back on the same data directory the relay
 /// publishes each to the stream and counts it on the link, exactly once.
-async fn clicks_wait_in_the_spool_until_the_broker_is_back(store: Arc<dyn LinkStore>) {
+async fn clicks_wait_in_the_spool_until_the_broker_is_back(store: Arc<dyn Store>) {
     let Some((mut nats, client, target)) = link_and_stopped_broker(&store, "outage").await else {
         return;
     };
@@ -142,7 +142,7 @@ async fn mongodb_keeps_clicks_through_a_broker_outage() {
 #[tokio::test]
 async fn shutdown_during_an_outage_spools_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn LinkStore> = Arc::new(
+    let store: Arc<dyn Store> = Arc::new(
         shortener::store::sqlite::SqliteStore::open(&dir.path().join("links.db"))
             .await
             .unwrap(),

@@ -10,7 +10,7 @@ use contracts::{subjects, AnyEvent};
 use shortener::outbox::{OutboxRelay, RelaySettings};
 use shortener::store::mongo::MongoStore;
 use shortener::store::sqlite::SqliteStore;
-use shortener::store::LinkStore;
+use shortener::store::Store;
 use system_tests::{require, MongoServer, NatsServer};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,7 +35,7 @@ async fn jetstream_context(nats: &NatsServer) -> jetstream::Context {
 }
 
 /// Writes `n` links with their created events; returns the event ids.
-async fn write_links(store: &dyn LinkStore, prefix: &str, n: usize) -> HashSet<Uuid> {
+async fn write_links(store: &dyn Store, prefix: &str, n: usize) -> HashSet<Uuid> {
     let mut ids = HashSet::new();
     for i in 0..n {
         let link = link(&format!("{prefix}{i}"));
@@ -46,7 +46,7 @@ async fn write_links(store: &dyn LinkStore, prefix: &str, n: usize) -> HashSet<U
     ids
 }
 
-async fn wait_until_outbox_empty(store: &dyn LinkStore, limit: Duration) {
+async fn wait_until_outbox_empty(store: &dyn Store, limit: Duration) {
     let started = Instant::now();
     while store.outbox_depth().await.unwrap() > 0 {
         assert!(
@@ -70,7 +70,7 @@ async fn created_events_on_stream(nats: &NatsServer) -> Vec<Uuid> {
 }
 
 /// A store in a fresh temporary SQLite file (kept alive by the guard).
-async fn sqlite_store() -> (Arc<dyn LinkStore>, tempfile::TempDir) {
+async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("links.db"))
         .await
@@ -80,7 +80,7 @@ async fn sqlite_store() -> (Arc<dyn LinkStore>, tempfile::TempDir) {
 
 /// A relay whose poll interval is far beyond any test: it publishes only
 /// when woken or when draining.
-async fn relay_that_never_polls(store: &Arc<dyn LinkStore>, nats: &NatsServer) -> OutboxRelay {
+async fn relay_that_never_polls(store: &Arc<dyn Store>, nats: &NatsServer) -> OutboxRelay {
     let settings = RelaySettings {
         poll_interval: Duration::from_secs(3600),
         ..settings()
@@ -88,7 +88,7 @@ async fn relay_that_never_polls(store: &Arc<dyn LinkStore>, nats: &NatsServer) -
     OutboxRelay::new(store.clone(), jetstream_context(nats).await, settings)
 }
 
-async fn nothing_is_lost_while_nats_is_down(store: Arc<dyn LinkStore>) {
+async fn nothing_is_lost_while_nats_is_down(store: Arc<dyn Store>) {
     let mut nats = require!(NatsServer::start());
     nats.stop();
 

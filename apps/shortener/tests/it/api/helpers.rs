@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shortener::store::LinkStore;
+use shortener::store::Store as StorePort;
 
 use actix_web::dev::ServerHandle;
 use contracts::AnyEvent;
@@ -37,7 +37,7 @@ pub struct TestApp {
     pub anonymous: reqwest::Client,
     pub nats: NatsServer,
     /// The app's own store, still usable after `stop`.
-    pub store: Arc<dyn LinkStore>,
+    pub store: Arc<dyn StorePort>,
     settings: Settings,
     handle: ServerHandle,
     task: JoinHandle<anyhow::Result<()>>,
@@ -246,7 +246,7 @@ impl Sibling {
 /// What is left of a stopped app.
 pub struct Stopped {
     pub nats: NatsServer,
-    pub store: Arc<dyn LinkStore>,
+    pub store: Arc<dyn StorePort>,
     _mongo: Option<MongoServer>,
     _dir: tempfile::TempDir,
 }

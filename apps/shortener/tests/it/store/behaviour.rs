@@ -1,11 +1,11 @@
-//! The behaviour every `LinkStore` adapter must have.
+//! The behaviour every store adapter must have, port by port.
 
 use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
 use shortener::store::{
-    Link, LinkCursor, LinkOrder, LinkQuery, LinkStore, OutboxEvent, SpoolState, SpooledClick,
+    Link, LinkCursor, LinkOrder, LinkQuery, OutboxEvent, SpoolState, SpooledClick, Store,
     StoreError,
 };
 use uuid::Uuid;
@@ -80,7 +80,7 @@ fn deleted(link: &Link) -> OutboxEvent {
     OutboxEvent::new(&Envelope::new("shortener", link.updated_at, data)).unwrap()
 }
 
-pub async fn inserted_links_are_found_by_code(store: &impl LinkStore) {
+pub async fn inserted_links_are_found_by_code(store: &impl Store) {
     let link = link("found-me");
     store.insert(&link, &created(&link)).await.unwrap();
     assert_eq!(store.find("found-me").await.unwrap(), Some(link));
@@ -92,7 +92,7 @@ pub async fn inserted_links_are_found_by_code(store: &impl LinkStore) {
     assert_eq!(store.find("missing").await.unwrap(), None);
 }
 
-pub async fn a_taken_code_is_refused_and_nothing_of_it_is_written(store: &impl LinkStore) {
+pub async fn a_taken_code_is_refused_and_nothing_of_it_is_written(store: &impl Store) {
     let first = link("taken");
     let first_event = created(&first);
     store.insert(&first, &first_event).await.unwrap();
@@ -111,9 +111,7 @@ pub async fn a_taken_code_is_refused_and_nothing_of_it_is_written(store: &impl L
     assert_eq!(store.find("taken").await.unwrap().unwrap().id, first.id);
 }
 
-pub async fn concurrent_claims_of_one_code_give_exactly_one_winner<S: LinkStore + Clone>(
-    store: &S,
-) {
+pub async fn concurrent_claims_of_one_code_give_exactly_one_winner<S: Store + Clone>(store: &S) {
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let claims = (0..20).map(|_| {
         let (store, barrier) = (store.clone(), barrier.clone());
@@ -143,7 +141,7 @@ async fn futures_join<T: Send + 'static>(
     out
 }
 
-pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) {
+pub async fn updates_are_compare_and_set_on_the_version(store: &impl Store) {
     let original = link("versioned");
     store.insert(&original, &created(&original)).await.unwrap();
 
@@ -189,7 +187,7 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl LinkStore) 
     );
 }
 
-pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl LinkStore) {
+pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl Store) {
     let mut links = Vec::new();
     for n in 0..7 {
         let link = link(&format!("page{n}"));
@@ -213,7 +211,7 @@ pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl 
         .is_empty());
 }
 
-pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &impl LinkStore) {
+pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &impl Store) {
     let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
     // Code, title, tags, owner, clicks.
     type Spec<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Uuid, u64);
@@ -319,7 +317,7 @@ pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &i
     assert_eq!(seen, expected);
 }
 
-pub async fn clicks_accumulate(store: &impl LinkStore) {
+pub async fn clicks_accumulate(store: &impl Store) {
     let (a, b) = (link("clicked-a"), link("clicked-b"));
     store.insert(&a, &created(&a)).await.unwrap();
     store.insert(&b, &created(&b)).await.unwrap();
@@ -336,7 +334,7 @@ pub async fn clicks_accumulate(store: &impl LinkStore) {
     );
 }
 
-pub async fn the_outbox_hands_out_events_in_order_until_marked_sent(store: &impl LinkStore) {
+pub async fn the_outbox_hands_out_events_in_order_until_marked_sent(store: &impl Store) {
     let mut expected = Vec::new();
     for n in 0..5 {
         let link = link(&format!("outbox{n}"));
@@ -380,7 +378,7 @@ pub fn spooled(link: &Link) -> SpooledClick {
 }
 
 pub async fn the_click_spool_keeps_each_click_once_until_it_is_relayed_and_counted(
-    store: &impl LinkStore,
+    store: &impl Store,
 ) {
     let target = link("spooled");
     store.insert(&target, &created(&target)).await.unwrap();
