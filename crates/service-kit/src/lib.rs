@@ -3,6 +3,7 @@
 //! through `contracts`.
 
 mod backoff;
+pub mod sqlite;
 pub mod telemetry;
 
 pub use backoff::Backoff;

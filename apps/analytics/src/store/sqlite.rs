@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
-use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use super::rollup::{self, Plan};
@@ -85,36 +83,14 @@ fn placeholders(n: usize) -> String {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file and applies migrations
+    /// (see `service_kit::sqlite`).
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create {}", parent.display()))?;
-        }
-        // Instances started together on one new file race to set it up (WAL
-        // mode, migrations); the loser fails, and on a second look finds it
-        // done.
-        let mut attempt = 1;
-        loop {
-            match Self::connect_and_migrate(path).await {
-                Ok(db) => {
-                    return Ok(Self {
-                        db,
-                        path: path.to_owned(),
-                    })
-                }
-                Err(error) if attempt < 5 => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        attempt,
-                        "SQLite set-up failed; looking again"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        let db = service_kit::sqlite::open::<migration::Migrator>(path).await?;
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+        })
     }
 
     /// Closes the connections (before the file is removed).
@@ -151,26 +127,6 @@ impl SqliteStore {
         swapped
             .map(drop)
             .with_context(|| format!("failed to swap in {}", built.display()))
-    }
-
-    async fn connect_and_migrate(path: &Path) -> anyhow::Result<DatabaseConnection> {
-        let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-        options
-            .max_connections(8)
-            .min_connections(1)
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-        let db = Database::connect(options)
-            .await
-            .with_context(|| format!("failed to open SQLite database {}", path.display()))?;
-        migration::Migrator::up(&db, None)
-            .await
-            .context("failed to migrate the SQLite database")?;
-        Ok(db)
     }
 
     async fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, StoreError> {
@@ -940,129 +896,23 @@ impl AnalyticsStore for SqliteStore {
     }
 }
 
+/// Schema migrations, applied at start-up and recorded by name; the SQL
+/// lives in `migrations/`, and one migration that reads rows is code.
 mod migration {
     use sea_orm_migration::prelude::*;
+    use service_kit::sql_migration;
 
     pub struct Migrator;
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            // Clicks and link copies (named after this file, as sea-orm's derive
-            // did); analytics' own API keys: digests, never keys.
-            [
-                SqlMigration {
-                    name: "sqlite",
-                    up: "CREATE TABLE clicks (
-                        event_id BLOB PRIMARY KEY NOT NULL,
-                        shortener_url_id BLOB NOT NULL,
-                        short_code TEXT NOT NULL,
-                        clicked_at INTEGER NOT NULL,
-                        referrer_host TEXT NOT NULL,
-                        browser TEXT NOT NULL,
-                        os TEXT NOT NULL,
-                        device TEXT NOT NULL,
-                        is_bot INTEGER NOT NULL,
-                        visitor_key TEXT NOT NULL,
-                        country TEXT NOT NULL
-                    ) WITHOUT ROWID;
-                    -- Every stats query reads one link over a time range.
-                    CREATE INDEX clicks_by_link_time ON clicks (shortener_url_id, clicked_at);
-                    -- No foreign key: shortener_url_id is a soft reference to
-                    -- a row the shortener owns; a click may come first.
-                    CREATE TABLE url_creations (
-                        shortener_url_id BLOB PRIMARY KEY NOT NULL,
-                        short_code TEXT NOT NULL,
-                        target TEXT,
-                        target_host TEXT,
-                        created_at INTEGER,
-                        expires_at INTEGER,
-                        deleted_at INTEGER,
-                        last_update_us INTEGER NOT NULL,
-                        expires_from_update INTEGER NOT NULL,
-                        version INTEGER NOT NULL
-                    );
-                    CREATE INDEX url_creations_by_code ON url_creations (short_code);",
-                    down: "DROP TABLE url_creations; DROP TABLE clicks;",
-                },
-                SqlMigration {
-                    name: "m0002_create_api_keys",
-                    up: "CREATE TABLE api_keys (
-                        id BLOB PRIMARY KEY NOT NULL,
-                        name TEXT NOT NULL UNIQUE,
-                        digest TEXT NOT NULL UNIQUE,
-                        created_at INTEGER NOT NULL,
-                        last_used_at INTEGER,
-                        revoked_at INTEGER
-                    );",
-                    down: "DROP TABLE api_keys;",
-                },
+            vec![
+                sql_migration!("sqlite").boxed(),
+                sql_migration!("m0002_create_api_keys").boxed(),
+                Box::new(KeepLinkChanges),
+                sql_migration!("m0004_bounded_link_reads").boxed(),
+                sql_migration!("m0005_click_rollups").boxed(),
             ]
-            .into_iter()
-            .map(|m| Box::new(m) as Box<dyn MigrationTrait>)
-            .chain([Box::new(KeepLinkChanges) as Box<dyn MigrationTrait>])
-            .chain([Box::new(SqlMigration {
-                name: "m0004_bounded_link_reads",
-                // The link list's order, and the reconciliation report's
-                // two lists, each read one page at a time.
-                up: "CREATE INDEX url_creations_newest
-                        ON url_creations (COALESCE(created_at, 0), shortener_url_id);
-                    CREATE INDEX url_creations_uncreated
-                        ON url_creations (shortener_url_id) WHERE created_at IS NULL;
-                    CREATE INDEX url_creations_deleted
-                        ON url_creations (shortener_url_id) WHERE deleted_at IS NOT NULL;",
-                down: "DROP INDEX url_creations_newest; DROP INDEX url_creations_uncreated;
-                    DROP INDEX url_creations_deleted;",
-            }) as Box<dyn MigrationTrait>])
-            .chain([Box::new(SqlMigration {
-                name: "m0005_click_rollups",
-                // Per link: clicks, bot clicks and unique visitors per hour
-                // and per day, and clicks per day and dimension value
-                // (dimension: the index in Dimension::ALL), built from the
-                // clicks already stored. `clicks_by_visitor` answers "has
-                // this visitor a click of the link in this hour (day)".
-                up: "CREATE TABLE click_hours (
-                        shortener_url_id BLOB NOT NULL, hour INTEGER NOT NULL,
-                        clicks INTEGER NOT NULL, bots INTEGER NOT NULL, uniques INTEGER NOT NULL,
-                        first_at INTEGER NOT NULL,
-                        PRIMARY KEY (shortener_url_id, hour)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE click_days (
-                        shortener_url_id BLOB NOT NULL, day INTEGER NOT NULL,
-                        clicks INTEGER NOT NULL, bots INTEGER NOT NULL, uniques INTEGER NOT NULL,
-                        PRIMARY KEY (shortener_url_id, day)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE click_day_values (
-                        shortener_url_id BLOB NOT NULL, day INTEGER NOT NULL,
-                        dimension INTEGER NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL,
-                        PRIMARY KEY (shortener_url_id, dimension, day, value)
-                    ) WITHOUT ROWID;
-                    CREATE INDEX clicks_by_visitor ON clicks (shortener_url_id, visitor_key, clicked_at);
-                    INSERT INTO click_hours
-                        SELECT shortener_url_id, clicked_at - (((clicked_at % 3600) + 3600) % 3600) AS hour,
-                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, '')),
-                            MIN(clicked_at)
-                        FROM clicks GROUP BY shortener_url_id, hour;
-                    INSERT INTO click_days
-                        SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400) AS day,
-                            COUNT(*), SUM(is_bot), COUNT(DISTINCT NULLIF(visitor_key, ''))
-                        FROM clicks GROUP BY shortener_url_id, day;
-                    INSERT INTO click_day_values
-                        SELECT shortener_url_id, day, dimension, value, COUNT(*) FROM (
-                            SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400) AS day,
-                                0 AS dimension, referrer_host AS value FROM clicks
-                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
-                                1, browser FROM clicks
-                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
-                                2, os FROM clicks
-                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
-                                3, device FROM clicks
-                            UNION ALL SELECT shortener_url_id, clicked_at - (((clicked_at % 86400) + 86400) % 86400),
-                                4, country FROM clicks)
-                        WHERE value != '' GROUP BY shortener_url_id, day, dimension, value;",
-                down: "DROP TABLE click_hours; DROP TABLE click_days; DROP TABLE click_day_values;
-                    DROP INDEX clicks_by_visitor;",
-            }) as Box<dyn MigrationTrait>])
-            .collect()
         }
     }
 
@@ -1116,36 +966,6 @@ mod migration {
             manager
                 .get_connection()
                 .execute_unprepared("DROP TABLE link_changes;")
-                .await?;
-            Ok(())
-        }
-    }
-
-    /// A migration that runs one SQL script up and another down. The names
-    /// are the ones recorded in `seaql_migrations`: never change them.
-    struct SqlMigration {
-        name: &'static str,
-        up: &'static str,
-        down: &'static str,
-    }
-
-    impl MigrationName for SqlMigration {
-        fn name(&self) -> &str {
-            self.name
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for SqlMigration {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager.get_connection().execute_unprepared(self.up).await?;
-            Ok(())
-        }
-
-        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager
-                .get_connection()
-                .execute_unprepared(self.down)
                 .await?;
             Ok(())
         }

@@ -1,0 +1,1 @@
+DROP TABLE url_creations; DROP TABLE clicks;

@@ -1,0 +1,2 @@
+-- The trace of the request that wrote an event.
+ALTER TABLE outbox ADD COLUMN traceparent TEXT;
