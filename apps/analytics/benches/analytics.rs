@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use analytics::links::LinkCopies;
+use analytics::links::CopyKeeper;
 use analytics::model::{ClickRow, LinkChange};
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore};
 use async_nats::jetstream;
@@ -352,7 +352,7 @@ async fn load_stats_workload(store: Arc<dyn AnalyticsStore>) -> Vec<String> {
             changes
         })
         .collect();
-    let copies = LinkCopies::new(store.clone());
+    let copies = CopyKeeper::new(store.clone());
     for chunk in changes.chunks(10_000) {
         copies.apply(chunk).await.unwrap();
     }

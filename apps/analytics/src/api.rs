@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Serialize;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use service_kit::openapi::KeySecurity;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::model::LinkCopy;
@@ -19,7 +19,7 @@ pub use crate::stats::{
     known_by_code, stats, LinkInfo, SeriesPoint, Stats, StatsQuery, TopItem, MAX_BUCKETS,
 };
 use crate::stats::{optional_rfc3339, rfc3339};
-use crate::store::{AnalyticsStore, LinkCursor, LinkList};
+use crate::store::{self, AnalyticsStore, LinkCursor, LinkList};
 
 /// Clicks with no created event for longer than this are orphans.
 const DEFAULT_GRACE_SECONDS: i64 = 300;
@@ -75,31 +75,15 @@ pub fn cursor_param<T>(
     ),
     paths(list_links, stats_by_code, stats_by_id, reconciliation),
     components(schemas(CopyPage, CopyItem, Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
-    modifiers(&KeySecurity),
+    modifiers(&KEY_SECURITY),
     tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks"))
 )]
 pub struct ApiDoc;
 
-/// Every endpoint but `/health`, `/ready` and `/metrics` needs a key:
-/// `X-Api-Key`, or a bearer token.
-struct KeySecurity;
-
-impl Modify for KeySecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "X-Api-Key",
-                "An analytics API key (analytics api-key create)",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
+/// Every endpoint but `/health`, `/ready` and `/metrics` needs a key.
+const KEY_SECURITY: KeySecurity = KeySecurity {
+    description: "An analytics API key (analytics api-key create)",
+};
 
 /// The OpenAPI document, rendered once.
 pub fn openapi_json() -> &'static str {
@@ -403,7 +387,7 @@ impl ListPosition {
 
 /// A page of one list: the rows after `position`, none once it ended.
 async fn list_page(
-    store: &dyn AnalyticsStore,
+    store: &dyn store::Reconciliation,
     list: LinkList,
     position: ListPosition,
     limit: u32,

@@ -20,24 +20,13 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::store::{AnalyticsStore, StoreError};
+pub use crate::store::KeyRecord;
+use crate::store::{Keys, StoreError};
 
 /// How long a key lookup is trusted.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 /// `last_used_at` is written at most this often per key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
-
-/// A key as stored: never the key. Times are seconds since 1970.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyRecord {
-    pub id: Uuid,
-    pub name: String,
-    /// SHA-256 of the key, 64 hex digits.
-    pub digest: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
 
 /// SHA-256 of a key, as hex.
 pub fn digest(key: &str) -> String {
@@ -63,10 +52,7 @@ pub enum KeyError {
 }
 
 /// Makes and stores a key; returns its record and the key, to show once.
-pub async fn create_key(
-    store: &dyn AnalyticsStore,
-    name: &str,
-) -> Result<(KeyRecord, String), KeyError> {
+pub async fn create_key(store: &dyn Keys, name: &str) -> Result<(KeyRecord, String), KeyError> {
     let valid = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -93,7 +79,7 @@ pub async fn create_key(
 }
 
 /// Revokes the live key of this name.
-pub async fn revoke_key(store: &dyn AnalyticsStore, name: &str) -> Result<(), KeyError> {
+pub async fn revoke_key(store: &dyn Keys, name: &str) -> Result<(), KeyError> {
     match store.revoke_key(name, now()).await? {
         true => Ok(()),
         false => Err(KeyError::NotFound(name.to_owned())),
@@ -113,7 +99,7 @@ pub enum AuthError {
 
 /// Checks keys; one per service instance.
 pub struct Authenticator {
-    store: Arc<dyn AnalyticsStore>,
+    store: Arc<dyn Keys>,
     bootstrap: Option<String>,
     known: Cache<String, Option<KeyRecord>>,
     touched: Cache<Uuid, ()>,
@@ -135,7 +121,7 @@ fn bucket(ip: IpAddr) -> IpAddr {
 
 impl Authenticator {
     pub fn new(
-        store: Arc<dyn AnalyticsStore>,
+        store: Arc<dyn Keys>,
         bootstrap: Option<&str>,
         failures_per_minute: NonZeroU32,
     ) -> Self {
@@ -229,7 +215,7 @@ impl Authenticator {
 
 /// With no key at all nobody could read analytics: make one and show it
 /// this once.
-pub async fn bootstrap_key(store: &dyn AnalyticsStore) -> anyhow::Result<()> {
+pub async fn bootstrap_key(store: &dyn Keys) -> anyhow::Result<()> {
     let keys = store.list_keys().await?;
     if keys.iter().any(|k| k.revoked_at.is_none()) {
         return Ok(());

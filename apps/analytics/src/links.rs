@@ -18,7 +18,7 @@
 //! ClickHouse two instances may be on different replicas, and a change may
 //! still be on its way when the other reads; so there every change also
 //! marks its link, and the compactor, once its replica has caught up, folds
-//! the marked links again (`store/clickhouse_rollups.rs`).
+//! the marked links again (`store/clickhouse/rollups.rs`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -26,19 +26,19 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::model::LinkChange;
-use crate::store::{AnalyticsStore, ChangeRecord, StoreError};
+use crate::store::{ChangeRecord, LinkCopies, StoreError};
 
 /// Known ids are remembered up to this many; beyond it the set starts over,
 /// which only costs a store read per link.
 const MAX_KNOWN: usize = 1_000_000;
 
-pub struct LinkCopies {
-    store: Arc<dyn AnalyticsStore>,
+pub struct CopyKeeper {
+    store: Arc<dyn LinkCopies>,
     known: Mutex<HashSet<Uuid>>,
 }
 
-impl LinkCopies {
-    pub fn new(store: Arc<dyn AnalyticsStore>) -> Self {
+impl CopyKeeper {
+    pub fn new(store: Arc<dyn LinkCopies>) -> Self {
         Self {
             store,
             known: Mutex::new(HashSet::new()),

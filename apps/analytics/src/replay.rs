@@ -191,6 +191,7 @@ impl Consuming {
         let shutdown = CancellationToken::new();
         let consuming = Arc::new(AtomicBool::new(false));
         let ingest = Arc::new(Ingest::new(
+            store.clone(),
             store,
             jetstream,
             Arc::new(Metrics::default()),

@@ -71,6 +71,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let ingest = Arc::new(Ingest::new(
             store.clone(),
+            store.clone(),
             jetstream::new(nats.clone()),
             metrics.clone(),
             settings.consumers.clone(),

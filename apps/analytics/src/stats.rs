@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::model::{Bucket, LinkCopy, Window};
 use crate::problem::{ApiError, InvalidParam};
-use crate::store::AnalyticsStore;
+use crate::store::{LinkCopies, StatsReader};
 
 /// Entries in each top list.
 const TOP: u32 = 10;
@@ -146,7 +146,7 @@ impl StatsQuery {
 
 /// Computes the stats of `link` (the store's queries, then empty buckets filled).
 pub async fn stats(
-    store: &dyn AnalyticsStore,
+    store: &dyn StatsReader,
     link: &LinkCopy,
     query: StatsQuery,
     now: i64,
@@ -236,7 +236,7 @@ pub async fn stats(
 }
 
 /// The copy with this code, or the 404 the API answers.
-pub async fn known_by_code(store: &dyn AnalyticsStore, code: &str) -> Result<LinkCopy, ApiError> {
+pub async fn known_by_code(store: &dyn LinkCopies, code: &str) -> Result<LinkCopy, ApiError> {
     store.link_by_code(code).await?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "no link with the code {code:?} is known to analytics"

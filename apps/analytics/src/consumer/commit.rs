@@ -34,7 +34,7 @@ impl Ingest {
                     service_kit::traced_span!(
                         format_args!("store {subject}"),
                         "client",
-                        db.system.name = self.store.kind(),
+                        db.system.name = self.clicks.kind(),
                         batch_size = batch.valid.len(),
                     )
                 })
@@ -107,7 +107,7 @@ impl Ingest {
                 .map(|c| (c.shortener_url_id, c.short_code.as_str()))
                 .collect();
             self.links.ensure(&links).await?;
-            self.store.insert_clicks(clicks).await?;
+            self.clicks.insert_clicks(clicks).await?;
         }
         self.links.apply(changes).await
     }

@@ -31,7 +31,7 @@ const MAX_DEFER: Duration = Duration::from_secs(300);
 
 /// Runs until `shutdown`.
 pub async fn run(ingest: Arc<Ingest>, shutdown: CancellationToken) {
-    if ingest.store.kind() != "clickhouse" {
+    if ingest.clicks.kind() != "clickhouse" {
         return;
     }
     let mut last_run = Instant::now();
@@ -47,7 +47,7 @@ pub async fn run(ingest: Arc<Ingest>, shutdown: CancellationToken) {
         let started = Instant::now();
         last_run = started;
         ingest.metrics.rollup_compacting.set(1);
-        match ingest.store.compact(settled).await {
+        match ingest.clicks.compact(settled).await {
             Ok(days) => {
                 ingest.metrics.rollup_days_compacted.inc_by(days);
                 ingest

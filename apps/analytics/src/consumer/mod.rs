@@ -41,9 +41,9 @@ use service_kit::Backoff;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::links::LinkCopies;
+use crate::links::CopyKeeper;
 use crate::metrics::Metrics;
-use crate::store::AnalyticsStore;
+use crate::store::{ClickLog, LinkCopies};
 
 use decode::Decoded;
 pub use health::{ConsumerHealth, CONSUMER_SILENCE_LIMIT};
@@ -191,8 +191,8 @@ pub async fn lag(consumer: &mut PullConsumer) -> anyhow::Result<u64> {
 
 /// Turns messages into stored rows; shared by the consumers of every subject.
 pub struct Ingest {
-    pub store: Arc<dyn AnalyticsStore>,
-    pub links: Arc<LinkCopies>,
+    pub clicks: Arc<dyn ClickLog>,
+    pub links: Arc<CopyKeeper>,
     pub jetstream: jetstream::Context,
     pub metrics: Arc<Metrics>,
     pub settings: ConsumerSettings,
@@ -203,14 +203,15 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(
-        store: Arc<dyn AnalyticsStore>,
+        clicks: Arc<dyn ClickLog>,
+        copies: Arc<dyn LinkCopies>,
         jetstream: jetstream::Context,
         metrics: Arc<Metrics>,
         settings: ConsumerSettings,
     ) -> Self {
         Self {
-            links: Arc::new(LinkCopies::new(store.clone())),
-            store,
+            links: Arc::new(CopyKeeper::new(copies)),
+            clicks,
             jetstream,
             metrics,
             settings,

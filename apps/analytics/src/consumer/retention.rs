@@ -34,7 +34,7 @@ async fn drop_old_clicks(ingest: &Ingest, shutdown: &CancellationToken) {
     if shutdown.is_cancelled() {
         return;
     }
-    let dropped = match ingest.store.drop_raw_clicks_before(cutoff).await {
+    let dropped = match ingest.clicks.drop_raw_clicks_before(cutoff).await {
         Ok(n) => n,
         Err(error) => {
             tracing::warn!(%error, "the raw retention failed; it tries again later");

@@ -1,6 +1,8 @@
-//! Analytics' own store, behind one trait: ClickHouse in production, an
-//! embedded SQLite file by default. Both hold the same two tables with the
-//! same meaning:
+//! Analytics' own store, behind one port per aggregate ([`ClickLog`],
+//! [`StatsReader`], [`LinkCopies`], [`Reconciliation`], [`Keys`]), each part
+//! of the service taking only what it uses: ClickHouse in production
+//! (`clickhouse/`), an embedded SQLite file by default (`sqlite/`), a file
+//! per port in each. Both hold the same tables with the same meaning:
 //!
 //! - `clicks`: one row per click event, unique by `event_id`. A redelivered
 //!   or republished event is written again, and no answer ever counts it twice
@@ -15,7 +17,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::keys::KeyRecord;
 use crate::model::{BucketCount, ClickRow, LinkChange, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
@@ -34,6 +35,18 @@ impl StoreError {
     pub fn new(error: impl Into<anyhow::Error>) -> Self {
         Self(error.into())
     }
+}
+
+/// A key as stored: never the key. Times are seconds since 1970.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: Uuid,
+    pub name: String,
+    /// SHA-256 of the key, 64 hex digits.
+    pub digest: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 /// One stored link change: a [`LinkChange`] as JSON.
@@ -114,14 +127,16 @@ pub struct ClickSummary {
     pub last_click_at: i64,
 }
 
-#[async_trait]
-pub trait AnalyticsStore: Send + Sync + 'static {
+/// What every port can say of the database behind it.
+pub trait Backend: Send + Sync + 'static {
     /// `clickhouse` or `sqlite`, for logs and `/ready`.
     fn kind(&self) -> &'static str;
+}
 
-    /// Cheap round trip, for `/ready`.
-    async fn ping(&self) -> Result<(), StoreError>;
-
+/// The clicks as they arrive: written once each, compacted into rollups,
+/// dropped when older than the retention, counted for replay's checks.
+#[async_trait]
+pub trait ClickLog: Backend {
     /// Writes clicks; returns once they are durable. Rows whose `event_id` is
     /// already stored never count twice.
     async fn insert_clicks(&self, clicks: &[ClickRow]) -> Result<(), StoreError>;
@@ -134,6 +149,53 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Deletes the raw clicks older than `cutoff` (seconds), a few links
+    /// per transaction; the rollups keep counting them. Returns how many went.
+    async fn drop_raw_clicks_before(&self, cutoff: i64) -> Result<u64, StoreError>;
+
+    /// Distinct clicks stored (each `event_id` once).
+    async fn click_count(&self) -> Result<u64, StoreError>;
+
+    /// Every link's click total (each `event_id` once), for replay's check.
+    async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
+    /// Every link's click total counted from the raw clicks (each
+    /// `event_id` once), to check the totals above against.
+    async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
+    /// When the oldest stored click happened; `None` without clicks.
+    async fn oldest_click(&self) -> Result<Option<i64>, StoreError>;
+}
+
+/// The stats of one link over a window, from the rollups and the edges'
+/// raw clicks.
+#[async_trait]
+pub trait StatsReader: Backend {
+    async fn totals(&self, window: Window) -> Result<Totals, StoreError>;
+
+    /// Non-empty buckets only, oldest first.
+    async fn series(
+        &self,
+        window: Window,
+        bucket: crate::model::Bucket,
+    ) -> Result<Vec<BucketCount>, StoreError>;
+
+    /// The top lists of every dimension, in [`Dimension::ALL`](crate::model::Dimension::ALL) order: the
+    /// most frequent non-empty values, most clicks first, ties by value.
+    async fn tops(&self, window: Window, limit: u32)
+        -> Result<Vec<Vec<(String, u64)>>, StoreError>;
+
+    /// When the link's first click happened (`None` without clicks).
+    async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;
+
+    /// All-time click totals of these links (each `event_id` once), read
+    /// from each link's own rows only; links without clicks are absent.
+    async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
+}
+
+/// Analytics' copy of each link, folded from every change it has heard of.
+#[async_trait]
+pub trait LinkCopies: Backend {
     /// Stored copies of these links (missing ones are simply absent).
     async fn links(&self, ids: &[Uuid]) -> Result<Vec<LinkCopy>, StoreError>;
 
@@ -169,6 +231,19 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// copies claim one, the created one with the newest version wins.
     async fn link_by_code(&self, code: &str) -> Result<Option<LinkCopy>, StoreError>;
 
+    /// One page of copies, newest first: by creation time (copies not yet
+    /// created last), then by id; after `after` (the last of the page before).
+    async fn link_page(
+        &self,
+        after: Option<LinkCursor>,
+        limit: u32,
+    ) -> Result<Vec<LinkCopy>, StoreError>;
+}
+
+/// What the reconciliation report reads: copies on its lists, and their
+/// clicks.
+#[async_trait]
+pub trait Reconciliation: Backend {
     /// One page of the copies on `list`, in id order after `after`: at
     /// most `limit`.
     async fn links_on(
@@ -178,55 +253,13 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<LinkCopy>, StoreError>;
 
-    /// One page of copies, newest first: by creation time (copies not yet
-    /// created last), then by id; after `after` (the last of the page before).
-    async fn link_page(
-        &self,
-        after: Option<LinkCursor>,
-        limit: u32,
-    ) -> Result<Vec<LinkCopy>, StoreError>;
-
-    /// All-time click totals of these links (each `event_id` once), read
-    /// from each link's own rows only; links without clicks are absent.
-    async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
-
-    /// Deletes the raw clicks older than `cutoff` (seconds), a few links
-    /// per transaction; the rollups keep counting them. Returns how many went.
-    async fn drop_raw_clicks_before(&self, cutoff: i64) -> Result<u64, StoreError>;
-
-    /// When the link's first click happened (`None` without clicks).
-    async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;
-
     /// Click count and first/last click of each of these links that has clicks.
     async fn click_summaries(&self, ids: &[Uuid]) -> Result<Vec<ClickSummary>, StoreError>;
+}
 
-    async fn totals(&self, window: Window) -> Result<Totals, StoreError>;
-
-    /// Non-empty buckets only, oldest first.
-    async fn series(
-        &self,
-        window: Window,
-        bucket: crate::model::Bucket,
-    ) -> Result<Vec<BucketCount>, StoreError>;
-
-    /// The top lists of every dimension, in [`Dimension::ALL`](crate::model::Dimension::ALL) order: the
-    /// most frequent non-empty values, most clicks first, ties by value.
-    async fn tops(&self, window: Window, limit: u32)
-        -> Result<Vec<Vec<(String, u64)>>, StoreError>;
-
-    /// Distinct clicks stored (each `event_id` once).
-    async fn click_count(&self) -> Result<u64, StoreError>;
-
-    /// Every link's click total (each `event_id` once), for replay's check.
-    async fn all_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
-
-    /// Every link's click total counted from the raw clicks (each
-    /// `event_id` once), to check the totals above against.
-    async fn raw_click_totals(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
-
-    /// When the oldest stored click happened; `None` without clicks.
-    async fn oldest_click(&self) -> Result<Option<i64>, StoreError>;
-
+/// Analytics' own API keys, stored as digests.
+#[async_trait]
+pub trait Keys: Backend {
     /// Stores a new key; false when a key of that name exists.
     async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;
 
@@ -241,4 +274,13 @@ pub trait AnalyticsStore: Send + Sync + 'static {
 
     /// Notes that the key was used at `at` (seconds since 1970).
     async fn touch_key(&self, id: Uuid, at: i64) -> Result<(), StoreError>;
+}
+
+/// One database holding every aggregate: what start-up opens. Each part of
+/// the service is handed only the ports it uses (`Arc<dyn AnalyticsStore>`
+/// coerces to `Arc<dyn ClickLog>`, `Arc<dyn StatsReader>`, ...).
+#[async_trait]
+pub trait AnalyticsStore: ClickLog + StatsReader + LinkCopies + Reconciliation + Keys {
+    /// Cheap round trip, for `/ready`.
+    async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -3,7 +3,7 @@
 //! today's code, twice: no migration runs again, and every click, rollup,
 //! link copy and key is still there.
 
-use analytics::store::{AnalyticsStore, SqliteStore};
+use analytics::store::{ClickLog, Keys, LinkCopies, SqliteStore};
 
 #[tokio::test]
 async fn sqlite_store_of_the_previous_release_opens_with_nothing_lost() {
