@@ -3,6 +3,7 @@
 //! through `contracts`.
 
 mod backoff;
+pub mod openapi;
 pub mod sqlite;
 pub mod telemetry;
 

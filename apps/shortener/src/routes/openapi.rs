@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers and types themselves.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use service_kit::openapi::KeySecurity;
 use utoipa::{Modify, OpenApi};
 
 use super::extractors::caller;
@@ -54,7 +54,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
         ProblemBody,
         InvalidParam
     )),
-    modifiers(&ApiKeySecurity),
+    modifiers(&KEY_SECURITY, &UpdateNeedsAChange),
     tags(
         (name = "links", description = "Create and manage links (an author key: its own links only)"),
         (name = "keys", description = "API keys (admin keys only)"),
@@ -63,23 +63,17 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
 )]
 pub struct ApiDoc;
 
-/// Declares the two ways to present a key: `X-Api-Key`, or a bearer token.
-struct ApiKeySecurity;
+const KEY_SECURITY: KeySecurity = KeySecurity {
+    description:
+        "An API key; every endpoint but the redirects, health, readiness and metrics needs one",
+};
 
-impl Modify for ApiKeySecurity {
+/// A change must change something.
+struct UpdateNeedsAChange;
+
+impl Modify for UpdateNeedsAChange {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "X-Api-Key",
-                "An API key; every endpoint but the redirects, health, readiness and metrics needs one",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
         // A change must change something; utoipa's attribute for this
         // writes maxProperties, so it is set here.
         if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(update))) =
