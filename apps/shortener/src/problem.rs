@@ -1,41 +1,16 @@
-//! RFC 7807 problem details: the one shape of every error this service sends.
-//!
-//! Handlers return [`ApiError`]; `render` turns it into
-//! `application/problem+json` with `type`, `title`, `status`, `detail`, a
-//! stable machine-readable `code`, the first offending `field`, and every
-//! offending field in `invalid-params` (the member RFC 7807 itself uses in its
-//! example). [`problem_for_framework_errors`] gives actix-web's own errors
-//! (unknown route, wrong method, oversized body, ...) the same shape.
+//! The shortener's errors, each with its status and stable `code`, written
+//! as RFC 7807 problem+json by `service_kit::problem` (which also gives
+//! actix-web's own errors that shape).
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::ServiceResponse;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
-use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+pub use service_kit::problem::{
+    problem_for_framework_errors, render, resource, InvalidParam, ProblemBody, PROBLEM_JSON,
+};
 
 use crate::auth::{AuthError, KeyError};
 use crate::service::LinkError;
-
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// One field at fault and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct InvalidParam {
-    pub name: String,
-    pub reason: String,
-}
-
-impl InvalidParam {
-    pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Everything an API call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -114,16 +89,7 @@ impl ApiError {
     /// The problem this error is answered with (also one item's answer in
     /// a bulk create).
     pub fn problem(&self) -> ProblemBody {
-        let mut detail = self.to_string();
-        let params = self.invalid_params();
-        if !params.is_empty() {
-            let listed: Vec<String> = params
-                .iter()
-                .map(|p| format!("{}: {}", p.name, p.reason))
-                .collect();
-            detail = format!("{detail}: {}", listed.join("; "));
-        }
-        ProblemBody::new(self.status_code(), self.code(), &detail, params)
+        ProblemBody::of_error(self.status_code(), self.code(), self, self.invalid_params())
     }
 
     /// A single invalid body field.
@@ -192,150 +158,11 @@ impl ResponseError for ApiError {
         let mut response = self.problem().response();
         match self {
             ApiError::RateLimited { retry_after_secs } => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                service_kit::problem::retry_after(&mut response, *retry_after_secs)
             }
-            ApiError::Unauthorized => {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer, ApiKey header=\"X-Api-Key\""),
-                );
-            }
+            ApiError::Unauthorized => service_kit::problem::challenge(&mut response),
             _ => {}
         }
         response
     }
-}
-
-/// An RFC 7807 problem, as every error of this API is sent.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Problem)]
-pub struct ProblemBody {
-    /// Always `about:blank`: the title is the status's phrase and `code`
-    /// carries the precise kind.
-    #[serde(rename = "type")]
-    kind: &'static str,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Stable machine-readable kind, e.g. `invalid_body`, `alias_taken`.
-    code: String,
-    /// The first field at fault, when a field is at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    /// Every field at fault.
-    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
-    invalid_params: Vec<InvalidParam>,
-}
-
-impl ProblemBody {
-    pub fn new(
-        status: StatusCode,
-        code: &str,
-        detail: &str,
-        invalid_params: Vec<InvalidParam>,
-    ) -> Self {
-        Self {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: detail.to_owned(),
-            code: code.to_owned(),
-            field: invalid_params.first().map(|p| p.name.clone()),
-            invalid_params,
-        }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// The problem+json response of this problem.
-    pub fn response(&self) -> HttpResponse {
-        HttpResponse::build(
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        )
-        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(serde_json::to_vec(self).unwrap_or_default())
-    }
-}
-
-/// A problem+json response.
-pub fn render(
-    status: StatusCode,
-    code: &str,
-    detail: &str,
-    invalid_params: Vec<InvalidParam>,
-) -> HttpResponse {
-    ProblemBody::new(status, code, detail, invalid_params).response()
-}
-
-/// `ErrorHandlers` default handler: an error response that is not already
-/// problem+json (actix-web's unknown route, wrong method, payload too large,
-/// ...) is replaced by one with the same status.
-pub fn problem_for_framework_errors<B: MessageBody + 'static>(
-    response: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    // Problems are kept, and so are the pages the service writes itself
-    // (a password link's form answers 401 and 429 as HTML, for people).
-    let is_ours = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| {
-            v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
-                || v.as_bytes().starts_with(b"text/html")
-        });
-    if is_ours {
-        return Ok(ErrorHandlerResponse::Response(
-            response.map_into_left_body(),
-        ));
-    }
-    let status = response.status();
-    let detail = match status {
-        StatusCode::NOT_FOUND => format!("nothing is served at {}", response.request().path()),
-        StatusCode::METHOD_NOT_ALLOWED => format!(
-            "{} is not allowed on {}",
-            response.request().method(),
-            response.request().path()
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
-        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
-    };
-    let code = match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        s if s.is_server_error() => "internal",
-        _ => "bad_request",
-    };
-    let (request, _) = response.into_parts();
-    let problem = render(status, code, &detail, Vec::new()).map_into_right_body();
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
-        request, problem,
-    )))
-}
-
-/// A resource on `path` whose other methods answer 405 problem+json with
-/// an `Allow` header listing `allow` (RFC 9110 requires it).
-pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    actix_web::web::resource(path).default_service(actix_web::web::to(
-        move |request: actix_web::HttpRequest| async move {
-            let mut response = render(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                &format!(
-                    "{} is not allowed on {}; use {allow}",
-                    request.method(),
-                    request.path()
-                ),
-                Vec::new(),
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-            response
-        },
-    ))
 }

@@ -4,6 +4,7 @@
 
 mod backoff;
 pub mod openapi;
+pub mod problem;
 pub mod sqlite;
 pub mod telemetry;
 
