@@ -24,43 +24,6 @@ pub const RETENTION: Duration = Duration::from_secs(180 * 24 * 60 * 60);
 /// covers publisher retries; consumers deduplicate on `event_id` for the rest.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
 
-/// The most servers JetStream keeps a stream on.
-pub const MAX_REPLICAS: usize = 5;
-
-/// A replica count from configuration (`SHORTENER_STREAM_REPLICAS`,
-/// `ANALYTICS_STREAM_REPLICAS`): 1 on a single nats-server, 3 in a cluster
-/// (a stream on 3 servers survives losing one), at most [`MAX_REPLICAS`].
-pub fn parse_replicas(variable: &str, value: &str) -> Result<usize, String> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{variable}={value:?} must be a whole number from 1 to {MAX_REPLICAS}"
-        )),
-    }
-}
-
-/// The servers of a comma-separated list of NATS URLs (`nats://a:4222,
-/// nats://b:4222`): the client connects to any of them and moves to another
-/// when one goes away. Errors name the entry at fault.
-pub fn server_addrs(variable: &str, list: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
-    let entries: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .collect();
-    if entries.is_empty() {
-        return Err(format!("{variable} names no NATS server"));
-    }
-    entries
-        .into_iter()
-        .map(|entry| {
-            entry
-                .parse::<async_nats::ServerAddr>()
-                .map_err(|e| format!("{variable}: {entry:?} is not a NATS URL: {e}"))
-        })
-        .collect()
-}
-
 /// Definition of the `SHORTENER` stream, kept on `replicas` servers.
 pub fn shortener_stream_config(replicas: usize) -> stream::Config {
     stream::Config {
@@ -183,28 +146,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replicas_are_one_to_five() {
-        assert_eq!(parse_replicas("R", "1"), Ok(1));
-        assert_eq!(parse_replicas("R", " 3 "), Ok(3));
-        for bad in ["0", "6", "-1", "three", ""] {
-            let error = parse_replicas("SHORTENER_STREAM_REPLICAS", bad).unwrap_err();
-            assert!(error.starts_with("SHORTENER_STREAM_REPLICAS="), "{error}");
-        }
+    fn the_streams_are_kept_on_the_servers_asked_for() {
         assert_eq!(shortener_stream_config(3).num_replicas, 3);
         assert_eq!(dead_letter_stream_config(1).num_replicas, 1);
-    }
-
-    #[test]
-    fn a_server_list_is_comma_separated_and_names_the_bad_entry() {
-        let servers = server_addrs(
-            "X_NATS_URL",
-            "nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224",
-        )
-        .unwrap();
-        assert_eq!(servers.len(), 3);
-        assert_eq!(servers[1].port(), 4223);
-        let error = server_addrs("X_NATS_URL", "nats://127.0.0.1:4222,http://[bad").unwrap_err();
-        assert!(error.contains("\"http://[bad\""), "{error}");
-        assert!(server_addrs("X_NATS_URL", " , ").is_err());
     }
 }

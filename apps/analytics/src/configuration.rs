@@ -1,11 +1,11 @@
 //! Settings from the environment (`ANALYTICS_*`), over defaults in code.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use service_kit::settings::{from_env, nats_servers, parsed, stream_replicas, SecretString};
 
 use crate::consumer::ConsumerSettings;
 use crate::store::ClickHouseSettings;
@@ -36,39 +36,16 @@ pub struct Settings {
     pub consumers: ConsumerSettings,
     /// An extra key (`ANALYTICS_API_KEY`, at least 32 characters); stored
     /// keys are managed with `analytics api-key`.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<SecretString>,
     /// Failed key checks per client per minute before it gets 429
     /// (`ANALYTICS_AUTH_FAILURES_PER_MINUTE`).
     pub auth_failures_per_minute: std::num::NonZeroU32,
 }
 
-/// A configured key: never printed.
-#[derive(Clone)]
-pub struct ApiKey(pub String);
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(***)")
-    }
-}
-
 /// The shortest configured key accepted.
 pub const MIN_KEY_CHARS: usize = 32;
 
-/// A connection URL as it may be logged: its password masked.
-pub fn masked(url: &str) -> String {
-    url.split(',')
-        .map(|one| match url::Url::parse(one.trim()) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            Ok(_) => one.trim().to_owned(),
-            Err(_) => "(unparsable URL)".to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use service_kit::settings::masked;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -85,21 +62,11 @@ impl Default for Settings {
     }
 }
 
-fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
-where
-    T::Err: fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|e| anyhow!("{name}={value:?} is invalid: {e}"))
-}
-
 impl Settings {
     /// Defaults overridden by environment variables; a variable that is set
     /// but does not parse is an error naming it, never silently ignored.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(from_env)
     }
 
     /// [`Settings::from_env`] over any source of variables, for tests.
@@ -109,13 +76,11 @@ impl Settings {
             settings.http_addr = parsed("ANALYTICS_HTTP_ADDR", &v)?;
         }
         if let Some(v) = lookup("ANALYTICS_NATS_URL") {
-            contracts::stream::server_addrs("ANALYTICS_NATS_URL", &v).map_err(|e| anyhow!(e))?;
+            nats_servers("ANALYTICS_NATS_URL", &v)?;
             settings.nats_url = v;
         }
         if let Some(v) = lookup("ANALYTICS_STREAM_REPLICAS") {
-            settings.consumers.stream_replicas =
-                contracts::stream::parse_replicas("ANALYTICS_STREAM_REPLICAS", &v)
-                    .map_err(|e| anyhow!(e))?;
+            settings.consumers.stream_replicas = stream_replicas("ANALYTICS_STREAM_REPLICAS", &v)?;
         }
         settings.store = match lookup("ANALYTICS_CLICKHOUSE_URL") {
             Some(url) => {
@@ -194,7 +159,7 @@ impl Settings {
                     "ANALYTICS_API_KEY must be at least {MIN_KEY_CHARS} characters"
                 ));
             }
-            settings.api_key = Some(ApiKey(key));
+            settings.api_key = Some(SecretString::from(key));
         }
         if let Some(v) = lookup("ANALYTICS_RAW_RETENTION_DAYS") {
             let days: u32 = parsed("ANALYTICS_RAW_RETENTION_DAYS", &v)?;
@@ -214,16 +179,10 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|name| vars.get(name).cloned())
+        Settings::from_lookup(service_kit::settings::lookup_in(vars))
     }
 
     #[test]
@@ -315,24 +274,5 @@ mod tests {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{name}: {error}");
         }
-    }
-}
-
-#[cfg(test)]
-mod masking {
-    use super::masked;
-
-    #[test]
-    fn passwords_in_urls_are_masked() {
-        assert_eq!(
-            masked("http://analytics:s3cret@clickhouse:8123/"),
-            "http://analytics:***@clickhouse:8123/"
-        );
-        assert_eq!(masked("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-        assert!(!masked("nats://u:pw@h:1").contains("pw"));
-        assert_eq!(
-            masked("nats://u:pw@a:1, nats://b:2"),
-            "nats://u:***@a:1,nats://b:2"
-        );
     }
 }

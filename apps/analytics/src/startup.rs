@@ -11,6 +11,7 @@ use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use async_nats::jetstream;
+use service_kit::settings::ExposeSecret;
 use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -36,10 +37,10 @@ pub async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .name("analytics")
         .retry_on_initial_connect()
-        .connect(
-            contracts::stream::server_addrs("ANALYTICS_NATS_URL", url)
-                .map_err(|e| anyhow::anyhow!(e))?,
-        )
+        .connect(service_kit::settings::nats_servers(
+            "ANALYTICS_NATS_URL",
+            url,
+        )?)
         .await
         .with_context(|| format!("invalid NATS URL {}", crate::configuration::masked(url)))
 }
@@ -89,7 +90,7 @@ impl Application {
         }
         let auth = web::Data::new(Authenticator::new(
             store.clone(),
-            settings.api_key.as_ref().map(|k| k.0.as_str()),
+            settings.api_key.as_ref().map(|k| k.expose_secret()),
             settings.auth_failures_per_minute,
         ));
         let store_data: api::Store = web::Data::new(store.clone());

@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 
 use anyhow::{anyhow, bail, Context};
+use secrecy::SecretSlice;
+use service_kit::settings::{from_env, SecretString};
 use url::Url;
 
 /// Shortest accepted session secret, in bytes.
 const MIN_SECRET_BYTES: usize = 32;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the console listens (`CONSOLE_HTTP_ADDR`, default 127.0.0.1:8082).
     pub http_addr: SocketAddr,
@@ -19,38 +21,20 @@ pub struct Settings {
     /// The console's own analytics key (`CONSOLE_ANALYTICS_API_KEY`):
     /// stats are read with it, and only for links the signed-in key can
     /// read on the shortener.
-    pub analytics_key: String,
+    pub analytics_key: SecretString,
     /// Derives the forms' CSRF tokens (`CONSOLE_SESSION_SECRET`, at least
     /// 32 bytes). Unset, a random one is drawn: sessions then end with the
     /// process, as they do anyway (they live in its memory).
-    pub session_secret: Vec<u8>,
+    pub session_secret: SecretSlice<u8>,
     /// How long a session lasts without a request (`CONSOLE_SESSION_IDLE_MINUTES`, default 480).
     pub session_idle_minutes: u64,
     /// A shortener admin key for the consistency monitor to run on its own
     /// (`CONSOLE_MONITOR_API_KEY`), its findings then on `/metrics` for
     /// alerts. Unset, the monitor runs only when asked.
-    pub monitor_key: Option<String>,
+    pub monitor_key: Option<SecretString>,
     /// Seconds between the monitor's own runs (`CONSOLE_MONITOR_INTERVAL_SECONDS`,
     /// default 60).
     pub monitor_interval_seconds: u64,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("http_addr", &self.http_addr)
-            .field("shortener_url", &self.shortener_url.as_str())
-            .field("analytics_url", &self.analytics_url.as_str())
-            .field("analytics_key", &"<redacted>")
-            .field("session_secret", &"<redacted>")
-            .field("session_idle_minutes", &self.session_idle_minutes)
-            .field(
-                "monitor_key",
-                &self.monitor_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("monitor_interval_seconds", &self.monitor_interval_seconds)
-            .finish()
-    }
 }
 
 fn base_url(name: &str, value: &str) -> anyhow::Result<Url> {
@@ -64,7 +48,7 @@ fn base_url(name: &str, value: &str) -> anyhow::Result<Url> {
 
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(from_env)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
@@ -84,6 +68,7 @@ impl Settings {
         )?;
         let analytics_key = lookup("CONSOLE_ANALYTICS_API_KEY")
             .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from)
             .ok_or_else(|| {
                 anyhow!(
                     "CONSOLE_ANALYTICS_API_KEY is not set: the console reads stats with an \
@@ -91,14 +76,14 @@ impl Settings {
                 )
             })?;
         let session_secret = match lookup("CONSOLE_SESSION_SECRET") {
-            Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes(),
+            Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes().into(),
             Some(_) => bail!("CONSOLE_SESSION_SECRET must be at least {MIN_SECRET_BYTES} bytes"),
             None => {
                 tracing::warn!(
                     "CONSOLE_SESSION_SECRET is not set; using a random one (sessions end when \
                      the console stops)"
                 );
-                rand::random::<[u8; 32]>().to_vec()
+                rand::random::<[u8; 32]>().to_vec().into()
             }
         };
         let session_idle_minutes = match lookup("CONSOLE_SESSION_IDLE_MINUTES") {
@@ -109,7 +94,9 @@ impl Settings {
                 .ok_or_else(|| anyhow!("CONSOLE_SESSION_IDLE_MINUTES={v:?}: must be 1 to 10080"))?,
             None => 480,
         };
-        let monitor_key = lookup("CONSOLE_MONITOR_API_KEY").filter(|k| !k.trim().is_empty());
+        let monitor_key = lookup("CONSOLE_MONITOR_API_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from);
         let monitor_interval_seconds = match lookup("CONSOLE_MONITOR_INTERVAL_SECONDS") {
             Some(v) => v
                 .parse::<u64>()
@@ -135,15 +122,12 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use service_kit::settings::ExposeSecret;
+
     use super::*;
-    use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|name| vars.get(name).cloned())
+        Settings::from_lookup(service_kit::settings::lookup_in(vars))
     }
 
     #[test]
@@ -152,7 +136,7 @@ mod tests {
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8082");
         assert_eq!(s.shortener_url.as_str(), "http://127.0.0.1:8080/");
         assert_eq!(s.analytics_url.as_str(), "http://127.0.0.1:8081/");
-        assert_eq!(s.session_secret.len(), 32);
+        assert_eq!(s.session_secret.expose_secret().len(), 32);
         assert!(
             !format!("{s:?}").contains("\"k\""),
             "the key is never logged"

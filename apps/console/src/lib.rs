@@ -28,6 +28,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use service_kit::settings::ExposeSecret;
 use service_kit::telemetry::{self, Sampling};
 
 pub use configuration::Settings;
@@ -119,7 +120,7 @@ impl Application {
                 settings.analytics_key.clone(),
             )?,
             sessions: session::Sessions::new(
-                &settings.session_secret,
+                settings.session_secret.expose_secret(),
                 Duration::from_secs(settings.session_idle_minutes * 60),
             ),
             logins: pages::LoginLimit::new(),
@@ -139,7 +140,7 @@ impl Application {
                     &console.monitor,
                     &console.upstream,
                     &console.monitor_metrics,
-                    &key,
+                    key.expose_secret(),
                     interval,
                 )
                 .await;

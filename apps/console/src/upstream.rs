@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use service_kit::settings::{ExposeSecret, SecretString};
 use service_kit::telemetry;
 use tracing::Instrument;
 use url::Url;
@@ -198,7 +199,7 @@ pub struct Upstream {
     http: reqwest::Client,
     shortener: Url,
     analytics: Url,
-    analytics_key: String,
+    analytics_key: SecretString,
 }
 
 fn join(base: &Url, path_and_query: &str) -> String {
@@ -213,7 +214,11 @@ pub fn segment(value: &str) -> String {
 }
 
 impl Upstream {
-    pub fn new(shortener: Url, analytics: Url, analytics_key: String) -> anyhow::Result<Self> {
+    pub fn new(
+        shortener: Url,
+        analytics: Url,
+        analytics_key: SecretString,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(3))
@@ -453,7 +458,7 @@ impl Upstream {
         let request = self
             .http
             .get(join(&self.analytics, &path))
-            .header("X-Api-Key", &self.analytics_key);
+            .header("X-Api-Key", self.analytics_key.expose_secret());
         self.json("analytics", request).await
     }
 
@@ -463,7 +468,7 @@ impl Upstream {
         let request = self
             .http
             .get(join(&self.analytics, &format!("/api/v1/links?{query}")))
-            .header("X-Api-Key", &self.analytics_key);
+            .header("X-Api-Key", self.analytics_key.expose_secret());
         self.json("analytics", request).await
     }
 

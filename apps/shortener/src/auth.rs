@@ -19,9 +19,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use crate::configuration::Secret;
 use crate::keys::{Caller, KeyDigest, KeyRecord, Role};
 use crate::store::{Keys, StoreError};
+use service_kit::settings::{ExposeSecret, SecretString};
 
 /// How long a key lookup is trusted: a revoked key stops working within it.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -70,12 +70,12 @@ impl Authenticator {
     /// `failures_per_minute` failed attempts per client before it is refused.
     pub fn new(
         store: Arc<dyn Keys>,
-        bootstrap: Option<&Secret>,
+        bootstrap: Option<&SecretString>,
         failures_per_minute: NonZeroU32,
     ) -> Self {
         Self {
             store,
-            bootstrap: bootstrap.map(|key| KeyDigest::of(key.expose())),
+            bootstrap: bootstrap.map(|key| KeyDigest::of(key.expose_secret())),
             known: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(KEY_CACHE_TTL)

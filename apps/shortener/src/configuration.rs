@@ -3,35 +3,15 @@
 //! A variable that is set but does not parse is an error naming it: a typo in
 //! production configuration must stop the service, not be silently ignored.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use actix_web::http::header::HeaderName;
 use anyhow::{anyhow, Context};
+use service_kit::settings::{from_env, nats_servers, parsed, stream_replicas, SecretString};
 
 use crate::client_addr::TrustedProxies;
 use crate::domain::CodeGenerator;
-
-/// A secret that never appears in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Where links are stored.
 #[derive(Debug, Clone)]
@@ -39,7 +19,7 @@ pub enum StoreSettings {
     /// Embedded default: a SQLite file.
     Sqlite { path: PathBuf },
     /// Production: MongoDB (a replica set, for transactions).
-    Mongo { uri: Secret, database: String },
+    Mongo { uri: SecretString, database: String },
 }
 
 /// Everything the service needs to start.
@@ -62,7 +42,7 @@ pub struct Settings {
     /// An extra admin key (`SHORTENER_API_KEY`, at least 32 characters),
     /// for bootstrapping and for `make up`; stored keys are managed with
     /// `shortener api-key`.
-    pub api_key: Option<Secret>,
+    pub api_key: Option<SecretString>,
     /// Failed key checks per client per minute before it gets 429
     /// (`SHORTENER_AUTH_FAILURES_PER_MINUTE`).
     pub auth_failures_per_minute: std::num::NonZeroU32,
@@ -73,7 +53,7 @@ pub struct Settings {
     /// Secret behind the daily visitor keys (`SHORTENER_VISITOR_KEY_SECRET`).
     /// Set it to the same value on every instance; unset, each process draws
     /// its own and unique visitors are only comparable within it.
-    pub visitor_key_secret: Option<Secret>,
+    pub visitor_key_secret: Option<SecretString>,
     /// Request header carrying the visitor's country as ISO 3166-1 alpha-2,
     /// set by a trusted proxy or CDN (`SHORTENER_COUNTRY_HEADER`, e.g.
     /// `CF-IPCountry`); unset, clicks carry no country.
@@ -109,34 +89,14 @@ impl Default for Settings {
     }
 }
 
-/// A connection URL as it may be logged: its password masked.
-pub fn masked(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
-}
+pub use service_kit::settings::masked;
 
 /// The shortest configured key accepted: 32 characters.
 pub const MIN_KEY_CHARS: usize = 32;
 
-fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
-where
-    T::Err: fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|e| anyhow!("{name}={value:?} is invalid: {e}"))
-}
-
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(from_env)
     }
 
     /// [`Settings::from_env`] over any source of variables, for tests.
@@ -157,17 +117,15 @@ impl Settings {
             None => format!("http://{}", settings.http_addr),
         };
         if let Some(v) = lookup("SHORTENER_NATS_URL") {
-            contracts::stream::server_addrs("SHORTENER_NATS_URL", &v).map_err(|e| anyhow!(e))?;
+            nats_servers("SHORTENER_NATS_URL", &v)?;
             settings.nats_url = v;
         }
         if let Some(v) = lookup("SHORTENER_STREAM_REPLICAS") {
-            settings.stream_replicas =
-                contracts::stream::parse_replicas("SHORTENER_STREAM_REPLICAS", &v)
-                    .map_err(|e| anyhow!(e))?;
+            settings.stream_replicas = stream_replicas("SHORTENER_STREAM_REPLICAS", &v)?;
         }
         settings.store = match lookup("SHORTENER_MONGODB_URI") {
             Some(uri) => StoreSettings::Mongo {
-                uri: Secret::new(uri),
+                uri: SecretString::from(uri),
                 database: lookup("SHORTENER_MONGODB_DATABASE")
                     .unwrap_or_else(|| "shortener".into()),
             },
@@ -183,7 +141,7 @@ impl Settings {
                     "SHORTENER_API_KEY must be at least {MIN_KEY_CHARS} characters (it is an admin key)"
                 ));
             }
-            settings.api_key = Some(Secret::new(key));
+            settings.api_key = Some(SecretString::from(key));
         }
         if let Some(v) = lookup("SHORTENER_AUTH_FAILURES_PER_MINUTE") {
             settings.auth_failures_per_minute = parsed("SHORTENER_AUTH_FAILURES_PER_MINUTE", &v)?;
@@ -196,7 +154,8 @@ impl Settings {
         if let Some(v) = lookup("SHORTENER_CREATE_RATE_PER_MINUTE") {
             settings.create_rate_per_minute = parsed("SHORTENER_CREATE_RATE_PER_MINUTE", &v)?;
         }
-        settings.visitor_key_secret = lookup("SHORTENER_VISITOR_KEY_SECRET").map(Secret::new);
+        settings.visitor_key_secret =
+            lookup("SHORTENER_VISITOR_KEY_SECRET").map(SecretString::from);
         if let Some(v) = lookup("SHORTENER_COUNTRY_HEADER") {
             let name = HeaderName::from_bytes(v.as_bytes())
                 .map_err(|e| anyhow!("SHORTENER_COUNTRY_HEADER={v:?} is not a header name: {e}"))?;
@@ -219,16 +178,12 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use service_kit::settings::ExposeSecret;
 
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|name| vars.get(name).cloned())
+        Settings::from_lookup(service_kit::settings::lookup_in(vars))
     }
 
     #[test]
@@ -252,7 +207,7 @@ mod tests {
             panic!("not mongo")
         };
         assert_eq!(database, "shortener");
-        assert_eq!(uri.expose(), "mongodb://user:pw@db/?replicaSet=rs0");
+        assert_eq!(uri.expose_secret(), "mongodb://user:pw@db/?replicaSet=rs0");
         assert!(!format!("{settings:?}").contains("pw"));
     }
 

@@ -8,6 +8,7 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use async_nats::jetstream;
+use service_kit::settings::ExposeSecret;
 use service_kit::telemetry::{self, Sampling};
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +49,7 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Stor
     Ok(match settings {
         StoreSettings::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
         StoreSettings::Mongo { uri, database } => Arc::new(
-            MongoStore::connect(uri.expose(), database)
+            MongoStore::connect(uri.expose_secret(), database)
                 .await
                 .context("failed to connect to MongoDB")?,
         ),
@@ -64,10 +65,10 @@ impl Application {
         let nats = async_nats::ConnectOptions::new()
             .name("shortener")
             .retry_on_initial_connect()
-            .connect(
-                contracts::stream::server_addrs("SHORTENER_NATS_URL", &settings.nats_url)
-                    .map_err(|e| anyhow::anyhow!(e))?,
-            )
+            .connect(service_kit::settings::nats_servers(
+                "SHORTENER_NATS_URL",
+                &settings.nats_url,
+            )?)
             .await
             .with_context(|| {
                 format!(

@@ -5,6 +5,7 @@
 mod backoff;
 pub mod openapi;
 pub mod problem;
+pub mod settings;
 pub mod sqlite;
 pub mod telemetry;
 

@@ -29,7 +29,7 @@ fn on_cluster<T>(
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let servers = contracts::stream::server_addrs("urls", urls).ok()?;
+        let servers = service_kit::settings::nats_servers("urls", urls).ok()?;
         let client = async_nats::connect(servers).await.ok()?;
         work(async_nats::jetstream::new(client)).await
     })

@@ -50,10 +50,10 @@ pub use counts::{ClickCounts, CountFlusher};
 pub use publisher::ClickPublisher;
 pub use relay::SpoolRelay;
 
-use crate::configuration::Secret;
 use crate::publish::Publisher;
 use crate::service::PRODUCER;
 use crate::store::{Link, Store};
+use service_kit::settings::{ExposeSecret, SecretString};
 use service_kit::Backoff;
 
 /// Tuning of the click pipeline.
@@ -117,11 +117,12 @@ pub struct VisitorKeys {
 impl VisitorKeys {
     /// From the configured secret; without one, a random secret (keys are
     /// then stable only for this process).
-    pub fn new(secret: Option<&Secret>) -> Self {
+    pub fn new(secret: Option<&SecretString>) -> Self {
         let master = match secret {
-            Some(secret) => {
-                blake3::derive_key("url-shortener visitor key v1", secret.expose().as_bytes())
-            }
+            Some(secret) => blake3::derive_key(
+                "url-shortener visitor key v1",
+                secret.expose_secret().as_bytes(),
+            ),
             None => rand::random(),
         };
         Self {
@@ -384,7 +385,7 @@ mod tests {
 
     #[test]
     fn visitor_keys_hide_the_ip_and_change_daily() {
-        let keys = VisitorKeys::new(Some(&Secret::new("s")));
+        let keys = VisitorKeys::new(Some(&SecretString::from("s")));
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         let day1 = DateTime::from_timestamp(1_763_700_000, 0).unwrap();
         let same_day = day1 + chrono::Duration::hours(1);
@@ -399,7 +400,7 @@ mod tests {
         assert_ne!(key, keys.key(ip, "other UA", day1));
         assert_ne!(
             key,
-            VisitorKeys::new(Some(&Secret::new("t"))).key(ip, "UA", day1)
+            VisitorKeys::new(Some(&SecretString::from("t"))).key(ip, "UA", day1)
         );
     }
 
@@ -407,7 +408,7 @@ mod tests {
     fn visitor_keys_are_those_of_the_first_release() {
         // The same derivation as before the day key was cached: a changed
         // key would split every visitor of the day of an upgrade in two.
-        let keys = VisitorKeys::new(Some(&Secret::new("s")));
+        let keys = VisitorKeys::new(Some(&SecretString::from("s")));
         let at = DateTime::from_timestamp(1_763_700_000, 0).unwrap();
         let master = blake3::derive_key("url-shortener visitor key v1", b"s");
         let day = at.date_naive().num_days_from_ce().to_le_bytes();

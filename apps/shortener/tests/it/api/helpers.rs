@@ -8,7 +8,8 @@ use shortener::store::Store as StorePort;
 use actix_web::dev::ServerHandle;
 use contracts::AnyEvent;
 use serde_json::Value;
-use shortener::configuration::{Secret, StoreSettings};
+use service_kit::settings::{ExposeSecret, SecretString};
+use shortener::configuration::StoreSettings;
 use shortener::{Application, Settings};
 use system_tests::{started, MongoServer, NatsServer};
 use tokio::task::JoinHandle;
@@ -60,7 +61,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
         Store::mongo => {
             let mongo = started(MongoServer::start())?;
             let settings = StoreSettings::Mongo {
-                uri: Secret::new(mongo.uri()),
+                uri: SecretString::from(mongo.uri()),
                 database: "shortener".into(),
             };
             (settings, Some(mongo))
@@ -72,7 +73,7 @@ pub async fn spawn_app(store: Store, options: Options) -> Option<TestApp> {
         public_url: "https://sho.rt".into(),
         nats_url: nats.url(),
         store: store_settings,
-        api_key: Some(Secret::new(admin_key.clone())),
+        api_key: Some(SecretString::from(admin_key.clone())),
         create_rate_per_minute: options.create_rate_per_minute.unwrap_or(0),
         auth_failures_per_minute: std::num::NonZeroU32::new(
             options.auth_failures_per_minute.unwrap_or(10_000),
@@ -132,7 +133,10 @@ impl TestApp {
                 vec![("SHORTENER_SQLITE_PATH".into(), path.display().to_string())]
             }
             StoreSettings::Mongo { uri, database } => vec![
-                ("SHORTENER_MONGODB_URI".into(), uri.expose().to_owned()),
+                (
+                    "SHORTENER_MONGODB_URI".into(),
+                    uri.expose_secret().to_owned(),
+                ),
                 ("SHORTENER_MONGODB_DATABASE".into(), database.clone()),
             ],
         }
