@@ -29,9 +29,9 @@ impl From<crate::keys::AuthError> for ApiError {
     fn from(error: crate::keys::AuthError) -> Self {
         use crate::keys::AuthError;
         match error {
-            AuthError::Refused => ApiError::Unauthorized,
+            AuthError::Missing | AuthError::Refused => ApiError::Unauthorized,
             AuthError::Throttled { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
-            AuthError::Unavailable(e) => ApiError::Unavailable(e.into()),
+            AuthError::Unavailable(e) => ApiError::Unavailable(e),
         }
     }
 }

@@ -7,11 +7,7 @@
 //! manages keys; an `author` sees and changes only the links it created.
 //! Keys never appear in logs, errors, metrics or events.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// What a key may do.
@@ -50,35 +46,7 @@ impl std::str::FromStr for Role {
     }
 }
 
-/// SHA-256 of a key: all the service ever stores.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyDigest(pub [u8; 32]);
-
-impl KeyDigest {
-    pub fn of(key: &str) -> Self {
-        Self(Sha256::digest(key.as_bytes()).into())
-    }
-
-    /// Equal in time independent of where the digests differ.
-    pub fn matches(&self, other: &KeyDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-
-    pub fn to_hex(self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = hex::decode(text).ok()?;
-        Some(Self(bytes.try_into().ok()?))
-    }
-}
-
-impl fmt::Debug for KeyDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyDigest(..)")
-    }
-}
+pub use service_kit::auth::KeyDigest;
 
 /// A key as stored: never the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +69,7 @@ pub struct NewKey {
 
 impl NewKey {
     pub fn generate(name: &str, role: Role, at: DateTime<Utc>) -> Self {
-        let key = hex::encode(rand::random::<[u8; 32]>());
+        let key = service_kit::auth::generate_key();
         Self {
             record: KeyRecord {
                 id: Uuid::now_v7(),
@@ -117,20 +85,7 @@ impl NewKey {
     }
 }
 
-/// Key names: what people type, kept printable and short.
-pub fn valid_name(name: &str) -> Result<(), String> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a key name (1-64 of letters, digits, _ - . @)"
-        ))
-    }
-}
+pub use service_kit::auth::valid_key_name as valid_name;
 
 /// Who is calling, once their key was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +93,15 @@ pub struct Caller {
     /// The key's id: an author's links carry it as their owner.
     pub key_id: Uuid,
     pub role: Role,
+}
+
+impl From<service_kit::auth::Caller<Role>> for Caller {
+    fn from(caller: service_kit::auth::Caller<Role>) -> Self {
+        Self {
+            key_id: caller.key_id,
+            role: caller.grants,
+        }
+    }
 }
 
 impl Caller {

@@ -56,7 +56,7 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::Missing | AuthError::Refused => ApiError::Unauthorized,
             AuthError::Throttled { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
-            AuthError::Unavailable(e) => ApiError::Unavailable(e.into()),
+            AuthError::Unavailable(e) => ApiError::Unavailable(e),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! links, clicks or events: the services still depend on each other only
 //! through `contracts`.
 
+pub mod auth;
 mod backoff;
 pub mod openapi;
 pub mod problem;
