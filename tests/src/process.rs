@@ -6,6 +6,8 @@
 //! process, however that process ends, and only then if no handle stopped it
 //! earlier.
 
+#![allow(unsafe_code)] // prctl and kill, on processes this harness started
+
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

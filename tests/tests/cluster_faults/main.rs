@@ -14,6 +14,8 @@
 //! Not part of `make test` (`test = false`); `make test` runs the short
 //! cluster test in `tests/e2e/cluster.rs`.
 
+#![allow(unsafe_code)] // sysconf, for the clock tick
+
 #[allow(dead_code)]
 #[path = "../faults/load.rs"]
 mod load;

@@ -6,6 +6,8 @@
 //! then checks analytics' count and the links' `click_count` against what
 //! was served, exactly.
 
+#![allow(unsafe_code)] // SIGSTOP and SIGCONT, on processes this suite started
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

@@ -1,5 +1,7 @@
 //! Scenarios 1–4, 6, 12 and 13; see `main.rs`.
 
+#![allow(unsafe_code)] // SIGSTOP and SIGCONT, on processes this suite started
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
