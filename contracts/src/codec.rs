@@ -104,21 +104,21 @@ fn identify(value: &Value) -> Result<(String, u32), ContractError> {
                 ErrorKind::UnknownEventType,
                 "/event_type",
                 format!("unknown event type {t:?}"),
-            ))
+            ));
         }
         Some(other) => {
             return Err(ContractError::new(
                 ErrorKind::UnknownEventType,
                 "/event_type",
                 format!("event_type must be a string, found {other}"),
-            ))
+            ));
         }
         None => {
             return Err(ContractError::new(
                 ErrorKind::UnknownEventType,
                 "/event_type",
                 "\"event_type\" is a required property",
-            ))
+            ));
         }
     };
     let version = match object.get("event_version") {
@@ -137,7 +137,7 @@ fn identify(value: &Value) -> Result<(String, u32), ContractError> {
                 ErrorKind::UnsupportedVersion,
                 "/event_version",
                 "\"event_version\" is a required property",
-            ))
+            ));
         }
     };
     Ok((event_type, version))

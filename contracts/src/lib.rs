@@ -19,10 +19,10 @@ pub mod schema;
 pub mod stream;
 pub mod subjects;
 
-pub use click::{ClickEvent, ClickFacts, VisitorKey, MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS};
+pub use click::{ClickEvent, ClickFacts, MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, VisitorKey};
 pub use codec::{decode, decode_any, encode, upcast_to_latest};
 pub use error::{ContractError, ErrorKind, Violation};
 pub use events::{
-    present, AnyEvent, Envelope, Event, RedirectType, UrlClicked, UrlCreated, UrlCreatedV1,
-    UrlDeleted, UrlUpdated,
+    AnyEvent, Envelope, Event, RedirectType, UrlClicked, UrlCreated, UrlCreatedV1, UrlDeleted,
+    UrlUpdated, present,
 };

@@ -73,7 +73,9 @@ pub enum StreamError {
         #[source]
         source: jetstream::context::RequestError,
     },
-    #[error("stream {name} is kept on {found} server(s); moving it to {wanted} failed (a single nats-server keeps 1, a cluster at most as many as it has servers): {source}")]
+    #[error(
+        "stream {name} is kept on {found} server(s); moving it to {wanted} failed (a single nats-server keeps 1, a cluster at most as many as it has servers): {source}"
+    )]
     Replicas {
         name: String,
         found: usize,
@@ -81,7 +83,9 @@ pub enum StreamError {
         #[source]
         source: jetstream::context::UpdateStreamError,
     },
-    #[error("stream {name} exists with subjects {found:?}, expected {expected:?}; fix it by hand, it is not changed automatically")]
+    #[error(
+        "stream {name} exists with subjects {found:?}, expected {expected:?}; fix it by hand, it is not changed automatically"
+    )]
     Mismatch {
         name: String,
         found: Vec<String>,

@@ -21,8 +21,8 @@ mod system;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use system_tests::process::{http_get_with_key, memory_mb};
 use system_tests::Service;
+use system_tests::process::{http_get_with_key, memory_mb};
 
 /// The consistency monitor's report.
 fn consistency(port: u16, key: &str) -> Value {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::process::{find_executable, free_port, http_get, port_open, HarnessError, Supervised};
+use crate::process::{HarnessError, Supervised, find_executable, free_port, http_get, port_open};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -22,9 +22,9 @@ pub mod proxy;
 pub mod services;
 pub mod upgrade;
 
-pub use backends::{tools_venv, ClickHouseServer, MongoServer, NatsCluster, NatsServer};
+pub use backends::{ClickHouseServer, MongoServer, NatsCluster, NatsServer, tools_venv};
 pub use process::HarnessError;
-pub use services::{service_binary, Service};
+pub use services::{Service, service_binary};
 
 /// Whether a missing server fails the test instead of skipping it.
 pub fn backends_required() -> bool {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::{free_port, http_get, HarnessError, Supervised};
+use crate::process::{HarnessError, Supervised, free_port, http_get};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 

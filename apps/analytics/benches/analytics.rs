@@ -38,7 +38,7 @@ use analytics::model::{ClickRow, LinkChange};
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore};
 use async_nats::jetstream;
 use chrono::{TimeZone, Utc};
-use contracts::{encode, Envelope, UrlClicked, UrlCreated, UrlDeleted};
+use contracts::{Envelope, UrlClicked, UrlCreated, UrlDeleted, encode};
 use rand::{Rng, SeedableRng};
 use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 use service_kit::openapi::KeySecurity;
@@ -14,9 +14,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::model::LinkCopy;
-use crate::problem::{resource, ApiError, InvalidParam, ProblemBody};
+use crate::problem::{ApiError, InvalidParam, ProblemBody, resource};
 pub use crate::stats::{
-    known_by_code, stats, LinkInfo, SeriesPoint, Stats, StatsQuery, TopItem, MAX_BUCKETS,
+    LinkInfo, MAX_BUCKETS, SeriesPoint, Stats, StatsQuery, TopItem, known_by_code, stats,
 };
 use crate::stats::{optional_rfc3339, rfc3339};
 use crate::store::{self, AnalyticsStore, LinkCursor, LinkList};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use service_kit::settings::{from_env, nats_servers, parsed, stream_replicas, SecretString};
+use service_kit::settings::{SecretString, from_env, nats_servers, parsed, stream_replicas};
 
 use crate::consumer::ConsumerSettings;
 use crate::store::ClickHouseSettings;
@@ -105,7 +105,7 @@ impl Settings {
                     Some(other) => {
                         return Err(anyhow!(
                             "ANALYTICS_CLICKHOUSE_REPLICATED={other:?} must be true or false"
-                        ))
+                        ));
                     }
                 };
                 if servers > 1 && !replicated {

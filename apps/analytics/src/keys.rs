@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use service_kit::auth::{generate_key, valid_key_name, KeyDigest, KeyStore, StoredKey};
 pub use service_kit::auth::{AuthError, KEY_CACHE_TTL};
+use service_kit::auth::{KeyDigest, KeyStore, StoredKey, generate_key, valid_key_name};
 use uuid::Uuid;
 
 pub use crate::store::KeyRecord;

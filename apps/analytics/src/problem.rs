@@ -6,7 +6,7 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 pub use service_kit::problem::{
-    problem_for_framework_errors, render, resource, InvalidParam, ProblemBody, PROBLEM_JSON,
+    InvalidParam, PROBLEM_JSON, ProblemBody, problem_for_framework_errors, render, resource,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -24,8 +24,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -35,7 +35,7 @@ use crate::configuration::{Settings, StoreSettings};
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 
 use crate::consumer::supervise::run_consumers;
-use crate::consumer::{delete_consumers, lag, ConsumerSettings, Ingest, SUBJECTS};
+use crate::consumer::{ConsumerSettings, Ingest, SUBJECTS, delete_consumers, lag};
 use crate::metrics::Metrics;
 use crate::startup::connect_nats;
 use crate::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore, SqliteStore};

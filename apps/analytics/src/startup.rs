@@ -1,14 +1,14 @@
 //! Builds the service from its settings: store, NATS consumers, HTTP.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, ErrorHandlers, Next};
-use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use anyhow::Context;
 use async_nats::jetstream;
 use service_kit::settings::ExposeSecret;
@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api;
 use crate::configuration::{Settings, StoreSettings};
 use crate::consumer::supervise::run_consumers;
-use crate::consumer::{ConsumerHealth, Ingest, CONSUMER_SILENCE_LIMIT};
-use crate::keys::{bootstrap_key, Authenticator};
+use crate::consumer::{CONSUMER_SILENCE_LIMIT, ConsumerHealth, Ingest};
+use crate::keys::{Authenticator, bootstrap_key};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::problem::{self, ApiError};
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};

@@ -8,15 +8,15 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 use governor::DefaultKeyedRateLimiter;
 use serde::Serialize;
 
+use crate::Console;
 use crate::consistency::MonitorError;
 use crate::pages::{client_ip, per_minute_limit};
 use crate::upstream::CallError;
-use crate::Console;
 
 /// Calls per address and minute; a monitoring script polls far less, and
 /// a key guesser gets nowhere.
@@ -132,7 +132,7 @@ async fn consistency(console: web::Data<Console>, request: HttpRequest) -> HttpR
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "an admin API key is required (X-Api-Key or Authorization: Bearer)",
-            )
+            );
         }
     };
     if key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {

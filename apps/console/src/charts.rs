@@ -2,7 +2,7 @@
 //! a page's numbers are there without JS. (Moved here from analytics'
 //! former dashboard, which the console replaces.)
 
-use maud::{html, Markup};
+use maud::{Markup, html};
 
 use crate::upstream::{SeriesPoint, TopItem};
 
@@ -160,9 +160,11 @@ mod tests {
         let svg = chart(&many).into_string();
         assert!(svg.contains("<polyline"));
         assert!(!svg.contains(r#"class="bar""#));
-        assert!(chart(&[point("t", 0)])
-            .into_string()
-            .contains("No clicks in this range"));
+        assert!(
+            chart(&[point("t", 0)])
+                .into_string()
+                .contains("No clicks in this range")
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{Context, anyhow, bail};
 use secrecy::SecretSlice;
-use service_kit::settings::{from_env, SecretString};
+use service_kit::settings::{SecretString, from_env};
 use url::Url;
 
 /// Shortest accepted session secret, in bytes.

@@ -26,8 +26,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, DefaultHeaders};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use service_kit::settings::ExposeSecret;
 use service_kit::telemetry::{self, Sampling};
 

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite};
 use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 

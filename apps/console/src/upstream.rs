@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use service_kit::settings::{ExposeSecret, SecretString};
 use service_kit::telemetry;

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use system_tests::NatsServer;
 use system_tests::otlp::OtlpReceiver;
 use system_tests::process::{free_port, http_get, http_request, memory_mb, scrape_metric};
-use system_tests::NatsServer;
 
 const CONNECTIONS: u32 = 64;
 const THREADS: u32 = 1;
@@ -147,7 +147,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// The baseline: a bare actix-web handler answering a fixed 302 from an
 /// in-memory map; what a redirect costs with nothing else to do.
 fn baseline_server(port: u16, codes: &Path) -> std::io::Result<()> {
-    use actix_web::{web, App, HttpResponse, HttpServer};
+    use actix_web::{App, HttpResponse, HttpServer, web};
     let targets: HashMap<String, String> = std::fs::read_to_string(codes)?
         .lines()
         .map(|code| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
-pub use service_kit::auth::{client_bucket, AuthError, BOOTSTRAP_KEY_ID, KEY_CACHE_TTL};
+pub use service_kit::auth::{AuthError, BOOTSTRAP_KEY_ID, KEY_CACHE_TTL, client_bucket};
 use service_kit::auth::{KeyDigest, KeyStore, StoredKey};
 use service_kit::settings::{ExposeSecret, SecretString};
 

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
-use contracts::{decode_any, subjects, AnyEvent};
+use contracts::{AnyEvent, decode_any, subjects};
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
-use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::UnitWeighter;
+use quick_cache::sync::{Cache, DefaultLifecycle};
 use tokio_util::sync::CancellationToken;
 
 use crate::publish::ensure_shortener_stream;

@@ -2,7 +2,7 @@
 //! also while the service runs (a new key works, and a revoked key stops
 //! working, within five seconds).
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{Context, anyhow, bail};
 
 use crate::auth::{create_key, revoke_key};
 use crate::configuration::Settings;

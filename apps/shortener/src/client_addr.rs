@@ -187,8 +187,10 @@ mod tests {
         let error = TrustedProxies::parse("10.0.0.0/8, nope").unwrap_err();
         assert!(error.contains("nope"), "{error}");
         assert!(TrustedProxies::parse("").unwrap().is_empty());
-        assert!(TrustedProxies::parse("::ffff:127.0.0.1")
-            .unwrap()
-            .contains(ip("127.0.0.1")));
+        assert!(
+            TrustedProxies::parse("::ffff:127.0.0.1")
+                .unwrap()
+                .contains(ip("127.0.0.1"))
+        );
     }
 }

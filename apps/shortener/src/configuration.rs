@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use actix_web::http::header::HeaderName;
-use anyhow::{anyhow, Context};
-use service_kit::settings::{from_env, nats_servers, parsed, stream_replicas, SecretString};
+use anyhow::{Context, anyhow};
+use service_kit::settings::{SecretString, from_env, nats_servers, parsed, stream_replicas};
 
 use crate::client_addr::TrustedProxies;
 use crate::domain::CodeGenerator;

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::publish::{ensure_shortener_stream, Outgoing, Publisher};
+use crate::publish::{Outgoing, Publisher, ensure_shortener_stream};
 use crate::store::Outbox;
 use service_kit::Backoff;
 

@@ -12,11 +12,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use async_nats::HeaderMap;
+use async_nats::jetstream;
 use futures::StreamExt;
 use service_kit::telemetry;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{Instant, timeout_at};
 use uuid::Uuid;
 
 /// How long creating or checking the stream may take.

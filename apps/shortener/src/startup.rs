@@ -4,8 +4,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::middleware::{from_fn, ErrorHandlers};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use async_nats::jetstream;
 use service_kit::settings::ExposeSecret;
@@ -13,10 +13,10 @@ use service_kit::telemetry::{self, Sampling};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::cache::{run_invalidation, LinkCache};
+use crate::cache::{LinkCache, run_invalidation};
 use crate::clicks::{
-    click_pipeline, ClickPublisher, ClickRecorder, ClickSettings, CountFlusher, SpoolRelay,
-    VisitorKeys,
+    ClickPublisher, ClickRecorder, ClickSettings, CountFlusher, SpoolRelay, VisitorKeys,
+    click_pipeline,
 };
 use crate::configuration::{Settings, StoreSettings};
 use crate::metrics::{Method, Metrics};
@@ -24,9 +24,9 @@ use crate::outbox::{OutboxRelay, RelaySettings};
 use crate::problem::{self, ApiError};
 use crate::routes::{self, ApiState, CreateRateLimit, KeyedLimit};
 use crate::service::LinkService;
+use crate::store::Store;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
 
 /// The running service: HTTP server, outbox relay and click pipeline.
 pub struct Application {

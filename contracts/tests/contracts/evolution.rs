@@ -8,7 +8,7 @@
 
 use contracts::schema::{self, DOCUMENTS};
 use contracts::{
-    decode, decode_any, upcast_to_latest, AnyEvent, ErrorKind, Event, UrlCreated, UrlCreatedV1,
+    AnyEvent, ErrorKind, Event, UrlCreated, UrlCreatedV1, decode, decode_any, upcast_to_latest,
 };
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //! at the JSON path its `expected-errors.json` names.
 
 use contracts::schema::{self, DOCUMENTS};
-use contracts::{decode, decode_any, encode, AnyEvent, ErrorKind, UrlCreated};
+use contracts::{AnyEvent, ErrorKind, UrlCreated, decode, decode_any, encode};
 
 use crate::support::{fixture_sets, to_bytes};
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use contracts::{
-    decode, encode, schema, ClickEvent, ClickFacts, Envelope, Event, RedirectType, UrlClicked,
-    UrlCreated, UrlCreatedV1, UrlDeleted, UrlUpdated, VisitorKey,
+    ClickEvent, ClickFacts, Envelope, Event, RedirectType, UrlClicked, UrlCreated, UrlCreatedV1,
+    UrlDeleted, UrlUpdated, VisitorKey, decode, encode, schema,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -329,12 +329,14 @@ fn a_click_with_a_well_formed_code_is_always_built() {
     assert_eq!(data.user_agent.as_ref().unwrap().chars().count(), 1024);
     assert_eq!(data.country.as_deref(), Some("DE"));
     assert_eq!(data.visitor_key.as_ref().unwrap().len(), 32);
-    assert!(ClickEvent::new(
-        "shortener",
-        ClickFacts {
-            short_code: "a b",
-            ..ClickFacts::default()
-        }
-    )
-    .is_err());
+    assert!(
+        ClickEvent::new(
+            "shortener",
+            ClickFacts {
+                short_code: "a b",
+                ..ClickFacts::default()
+            }
+        )
+        .is_err()
+    );
 }

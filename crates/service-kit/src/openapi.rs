@@ -1,7 +1,7 @@
 //! What every service's OpenAPI document says the same way.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::Modify;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 
 /// Declares the two ways to present a key, `api_key` (`X-Api-Key`) and
 /// `bearer` (`Authorization: Bearer`); operations name them in their

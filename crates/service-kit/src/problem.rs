@@ -8,12 +8,12 @@
 //! own errors (unknown route, wrong method, oversized body, ...) the same
 //! shape, and [`resource`] answers a wrong method with `Allow`.
 
+use actix_web::HttpResponse;
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::HttpResponse;
 use serde::Serialize;
 
 /// Media type of every error body.

@@ -18,7 +18,7 @@ pub fn from_env(name: &str) -> Option<String> {
 }
 
 /// A lookup over fixed variables, for tests of settings.
-pub fn lookup_in(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+pub fn lookup_in(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -3,7 +3,7 @@
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
-use system_tests::{require, ClickHouseServer};
+use system_tests::{ClickHouseServer, require};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 struct Click {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use system_tests::process::port_open;
-use system_tests::{require, NatsServer};
+use system_tests::{NatsServer, require};
 
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; its state letter is Z.

@@ -2,11 +2,11 @@
 //! unique index, duplicate-key errors, and a multi-document transaction (what
 //! the shortener's outbox relies on).
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
-use system_tests::{require, MongoServer};
+use system_tests::{MongoServer, require};
 
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     matches!(&*error.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == 11000)

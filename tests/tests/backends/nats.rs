@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use chrono::Utc;
-use contracts::stream::{ensure_stream, shortener_stream_config, STREAM_NAME};
-use contracts::{decode, encode, subjects, Envelope, UrlClicked};
+use contracts::stream::{STREAM_NAME, ensure_stream, shortener_stream_config};
+use contracts::{Envelope, UrlClicked, decode, encode, subjects};
 use futures::StreamExt;
-use system_tests::{require, NatsServer};
+use system_tests::{NatsServer, require};
 use uuid::Uuid;
 
 fn click(n: usize) -> Envelope<UrlClicked> {

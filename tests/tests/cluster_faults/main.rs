@@ -590,7 +590,7 @@ fn sizing(cluster: &Cluster) -> Vec<String> {
             Err(error) => {
                 return vec![format!(
                     "wrk did not run ({error}); make cluster-faults installs it"
-                )]
+                )];
             }
         }
     }

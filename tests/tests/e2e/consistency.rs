@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::console::ProxiedConsole;
 use crate::console_http::{console_call, sign_in, text_by_id};
-use crate::system::{System, CONVERGE};
+use crate::system::{CONVERGE, System};
 
 /// How soon after analytics returns the monitor must find it in step.
 const IN_STEP_WITHIN: Duration = Duration::from_secs(10);

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{json, Value};
-use system_tests::process::{find_executable, free_port, http_get_with_key, port_open, Supervised};
+use serde_json::{Value, json};
 use system_tests::Service;
+use system_tests::process::{Supervised, find_executable, free_port, http_get_with_key, port_open};
 
 use crate::console_http::{console_call, csrf_in, import_csv, set_cookie, sign_in, text_by_id};
 use crate::openapi_proxy::OpenApiProxy;
@@ -473,9 +473,11 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         }
         assert_eq!(text_of(&browser, "#unique-visitors b").await, "1");
         assert!(text_of(&browser, "#browsers").await.contains("Firefox"));
-        assert!(text_of(&browser, "#top-referrers")
-            .await
-            .contains("duckduckgo.com"));
+        assert!(
+            text_of(&browser, "#top-referrers")
+                .await
+                .contains("duckduckgo.com")
+        );
         let bars = script(
             &browser,
             "return document.querySelectorAll('#clicks-chart .bar').length;",
@@ -576,16 +578,20 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         );
         log_out(&browser).await;
         log_in(&browser, &base, &alice).await;
-        assert!(find(&browser, "#no-links")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("No links yet"));
-        assert!(browser
-            .find(Locator::Css("header nav a[href='/keys']"))
-            .await
-            .is_err());
+        assert!(
+            find(&browser, "#no-links")
+                .await
+                .text()
+                .await
+                .unwrap()
+                .contains("No links yet")
+        );
+        assert!(
+            browser
+                .find(Locator::Css("header nav a[href='/keys']"))
+                .await
+                .is_err()
+        );
         browser
             .goto(&format!("{base}/links/docs-q3"))
             .await
@@ -629,12 +635,16 @@ fn people_shorten_find_edit_and_delete_links_in_the_console() {
         assert_eq!(path_of(&browser).await, "/links/docs-q3/delete");
         page_is_well_formed(&browser, "delete confirmation").await;
         press(&browser, "//main", "Delete").await;
-        assert!(path_of(&browser)
-            .await
-            .starts_with("/links?deleted=docs-q3"));
-        assert!(text_of(&browser, ".flash")
-            .await
-            .contains("Deleted /docs-q3"));
+        assert!(
+            path_of(&browser)
+                .await
+                .starts_with("/links?deleted=docs-q3")
+        );
+        assert!(
+            text_of(&browser, ".flash")
+                .await
+                .contains("Deleted /docs-q3")
+        );
         assert_eq!(system.follow("docs-q3", "").status, 410);
 
         // Usable at 375 px: every page fits the width.
@@ -847,10 +857,12 @@ fn the_console_guards_its_sessions_and_forms() {
 fn export_text(port: u16, session: &str) -> String {
     let answer = console_call(port, "GET", "/links/export.csv", session, "", "");
     assert_eq!(answer.status, 200);
-    assert!(answer
-        .header("content-type")
-        .unwrap_or_default()
-        .starts_with("text/csv"));
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/csv")
+    );
     if answer.header("transfer-encoding") == Some("chunked") {
         let body = crate::openapi_proxy::dechunk(answer.body.as_bytes()).expect("chunks");
         String::from_utf8(body).expect("UTF-8")

@@ -1,7 +1,7 @@
 //! The console over raw HTTP: a session, its forms, an import. Shared by
 //! the console's end-to-end tests and the import benchmark.
 
-use system_tests::process::{http_exchange, HttpAnswer};
+use system_tests::process::{HttpAnswer, http_exchange};
 
 /// One raw request to the console; `cookies` as a `Cookie` header value.
 pub fn console_call(

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// What the proxy saw: every checked exchange, and what broke the document.
 #[derive(Debug, Default)]

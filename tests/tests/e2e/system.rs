@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use system_tests::process::{http_exchange, HttpAnswer};
+use system_tests::process::{HttpAnswer, http_exchange};
 use system_tests::{NatsServer, Service};
 use tempfile::TempDir;
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use system_tests::process::{find_executable, free_port, http_get_with_key, Supervised};
+use system_tests::process::{Supervised, find_executable, free_port, http_get_with_key};
 use system_tests::{ClickHouseServer, NatsServer, Service};
 
 #[test]

@@ -16,7 +16,7 @@ use system_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use system_tests::process::http_exchange;
 
 use crate::console_http::{console_call, csrf_in, sign_in};
-use crate::system::{System, CONVERGE};
+use crate::system::{CONVERGE, System};
 
 fn tracing_env(receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
     vec![
@@ -133,20 +133,25 @@ fn a_link_made_in_the_console_and_a_sampled_click_are_each_one_trace_down_to_the
     );
     assert_eq!(created.status, 303, "{}", created.body);
 
-    let [console_request, console_call_span, shortener_request, publish, consume, store] =
-        wait_for(&receiver, "the link's trace down to the store", |spans| {
-            let root = spans.iter().find(|s| {
-                s.service == "console"
-                    && s.kind == "server"
-                    && s.name == "POST /links"
-                    && s.parent_span_id.is_empty()
-            })?;
-            let call = child(spans, root, "console", "client", "shortener POST")?;
-            let request = child(spans, call, "shortener", "server", "POST /api/v1/links")?;
-            let [publish, consume, store] =
-                through_the_bus(spans, request, "shortener.url.created")?;
-            Some([root, call, request, publish, consume, store].map(Clone::clone))
-        });
+    let [
+        console_request,
+        console_call_span,
+        shortener_request,
+        publish,
+        consume,
+        store,
+    ] = wait_for(&receiver, "the link's trace down to the store", |spans| {
+        let root = spans.iter().find(|s| {
+            s.service == "console"
+                && s.kind == "server"
+                && s.name == "POST /links"
+                && s.parent_span_id.is_empty()
+        })?;
+        let call = child(spans, root, "console", "client", "shortener POST")?;
+        let request = child(spans, call, "shortener", "server", "POST /api/v1/links")?;
+        let [publish, consume, store] = through_the_bus(spans, request, "shortener.url.created")?;
+        Some([root, call, request, publish, consume, store].map(Clone::clone))
+    });
     assert_eq!(
         shortener_request.attribute("http.response.status_code"),
         Some("201")

@@ -54,11 +54,7 @@ pub struct Mode {
 
 impl Mode {
     pub fn pick(self, short: u64, full: u64) -> u64 {
-        if self.full {
-            full
-        } else {
-            short
-        }
+        if self.full { full } else { short }
     }
 
     pub fn secs(self, short: u64, full: u64) -> Duration {

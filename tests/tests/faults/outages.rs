@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use system_tests::process::metric_value;
 use system_tests::MongoServer;
+use system_tests::process::metric_value;
 
 use crate::load::{Load, Rate, Seen};
 use crate::scenarios::{lock_sqlite, runtime, settle};

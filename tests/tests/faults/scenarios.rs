@@ -7,10 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
 use async_nats::HeaderMap;
+use async_nats::jetstream;
 use chrono::Utc;
-use contracts::{encode, Envelope, UrlClicked};
+use contracts::{Envelope, UrlClicked, encode};
 use system_tests::process::{memory_mb, metric_value};
 use uuid::Uuid;
 
@@ -497,7 +497,9 @@ fn duplicates_on(mode: Mode, store: Store, n: &str) -> Vec<Row> {
     let mut forced = row(
         &format!("{n}b redeliveries (ack wait expired)"),
         &tally,
-        format!("{pauses} pauses of 2.5 s past a 1 s ack wait; {redelivered} click deliveries stored again"),
+        format!(
+            "{pauses} pauses of 2.5 s past a 1 s ack wait; {redelivered} click deliveries stored again"
+        ),
         false,
     );
     if redelivered == 0 {
@@ -684,7 +686,11 @@ pub fn poison(mode: Mode) -> Vec<Row> {
         note: format!(
             "{poisoned} poisoned, {dead} in the DLQ {reasons:?}; {dirty_rate:.0}/s vs clean {clean_rate:.0}/s ({:.0}%{})",
             ratio * 100.0,
-            if mode.full { "" } else { ", checked in the full form" }
+            if mode.full {
+                ""
+            } else {
+                ", checked in the full form"
+            }
         ),
     }]
 }

@@ -6,9 +6,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::Ingest;
 use super::dead_letters::DeadLetter;
 use super::decode::Decoded;
-use super::Ingest;
 use crate::metrics::SubjectLabel;
 use crate::model::{ClickRow, LinkChange};
 use crate::store::StoreError;

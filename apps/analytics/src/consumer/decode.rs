@@ -2,12 +2,12 @@
 //! goes to the dead-letter subject.
 
 use async_nats::jetstream::Message;
-use contracts::{decode, subjects, ContractError, UrlClicked, UrlCreated, UrlDeleted, UrlUpdated};
+use contracts::{ContractError, UrlClicked, UrlCreated, UrlDeleted, UrlUpdated, decode, subjects};
 use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
-use super::dead_letters::DeadLetter;
 use super::Ingest;
+use super::dead_letters::DeadLetter;
 use crate::model::{ClickRow, LinkChange};
 
 /// What a message decoded to.

@@ -27,8 +27,8 @@ mod health;
 pub mod retention;
 pub mod supervise;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{self, Stream as PullStream};
@@ -46,7 +46,7 @@ use crate::metrics::Metrics;
 use crate::store::{ClickLog, LinkCopies};
 
 use decode::Decoded;
-pub use health::{ConsumerHealth, CONSUMER_SILENCE_LIMIT};
+pub use health::{CONSUMER_SILENCE_LIMIT, ConsumerHealth};
 
 /// The subjects analytics consumes, one durable consumer each.
 pub const SUBJECTS: [&str; 4] = [

@@ -2,15 +2,15 @@
 //! with backoff, when it ends or panics), plus the probe that reports each
 //! consumer's lag and whether it answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use contracts::stream::{dead_letter_stream_config, ensure_stream, shortener_stream_config};
 use tokio_util::sync::CancellationToken;
 
-use super::{ensure_consumers, lag, ConsumerSettings, Ingest};
+use super::{ConsumerSettings, Ingest, ensure_consumers, lag};
 use crate::metrics::SubjectLabel;
 
 /// Makes the streams and the durable consumers exist, retrying while NATS

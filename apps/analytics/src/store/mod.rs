@@ -183,7 +183,7 @@ pub trait StatsReader: Backend {
     /// The top lists of every dimension, in [`Dimension::ALL`](crate::model::Dimension::ALL) order: the
     /// most frequent non-empty values, most clicks first, ties by value.
     async fn tops(&self, window: Window, limit: u32)
-        -> Result<Vec<Vec<(String, u64)>>, StoreError>;
+    -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
     /// When the link's first click happened (`None` without clicks).
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;

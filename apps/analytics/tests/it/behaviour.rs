@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use contracts::subjects::URL_CLICKED;
 use contracts::{Envelope, UrlClicked, UrlDeleted, UrlUpdated};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::helpers::{at, clicked, created, publish, publish_raw, total, Env, TestApp};
+use super::helpers::{Env, TestApp, at, clicked, created, publish, publish_raw, total};
 
 /// 2026-03-01T00:00:00Z.
 const D0: i64 = 1_772_323_200;
@@ -410,9 +410,11 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
     for letter in letters {
         let headers = letter.headers.clone().unwrap();
         let reason = headers.get("Dlq-Reason").unwrap().to_string();
-        assert!(headers
-            .get("Dlq-Error")
-            .is_some_and(|e| !e.as_str().is_empty()));
+        assert!(
+            headers
+                .get("Dlq-Error")
+                .is_some_and(|e| !e.as_str().is_empty())
+        );
         assert_eq!(
             headers.get("Dlq-Original-Subject").unwrap().as_str(),
             URL_CLICKED
@@ -915,7 +917,7 @@ pub async fn a_panicking_consumer_task_is_restarted_and_the_others_never_stop(en
 /// runs: they are created again, nothing published meanwhile is lost, and
 /// `/metrics` and `/ready` show the gap while it lasts.
 pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) {
-    use analytics::consumer::{consumer_name, SUBJECTS};
+    use analytics::consumer::{SUBJECTS, consumer_name};
     let app = env.app().await;
     let js = env.jetstream().await;
     let id = Uuid::now_v7();

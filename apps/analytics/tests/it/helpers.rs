@@ -7,9 +7,9 @@ use actix_web::dev::ServerHandle;
 use analytics::{Application, Settings};
 use async_nats::jetstream;
 use chrono::{DateTime, TimeZone, Utc};
-use contracts::{encode, Envelope, Event, UrlClicked, UrlCreated};
+use contracts::{Envelope, Event, UrlClicked, UrlCreated, encode};
 use serde_json::Value;
-use system_tests::{started, ClickHouseServer, NatsServer};
+use system_tests::{ClickHouseServer, NatsServer, started};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 

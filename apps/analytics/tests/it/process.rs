@@ -10,7 +10,7 @@ use contracts::{Envelope, UrlDeleted, UrlUpdated};
 use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};
 use uuid::Uuid;
 
-use super::helpers::{at, clicked, created, publish, Env};
+use super::helpers::{Env, at, clicked, created, publish};
 
 const CLICKS: i64 = 20_000;
 /// 2026-03-01T00:00:00Z.

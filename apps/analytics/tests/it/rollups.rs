@@ -10,7 +10,7 @@ use analytics::model::{Bucket, BucketCount, ClickRow, Dimension, Totals, Window}
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore, SqliteStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use system_tests::{started, ClickHouseServer};
+use system_tests::{ClickHouseServer, started};
 use uuid::Uuid;
 
 const HOUR: i64 = 3_600;
@@ -276,7 +276,7 @@ fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_clickhouse() {
 /// All-time stats of both links, by day and by hour.
 async fn all_time(store: &dyn AnalyticsStore, links: &[Uuid], now: i64) -> Vec<serde_json::Value> {
     use analytics::model::LinkCopy;
-    use analytics::stats::{stats, StatsQuery};
+    use analytics::stats::{StatsQuery, stats};
     let mut answers = Vec::new();
     for id in links {
         for bucket in [Bucket::Day, Bucket::Hour] {

@@ -11,10 +11,10 @@ use governor::DefaultKeyedRateLimiter;
 use maud::html;
 
 use super::{
-    check_csrf, client_ip, per_minute_limit, render, see_other, Fields, Nav, PageError, State,
+    Fields, Nav, PageError, State, check_csrf, client_ip, per_minute_limit, render, see_other,
 };
 use crate::session::{
-    cookie, random_token, removal, tokens_match, Role, SessionData, LOGIN_COOKIE, SESSION_COOKIE,
+    LOGIN_COOKIE, Role, SESSION_COOKIE, SessionData, cookie, random_token, removal, tokens_match,
 };
 use crate::upstream::CallError;
 

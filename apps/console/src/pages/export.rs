@@ -12,7 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 
 use super::links::readable_link;
-use super::{client_ip, query_params, query_string, signed_in, PageError, State};
+use super::{PageError, State, client_ip, query_params, query_string, signed_in};
 use crate::upstream::Link;
 
 /// The links export's columns, in order.

@@ -12,14 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt};
 use maud::html;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::{check_csrf, client_ip, csrf_field, render, signed_in, Fields, Nav, PageError, State};
+use super::{Fields, Nav, PageError, State, check_csrf, client_ip, csrf_field, render, signed_in};
 use crate::import::{self, Row, RowError};
-use crate::session::{random_token, tokens_match, Session};
+use crate::session::{Session, random_token, tokens_match};
 use crate::upstream::CallError;
 
 /// Largest upload.
@@ -307,7 +307,7 @@ pub async fn run(
             Err(e) => {
                 return Err(PageError::Upstream(format!(
                     "the previewed rows are unreadable: {e}"
-                )))
+                )));
             }
         }
         if batch.len() == BULK_ROWS || (done && !batch.is_empty()) {

@@ -2,14 +2,14 @@
 //! new key is shown once, on the page that answers its creation; it is in
 //! no URL, no log and no later page.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
 
 use super::{
-    admin, check_csrf, client_ip, csrf_field, render, see_other, Fields, Nav, PageError, State,
+    Fields, Nav, PageError, State, admin, check_csrf, client_ip, csrf_field, render, see_other,
 };
 use crate::session::Session;
-use crate::upstream::{segment, ApiKey, CallError, NewApiKey};
+use crate::upstream::{ApiKey, CallError, NewApiKey, segment};
 
 fn when(value: &Option<String>) -> String {
     value

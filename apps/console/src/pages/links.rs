@@ -3,18 +3,18 @@
 use std::collections::HashMap;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use maud::{html, Markup};
-use serde_json::{json, Value};
+use maud::{Markup, html};
+use serde_json::{Value, json};
 
 use super::{
-    check_csrf, client_ip, csrf_field, query_params, query_string, render, see_other, signed_in,
-    Fields, Nav, PageError, State,
+    Fields, Nav, PageError, State, check_csrf, client_ip, csrf_field, query_params, query_string,
+    render, see_other, signed_in,
 };
 use crate::charts::{chart, count, top_list};
 use crate::session::Session;
-use crate::upstream::{segment, CallError, Link, Problem, Stats};
+use crate::upstream::{CallError, Link, Problem, Stats, segment};
 
 /// Links on one page of the list.
 const PAGE_SIZE: &str = "25";
@@ -819,7 +819,7 @@ pub async fn qr(
         Some(other) => {
             return Err(PageError::BadRequest(format!(
                 "{other:?} is not a QR format (svg or png)"
-            )))
+            )));
         }
     };
     let size = match params.get("size") {
@@ -865,9 +865,11 @@ mod tests {
             Some("2026-12-24T18:30:00Z")
         );
         assert_eq!(from_local_input(" ").unwrap(), None);
-        assert!(from_local_input("tomorrow")
-            .unwrap_err()
-            .contains("tomorrow"));
+        assert!(
+            from_local_input("tomorrow")
+                .unwrap_err()
+                .contains("tomorrow")
+        );
         assert_eq!(local_input("2026-12-24T18:30:00Z"), "2026-12-24T18:30");
     }
 
@@ -906,15 +908,17 @@ mod tests {
         .unwrap();
         assert_eq!(custom.to - custom.from, Duration::days(3));
         assert_eq!(custom.bucket, "hour");
-        assert!(range_of(
-            &params(&[
-                ("range", "custom"),
-                ("from", "2026-11-03"),
-                ("to", "2026-11-01")
-            ]),
-            now
-        )
-        .is_err());
+        assert!(
+            range_of(
+                &params(&[
+                    ("range", "custom"),
+                    ("from", "2026-11-03"),
+                    ("to", "2026-11-01")
+                ]),
+                now
+            )
+            .is_err()
+        );
         assert!(range_of(&params(&[("range", "custom")]), now).is_err());
         assert!(range_of(&params(&[("range", "1y")]), now).is_err());
     }

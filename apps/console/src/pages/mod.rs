@@ -12,14 +12,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use maud::{html, Markup, DOCTYPE};
+use maud::{DOCTYPE, Markup, html};
 
-use crate::session::{tokens_match, Role, Session, SESSION_COOKIE};
-use crate::upstream::CallError;
 use crate::Console;
+use crate::session::{Role, SESSION_COOKIE, Session, tokens_match};
+use crate::upstream::CallError;
 
 pub use auth::LoginLimit;
 pub use import::PendingImport;

@@ -3,13 +3,13 @@
 //! (which answer without a key).
 
 use actix_web::{HttpRequest, HttpResponse};
-use maud::{html, Markup};
+use maud::{Markup, html};
 
-use super::{client_ip, render, signed_in, Nav, PageError, State};
+use super::{Nav, PageError, State, client_ip, render, signed_in};
 use crate::charts::count;
 use crate::consistency::{MonitorError, Report};
 use crate::session::Role;
-use crate::upstream::{metric, metric_family, segment, Probe};
+use crate::upstream::{Probe, metric, metric_family, segment};
 
 fn service_card(name: &str, id: &str, probe: &Probe, rows: Markup) -> Markup {
     html! {

@@ -42,9 +42,9 @@ use contracts::{ClickEvent, ClickFacts, VisitorKey};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 pub use counts::{ClickCounts, CountFlusher};
 pub use publisher::ClickPublisher;
@@ -53,8 +53,8 @@ pub use relay::SpoolRelay;
 use crate::publish::Publisher;
 use crate::service::PRODUCER;
 use crate::store::{Link, Store};
-use service_kit::settings::{ExposeSecret, SecretString};
 use service_kit::Backoff;
+use service_kit::settings::{ExposeSecret, SecretString};
 
 /// Tuning of the click pipeline.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use contracts::{Event, UrlClicked};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

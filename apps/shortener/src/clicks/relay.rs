@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::publisher::outgoing;
 use super::{ClickMetrics, ClickSettings};
-use crate::publish::{ensure_shortener_stream, Publisher};
+use crate::publish::{Publisher, ensure_shortener_stream};
 use crate::store::ClickSpool;
 use service_kit::Backoff;
 

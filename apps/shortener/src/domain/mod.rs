@@ -11,7 +11,7 @@ mod target_url;
 
 pub use contracts::RedirectType;
 pub use expiry::ExpiresAt;
-pub use labels::{Tag, Tags, Title, MAX_TAGS, MAX_TAG_CHARS, MAX_TITLE_CHARS, TAG_PATTERN};
-pub use password::{Password, MAX_SUBMITTED_CHARS};
-pub use short_code::{Alias, CodeGenerator, ShortCode, ALIAS_PATTERN, RESERVED_WORDS};
-pub use target_url::{TargetUrl, MAX_URL_LENGTH, URL_PATTERN};
+pub use labels::{MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, TAG_PATTERN, Tag, Tags, Title};
+pub use password::{MAX_SUBMITTED_CHARS, Password};
+pub use short_code::{ALIAS_PATTERN, Alias, CodeGenerator, RESERVED_WORDS, ShortCode};
+pub use target_url::{MAX_URL_LENGTH, TargetUrl, URL_PATTERN};

@@ -5,9 +5,9 @@
 //! checking cost tens of milliseconds of CPU on purpose, so callers run
 //! them off the async workers (`tokio::task::spawn_blocking`).
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 /// Shortest and longest password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 4;

@@ -140,9 +140,11 @@ mod tests {
         let generator = CodeGenerator::new(9).unwrap();
         let codes: HashSet<String> = (0..10_000).map(|_| generator.generate().0).collect();
         assert_eq!(codes.len(), 10_000);
-        assert!(codes
-            .iter()
-            .all(|c| c.len() == 9 && c.chars().all(|c| c.is_ascii_alphanumeric())));
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 9 && c.chars().all(|c| c.is_ascii_alphanumeric()))
+        );
     }
 
     #[test]

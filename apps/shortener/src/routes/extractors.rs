@@ -5,16 +5,16 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::HttpRequest;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors};
 
 use super::ApiState;
-use crate::domain::{ShortCode, MAX_URL_LENGTH};
+use crate::domain::{MAX_URL_LENGTH, ShortCode};
 use crate::keys::{Caller, Role};
 use crate::problem::{ApiError, InvalidParam};
 

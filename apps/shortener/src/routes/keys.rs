@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::extractors::{admin, json_body};
 use super::ApiState;
+use super::extractors::{admin, json_body};
 use crate::auth::{create_key, revoke_key};
 use crate::keys::{KeyRecord, Role};
 use crate::problem::{ApiError, ProblemBody};

@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use super::extractors::{caller, client, code_in_path, json_body, json_value};
 use super::ApiState;
+use super::extractors::{caller, client, code_in_path, json_body, json_value};
 use crate::domain::{
-    Alias, ExpiresAt, Password, Tag, Tags, TargetUrl, Title, ALIAS_PATTERN, MAX_TAGS,
-    MAX_TAG_CHARS, MAX_TITLE_CHARS, MAX_URL_LENGTH, RESERVED_WORDS, TAG_PATTERN, URL_PATTERN,
+    ALIAS_PATTERN, Alias, ExpiresAt, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, MAX_URL_LENGTH,
+    Password, RESERVED_WORDS, TAG_PATTERN, Tag, Tags, TargetUrl, Title, URL_PATTERN,
 };
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::service::{LinkChanges, NewLink};

@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::web;
 
 pub use extractors::{CreateRateLimit, KeyedLimit};
-pub use openapi::{openapi_json, ApiDoc};
+pub use openapi::{ApiDoc, openapi_json};
 pub use redirect::merge_query;
 pub use redirect::{UNLOCKS_PER_CLIENT_PER_MINUTE, UNLOCKS_PER_LINK_PER_MINUTE};
 

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers and types themselves.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use service_kit::openapi::KeySecurity;
 use utoipa::{Modify, OpenApi};
 
@@ -10,7 +10,7 @@ use super::links::{
     self, BulkCreateBody, BulkItem, BulkResult, CreateLinkRequest, LinkPage, LinkResponse,
     UpdateLinkRequest,
 };
-use super::{qr, redirect, ApiState};
+use super::{ApiState, qr, redirect};
 use crate::domain::RESERVED_WORDS;
 use crate::keys::Role;
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
@@ -64,8 +64,7 @@ use crate::problem::{ApiError, InvalidParam, ProblemBody};
 pub struct ApiDoc;
 
 const KEY_SECURITY: KeySecurity = KeySecurity {
-    description:
-        "An API key; every endpoint but the redirects, health, readiness and metrics needs one",
+    description: "An API key; every endpoint but the redirects, health, readiness and metrics needs one",
 };
 
 /// A change must change something.

@@ -2,11 +2,11 @@
 //! SVG or PNG, for whoever may read the link.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use qrcode::{EcLevel, QrCode};
 
-use super::extractors::{caller, code_in_path};
 use super::ApiState;
+use super::extractors::{caller, code_in_path};
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 
 pub(super) const MIN_SIZE: u32 = 64;

@@ -8,17 +8,17 @@
 //! records the click. Attempts are limited per client and per link, and
 //! every attempt does the same work whether the code exists or not.
 
-use actix_web::http::{header, Method, StatusCode};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use contracts::RedirectType;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extractors::{client, code_in_path};
 use super::ApiState;
+use super::extractors::{client, code_in_path};
 use crate::clicks::ClickContext;
-use crate::domain::{password, MAX_SUBMITTED_CHARS};
+use crate::domain::{MAX_SUBMITTED_CHARS, password};
 use crate::problem::{ApiError, InvalidParam, ProblemBody};
 use crate::store::Link;
 

@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use contracts::{encode, ContractError, Envelope, Event, RedirectType, UrlCreated};
+use contracts::{ContractError, Envelope, Event, RedirectType, UrlCreated, encode};
 use uuid::Uuid;
 
 use crate::keys::{KeyDigest, KeyRecord, Role};

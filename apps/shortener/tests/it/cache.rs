@@ -7,8 +7,8 @@ use contracts::RedirectType;
 use shortener::cache::{Cached, LinkCache};
 use shortener::domain::{CodeGenerator, TargetUrl};
 use shortener::service::{LinkChanges, LinkError, LinkService, NewLink};
-use shortener::store::sqlite::SqliteStore;
 use shortener::store::Store;
+use shortener::store::sqlite::SqliteStore;
 
 use crate::store::behaviour::created;
 

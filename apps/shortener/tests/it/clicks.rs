@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use shortener::clicks::{click_pipeline, ClickContext, ClickSettings, VisitorKeys};
+use shortener::clicks::{ClickContext, ClickSettings, VisitorKeys, click_pipeline};
 use shortener::store::Store;
-use system_tests::{require, MongoServer, NatsServer};
+use system_tests::{MongoServer, NatsServer, require};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::behaviour::{created, link};

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use contracts::{subjects, AnyEvent};
+use contracts::{AnyEvent, subjects};
 use shortener::outbox::{OutboxRelay, RelaySettings};
+use shortener::store::Store;
 use shortener::store::mongo::MongoStore;
 use shortener::store::sqlite::SqliteStore;
-use shortener::store::Store;
-use system_tests::{require, MongoServer, NatsServer};
+use system_tests::{MongoServer, NatsServer, require};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use contracts::stream::STREAM_NAME;
-use contracts::{decode_any, headers, AnyEvent};
+use contracts::{AnyEvent, decode_any, headers};
 use futures::StreamExt;
 use system_tests::NatsServer;
 

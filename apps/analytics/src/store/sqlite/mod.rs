@@ -204,7 +204,7 @@ fn bucket_of(column: &str, size: i64) -> String {
 mod rollup_sql {
     use std::sync::LazyLock;
 
-    use super::{bucket_of, CLICK_COLUMNS};
+    use super::{CLICK_COLUMNS, bucket_of};
     use crate::model::Dimension;
 
     /// Adds the clicks in `temp.incoming` to the rollups and the raw rows,

@@ -157,7 +157,7 @@ impl TargetUrl {
             other => {
                 return Err(format!(
                     "scheme {other:?} is not allowed, only http and https"
-                ))
+                ));
             }
         }
         if !url.username().is_empty() || url.password().is_some() {

@@ -227,7 +227,7 @@ fn the_longest_idn_host_fits_the_events() {
 
 mod properties {
     use chrono::Utc;
-    use contracts::{encode, Envelope, UrlCreated};
+    use contracts::{Envelope, UrlCreated, encode};
     use proptest::prelude::*;
 
     use super::*;

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson, MongoStore,
+    MongoStore, is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson,
 };
 use crate::keys::{KeyDigest, KeyRecord};
-use crate::store::{stored_digest, stored_role, Keys, StoreError};
+use crate::store::{Keys, StoreError, stored_digest, stored_role};
 
 /// An API key's record: its digest, never the key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

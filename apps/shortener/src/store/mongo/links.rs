@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::outbox::OutboxDocument;
 use super::{
-    is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson, MongoStore, TxnError,
+    MongoStore, TxnError, is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson,
 };
 use crate::store::{
-    stored_redirect_type, Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError,
+    Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError, stored_redirect_type,
 };
 
 /// A link as stored. Times have millisecond precision (BSON dates).

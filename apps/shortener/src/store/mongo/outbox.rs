@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mongodb::bson::{self, doc, oid::ObjectId, spec::BinarySubtype, Binary};
+use mongodb::bson::{self, Binary, doc, oid::ObjectId, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{time_from_bson, time_to_bson, unavailable, uuid_to_bson, MongoStore};
+use super::{MongoStore, time_from_bson, time_to_bson, unavailable, uuid_to_bson};
 use crate::store::{Outbox, OutboxEvent, StoreError};
 
 /// An outbox entry. `_id` is an ObjectId made by this process at write time:

@@ -2,13 +2,13 @@
 //! until the relay publishes them and counts them in the same transaction.
 
 use async_trait::async_trait;
-use mongodb::bson::{self, doc, spec::BinarySubtype, Binary};
+use mongodb::bson::{self, Binary, doc, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::links::{add_counts, bson_counts};
 use super::{
-    is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson, MongoStore, TxnError,
+    MongoStore, TxnError, is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson,
 };
 use crate::store::{ClickSpool, SpoolState, SpooledClick, StoreError};
 

@@ -7,9 +7,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use super::entities::api_keys;
-use super::{unavailable, SqliteStore};
+use super::{SqliteStore, unavailable};
 use crate::keys::{KeyDigest, KeyRecord};
-use crate::store::{stored_digest, stored_role, Keys, StoreError};
+use crate::store::{Keys, StoreError, stored_digest, stored_role};
 
 fn to_key(model: api_keys::Model) -> Result<KeyRecord, StoreError> {
     Ok(KeyRecord {

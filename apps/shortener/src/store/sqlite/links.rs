@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::entities::{links, outbox};
 use super::outbox::outbox_row;
-use super::{to_i64, unavailable, SqliteStore};
+use super::{SqliteStore, to_i64, unavailable};
 use crate::store::{
-    stored_redirect_type, Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError,
+    Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError, stored_redirect_type,
 };
 
 fn to_link(model: links::Model) -> Result<Link, StoreError> {
@@ -156,8 +156,8 @@ impl Links for SqliteStore {
     }
 
     async fn list(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError> {
-        use sea_orm::sea_query::Condition;
         use sea_orm::Order::Desc;
+        use sea_orm::sea_query::Condition;
         let mut select = links::Entity::find().filter(links::Column::DeletedAt.is_null());
         if let Some(owner) = query.owner {
             select = select.filter(links::Column::Owner.eq(owner));

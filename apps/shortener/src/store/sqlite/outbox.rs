@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::outbox;
-use super::{unavailable, SqliteStore};
+use super::{SqliteStore, unavailable};
 use crate::store::{Outbox, OutboxEvent, StoreError};
 
 pub(super) fn outbox_row(event: &OutboxEvent) -> outbox::ActiveModel {

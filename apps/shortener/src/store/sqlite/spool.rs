@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::entities::click_spool;
 use super::links::add_counts;
-use super::{unavailable, SqliteStore};
+use super::{SqliteStore, unavailable};
 use crate::store::{ClickSpool, SpoolState, SpooledClick, StoreError};
 
 #[async_trait]

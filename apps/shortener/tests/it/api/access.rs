@@ -5,9 +5,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::helpers::{client_with_key, problem, spawn_app, Options, Store, TestApp};
+use super::helpers::{Options, Store, TestApp, client_with_key, problem, spawn_app};
 
 /// Sends `method path` (with a JSON body for writes) as `client`.
 async fn call(
@@ -203,9 +203,11 @@ async fn an_authors_links_are_invisible_to_another_author_and_visible_to_admins(
     };
     assert!(!listed(b.clone()).await.contains(&"a-only".to_owned()));
     assert!(listed(a.clone()).await.contains(&"a-only".to_owned()));
-    assert!(listed(app.client.clone())
-        .await
-        .contains(&"a-only".to_owned()));
+    assert!(
+        listed(app.client.clone())
+            .await
+            .contains(&"a-only".to_owned())
+    );
     assert_eq!(app.get("/api/v1/links/a-only").await.status(), 200);
     assert_eq!(
         a.get(app.url("/api/v1/links/a-only"))

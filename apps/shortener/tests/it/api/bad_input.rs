@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::helpers::{problem, TestApp};
+use super::helpers::{TestApp, problem};
 
 struct Case {
     name: &'static str,

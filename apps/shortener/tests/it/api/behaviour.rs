@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use contracts::{subjects, AnyEvent};
+use contracts::{AnyEvent, subjects};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::helpers::{problem, TestApp};
+use super::helpers::{TestApp, problem};
 use crate::stream::events_on;
 
 pub async fn links_are_created_read_listed_patched_and_deleted(app: &TestApp) {
@@ -88,11 +88,13 @@ pub async fn links_are_created_read_listed_patched_and_deleted(app: &TestApp) {
         .json()
         .await
         .unwrap();
-    assert!(page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|l| l["code"] != "my-link"));
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["code"] != "my-link")
+    );
 }
 
 pub async fn twenty_concurrent_claims_of_an_alias_give_one_201_and_nineteen_409(app: &TestApp) {
@@ -379,12 +381,14 @@ pub async fn a_thousand_redirects_give_a_thousand_click_events_and_count(app: &T
         click.data.referrer.as_deref(),
         Some("https://news.example.org/item?id=1")
     );
-    assert!(click
-        .data
-        .user_agent
-        .as_deref()
-        .unwrap()
-        .starts_with("Mozilla/5.0"));
+    assert!(
+        click
+            .data
+            .user_agent
+            .as_deref()
+            .unwrap()
+            .starts_with("Mozilla/5.0")
+    );
     let visitor = click.data.visitor_key.as_deref().unwrap();
     assert!(!visitor.contains("127.0.0.1"));
     // Seven user agents from one address: seven visitors.
@@ -758,9 +762,11 @@ pub async fn a_bulk_create_answers_each_item_in_order(app: &TestApp) {
     for (body, why) in [
         (json!([]), "empty"),
         (
-            json!((0..1001)
-                .map(|n| json!({ "url": format!("https://e.com/{n}") }))
-                .collect::<Vec<_>>()),
+            json!(
+                (0..1001)
+                    .map(|n| json!({ "url": format!("https://e.com/{n}") }))
+                    .collect::<Vec<_>>()
+            ),
             "too many",
         ),
         (json!({ "url": "https://e.com/" }), "not an array"),
@@ -797,14 +803,18 @@ pub async fn password_links_redirect_only_with_their_password(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
-    assert!(page.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .contains("default-src 'none'"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
     let html = page.text().await.unwrap();
     assert!(
         html.contains(r#"name="password""#) && html.contains(r#"<form method="post">"#),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use service_kit::settings::{ExposeSecret, SecretString};
 use shortener::configuration::StoreSettings;
 use shortener::{Application, Settings};
-use system_tests::{started, MongoServer, NatsServer};
+use system_tests::{MongoServer, NatsServer, started};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, Copy)]

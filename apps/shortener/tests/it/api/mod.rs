@@ -61,7 +61,7 @@ mod observability {
     use serde_json::json;
     use system_tests::process::metric_value;
 
-    use super::helpers::{spawn_app, Store, TestApp};
+    use super::helpers::{Store, TestApp, spawn_app};
 
     async fn wait_for_status(app: &TestApp, path: &str, status: u16) -> reqwest::Response {
         let started = Instant::now();
@@ -208,7 +208,7 @@ mod observability {
 }
 
 mod openapi {
-    use super::helpers::{spawn_app, Store};
+    use super::helpers::{Store, spawn_app};
 
     #[tokio::test]
     async fn the_openapi_document_describes_every_route() {

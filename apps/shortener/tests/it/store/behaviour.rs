@@ -204,11 +204,13 @@ pub async fn listing_is_newest_first_paged_and_skips_deleted_links(store: &impl 
     assert_eq!(codes(&first), ["page6", "page5", "page4", "page2"]);
     let rest = store.list(&page(&all, Some(&first[3]), 4)).await.unwrap();
     assert_eq!(codes(&rest), ["page1", "page0"]);
-    assert!(store
-        .list(&page(&all, Some(&rest[1]), 4))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .list(&page(&all, Some(&rest[1]), 4))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &impl Store) {

@@ -93,20 +93,24 @@ async fn sqlite_store_of_the_previous_release_opens_with_nothing_lost() {
         assert_eq!(changed.url, "https://example.com/changed-again");
         assert_eq!(changed.redirect_type.status(), 301);
         assert_eq!((changed.version, changed.click_count), (2, 1));
-        assert!(store
-            .find("gone")
-            .await
-            .unwrap()
-            .unwrap()
-            .deleted_at
-            .is_some());
-        assert!(store
-            .find("locked")
-            .await
-            .unwrap()
-            .unwrap()
-            .password_hash
-            .is_some());
+        assert!(
+            store
+                .find("gone")
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted_at
+                .is_some()
+        );
+        assert!(
+            store
+                .find("locked")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .is_some()
+        );
         assert!(store.find("pending").await.unwrap().is_some());
         let pending = store.outbox_pending(10).await.unwrap();
         assert_eq!(pending.len(), 1);
