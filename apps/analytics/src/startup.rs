@@ -127,9 +127,12 @@ impl Application {
                 .wrap(from_fn(|request, next| {
                     telemetry::trace_request(request, next, telemetry::api_sampling)
                 }))
-                .service(problem::resource("/health", "GET").route(web::get().to(health)))
-                .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
-                .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
+                .configure(service_kit::probes::routes(
+                    "analytics",
+                    env!("CARGO_PKG_VERSION"),
+                    ready,
+                    render_metrics,
+                ))
                 .configure(api::routes)
         })
         .listen(listener)
@@ -293,16 +296,5 @@ async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
 async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
     let ready = not_ready(&probes).await.is_empty();
     probes.metrics.ready.set(i64::from(ready));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(probes.metrics.render())
-}
-
-/// Liveness: the process is up and serving HTTP.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "service": "analytics",
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    service_kit::probes::metrics_response(probes.metrics.render())
 }

@@ -157,9 +157,12 @@ impl Application {
                 .wrap(from_fn(|request, next| {
                     telemetry::trace_request(request, next, trace_sampling)
                 }))
-                .service(problem::resource("/health", "GET").route(web::get().to(health)))
-                .service(problem::resource("/ready", "GET").route(web::get().to(ready)))
-                .service(problem::resource("/metrics", "GET").route(web::get().to(render_metrics)))
+                .configure(service_kit::probes::routes(
+                    "shortener",
+                    env!("CARGO_PKG_VERSION"),
+                    ready,
+                    render_metrics,
+                ))
                 .configure(routes::routes)
                 .configure(routes::redirect_route)
         });
@@ -362,16 +365,5 @@ async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
     metrics
         .nats_connected
         .set(i64::from(nats_connected(&probes.nats)));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
-}
-
-/// Liveness: the process is up and serving HTTP.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "service": "shortener",
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    service_kit::probes::metrics_response(metrics.render())
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 mod backoff;
 pub mod openapi;
+pub mod probes;
 pub mod problem;
 pub mod settings;
 pub mod sqlite;
