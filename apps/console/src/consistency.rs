@@ -291,6 +291,29 @@ impl Monitor {
     }
 }
 
+/// Who to ask: the services, with the key that must see every link.
+struct Asker<'a> {
+    upstream: &'a Upstream,
+    key: &'a str,
+    client: &'a str,
+}
+
+/// What comparing found so far.
+#[derive(Default)]
+struct Walk {
+    findings: Vec<Finding>,
+    links_checked: u64,
+}
+
+impl Walk {
+    fn check(&mut self, link: &Link, copies: &HashMap<Uuid, CopyState>, now: DateTime<Utc>) {
+        self.links_checked += 1;
+        if let Ok(id) = link.id.parse::<Uuid>() {
+            self.findings.extend(compare(link, copies.get(&id), now));
+        }
+    }
+}
+
 impl Inner {
     async fn compare(
         &mut self,
@@ -298,6 +321,11 @@ impl Inner {
         key: &str,
         client: &str,
     ) -> Result<Report, MonitorError> {
+        let ask = Asker {
+            upstream,
+            key,
+            client,
+        };
         let started = Instant::now();
         let now = Utc::now();
         let fresh = match read_copies(upstream).await {
@@ -317,112 +345,156 @@ impl Inner {
             None => self.snapshot.as_mut().ok_or(MonitorError::NoCopies)?,
         };
         let copies = &mut snapshot.copies;
-
-        // The owner's links, a page at a time.
-        let mut findings = Vec::new();
-        let mut seen = HashSet::new();
-        let mut links_checked = 0u64;
-        let mut cursor: Option<String> = None;
-        loop {
-            let query = page_query(OWNER_PAGE, cursor.as_deref());
-            let page = upstream.list_links(key, client, &query).await?;
-            for link in &page.items {
-                links_checked += 1;
-                if let Ok(id) = link.id.parse::<Uuid>() {
-                    seen.insert(id);
-                    findings.extend(compare(link, copies.get(&id), now));
-                }
-            }
-            match page.next_cursor {
-                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
-                _ => break,
-            }
-        }
-        let orphans: Vec<Uuid> = copies
-            .iter()
-            .filter(|(id, c)| c.fingerprint.is_some() && !c.deleted && !seen.contains(*id))
-            .map(|(id, _)| *id)
-            .collect();
-        drop(seen);
-
-        // Links the walk missed (created after their page was read) are
-        // not orphans: compare them as any other.
+        let (mut walk, orphans) = walk_the_owner(&ask, copies, now).await?;
         let mut alive = HashSet::new();
         for link in links_by_id(upstream, key, client, &orphans).await? {
             if let Ok(id) = link.id.parse::<Uuid>() {
                 alive.insert(id);
-                links_checked += 1;
-                findings.extend(compare(&link, copies.get(&id), now));
             }
+            walk.check(&link, copies, now);
         }
-        for id in orphans.into_iter().filter(|id| !alive.contains(id)) {
-            let since = *self.first_seen.get(&id).unwrap_or(&now);
-            findings.push(Finding {
-                id,
-                code: copies
-                    .get(&id)
-                    .map(|c| c.code.to_string())
-                    .unwrap_or_default(),
-                kind: Kind::Orphaned,
-                since,
-                owner: None,
-            });
+        walk.findings
+            .extend(orphaned(&orphans, &alive, copies, &self.first_seen, now));
+        if reachable && !walk.findings.is_empty() {
+            look_again(upstream, copies, &mut walk.findings).await;
         }
-
-        // Analytics may have caught up while the walk went on: look every
-        // finding up again.
-        if reachable && !findings.is_empty() {
-            let ids: Vec<Uuid> = findings.iter().map(|f| f.id).collect();
-            match copies_by_id(upstream, &ids).await {
-                Ok(latest) => {
-                    for copy in &latest {
-                        copies.insert(copy.shortener_url_id, CopyState::of(copy));
-                    }
-                    findings.retain(|f| {
-                        let copy = copies.get(&f.id);
-                        match f.kind {
-                            Kind::Orphaned => copy.is_some_and(|c| !c.deleted),
-                            _ => !copy.is_some_and(|c| {
-                                !c.deleted && c.fingerprint.is_some() && c.fingerprint == f.owner
-                            }),
-                        }
-                    });
-                }
-                Err(error) => tracing::warn!(%error, "findings not looked up again"),
-            }
-        }
-
-        self.first_seen = findings
+        self.first_seen = walk
+            .findings
             .iter()
             .filter(|f| f.kind == Kind::Orphaned)
             .map(|f| (f.id, f.since))
             .collect();
-        findings.sort_by_key(|f| f.since);
-        let lag = findings.first().map_or(0.0, |f| {
-            (now - f.since).num_milliseconds().max(0) as f64 / 1000.0
-        });
-        let of_kind = |kind: Kind| findings.iter().filter(move |f| f.kind == kind);
-        let codes = |kind: Kind| -> Vec<String> {
-            of_kind(kind)
-                .take(MAX_CODES)
-                .map(|f| f.code.clone())
-                .collect()
-        };
-        Ok(Report {
-            checked_at: rfc3339(now),
-            links_checked,
-            copies_checked: copies.len() as u64,
-            missing: of_kind(Kind::Missing).count() as u64,
-            stale: of_kind(Kind::Stale).count() as u64,
-            orphaned: of_kind(Kind::Orphaned).count() as u64,
-            missing_codes: codes(Kind::Missing),
-            stale_codes: codes(Kind::Stale),
-            orphaned_codes: codes(Kind::Orphaned),
-            lag_seconds: lag,
-            analytics_reachable: reachable,
-            copies_as_of: rfc3339(snapshot.at),
-            duration_ms: started.elapsed().as_millis() as u64,
+        Ok(report(
+            walk,
+            copies.len(),
+            reachable,
+            snapshot.at,
+            now,
+            started,
+        ))
+    }
+}
+
+/// Walks the owner's links a page at a time, comparing each with its copy;
+/// returns what it found and the copies whose link it did not meet.
+async fn walk_the_owner(
+    ask: &Asker<'_>,
+    copies: &HashMap<Uuid, CopyState>,
+    now: DateTime<Utc>,
+) -> Result<(Walk, Vec<Uuid>), MonitorError> {
+    let mut walk = Walk::default();
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = page_query(OWNER_PAGE, cursor.as_deref());
+        let page = ask.upstream.list_links(ask.key, ask.client, &query).await?;
+        for link in &page.items {
+            if let Ok(id) = link.id.parse::<Uuid>() {
+                seen.insert(id);
+            }
+            walk.check(link, copies, now);
+        }
+        match page.next_cursor {
+            Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+            _ => break,
+        }
+    }
+    let unmet = copies
+        .iter()
+        .filter(|(id, c)| c.fingerprint.is_some() && !c.deleted && !seen.contains(*id))
+        .map(|(id, _)| *id)
+        .collect();
+    Ok((walk, unmet))
+}
+
+/// The unmet copies whose link is not live either (links the walk missed,
+/// created after their page was read, were compared as any other): orphans,
+/// each since it was first seen so.
+fn orphaned(
+    unmet: &[Uuid],
+    alive: &HashSet<Uuid>,
+    copies: &HashMap<Uuid, CopyState>,
+    first_seen: &HashMap<Uuid, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
+    unmet
+        .iter()
+        .filter(|id| !alive.contains(id))
+        .map(|&id| Finding {
+            id,
+            code: copies
+                .get(&id)
+                .map(|c| c.code.to_string())
+                .unwrap_or_default(),
+            kind: Kind::Orphaned,
+            since: *first_seen.get(&id).unwrap_or(&now),
+            owner: None,
         })
+        .collect()
+}
+
+/// Analytics may have caught up while the walk went on: every finding is
+/// looked up again, and those its copy now answers are dropped.
+async fn look_again(
+    upstream: &Upstream,
+    copies: &mut HashMap<Uuid, CopyState>,
+    findings: &mut Vec<Finding>,
+) {
+    let ids: Vec<Uuid> = findings.iter().map(|f| f.id).collect();
+    match copies_by_id(upstream, &ids).await {
+        Ok(latest) => {
+            for copy in &latest {
+                copies.insert(copy.shortener_url_id, CopyState::of(copy));
+            }
+            findings.retain(|f| {
+                let copy = copies.get(&f.id);
+                match f.kind {
+                    Kind::Orphaned => copy.is_some_and(|c| !c.deleted),
+                    _ => !copy.is_some_and(|c| {
+                        !c.deleted && c.fingerprint.is_some() && c.fingerprint == f.owner
+                    }),
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "findings not looked up again"),
+    }
+}
+
+/// The report of a comparison, its findings oldest first.
+fn report(
+    mut walk: Walk,
+    copies_checked: usize,
+    reachable: bool,
+    copies_as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+    started: Instant,
+) -> Report {
+    let findings = &mut walk.findings;
+    findings.sort_by_key(|f| f.since);
+    let lag = findings.first().map_or(0.0, |f| {
+        (now - f.since).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    let of_kind = |kind: Kind| findings.iter().filter(move |f| f.kind == kind);
+    let codes = |kind: Kind| -> Vec<String> {
+        of_kind(kind)
+            .take(MAX_CODES)
+            .map(|f| f.code.clone())
+            .collect()
+    };
+    Report {
+        checked_at: rfc3339(now),
+        links_checked: walk.links_checked,
+        copies_checked: copies_checked as u64,
+        missing: of_kind(Kind::Missing).count() as u64,
+        stale: of_kind(Kind::Stale).count() as u64,
+        orphaned: of_kind(Kind::Orphaned).count() as u64,
+        missing_codes: codes(Kind::Missing),
+        stale_codes: codes(Kind::Stale),
+        orphaned_codes: codes(Kind::Orphaned),
+        lag_seconds: lag,
+        analytics_reachable: reachable,
+        copies_as_of: rfc3339(copies_as_of),
+        duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 

@@ -56,26 +56,81 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Stor
     })
 }
 
+/// A NATS client that keeps trying in the background: NATS may be down
+/// at start, and the outbox and the click spool hold what waits for it.
+async fn connect_nats(urls: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("shortener")
+        .retry_on_initial_connect()
+        .connect(service_kit::settings::nats_servers(
+            "SHORTENER_NATS_URL",
+            urls,
+        )?)
+        .await
+        .with_context(|| format!("invalid NATS URL {}", crate::configuration::masked(urls)))
+}
+
+/// The HTTP server: the API, the redirects and the probes, with problem+json
+/// for the framework's errors, request metrics and traces.
+fn http_server(
+    listener: TcpListener,
+    state: web::Data<ApiState>,
+    probes: web::Data<Probes>,
+    metrics: Arc<Metrics>,
+    workers: Option<usize>,
+) -> anyhow::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .app_data(state.clone())
+            .app_data(probes.clone())
+            .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
+            .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
+            .wrap_fn(move |request, service| {
+                let started = std::time::Instant::now();
+                let method = Method::from(request.method());
+                let response = service.call(request);
+                let metrics = metrics.clone();
+                async move {
+                    let response = response.await?;
+                    let route = route_label(response.request());
+                    metrics.observe_request(
+                        method,
+                        route,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    Ok(response)
+                }
+            })
+            .wrap(from_fn(|request, next| {
+                telemetry::trace_request(request, next, trace_sampling)
+            }))
+            .configure(service_kit::probes::routes(
+                "shortener",
+                env!("CARGO_PKG_VERSION"),
+                ready,
+                render_metrics,
+            ))
+            .configure(routes::routes)
+            .configure(routes::redirect_route)
+    });
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server
+        .listen(listener)
+        .context("failed to start the HTTP server")?
+        .run())
+}
+
 impl Application {
     /// Opens the store, connects to NATS and binds the listener (port 0
     /// picks a free port). NATS may be down: the client keeps retrying in the
     /// background and the outbox holds events until it is back.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings.store).await?;
-        let nats = async_nats::ConnectOptions::new()
-            .name("shortener")
-            .retry_on_initial_connect()
-            .connect(service_kit::settings::nats_servers(
-                "SHORTENER_NATS_URL",
-                &settings.nats_url,
-            )?)
-            .await
-            .with_context(|| {
-                format!(
-                    "invalid NATS URL {}",
-                    crate::configuration::masked(&settings.nats_url)
-                )
-            })?;
+        let nats = connect_nats(&settings.nats_url).await?;
         let jetstream = jetstream::new(nats.clone());
         let stream_replicas = settings.stream_replicas;
         let relay = OutboxRelay::new(
@@ -130,49 +185,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            let metrics = metrics.clone();
-            App::new()
-                .app_data(state.clone())
-                .app_data(probes.clone())
-                .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
-                .wrap(ErrorHandlers::new().default_handler(problem::problem_for_framework_errors))
-                .wrap_fn(move |request, service| {
-                    let started = std::time::Instant::now();
-                    let method = Method::from(request.method());
-                    let response = service.call(request);
-                    let metrics = metrics.clone();
-                    async move {
-                        let response = response.await?;
-                        let route = route_label(response.request());
-                        metrics.observe_request(
-                            method,
-                            route,
-                            response.status().as_u16(),
-                            started.elapsed(),
-                        );
-                        Ok(response)
-                    }
-                })
-                .wrap(from_fn(|request, next| {
-                    telemetry::trace_request(request, next, trace_sampling)
-                }))
-                .configure(service_kit::probes::routes(
-                    "shortener",
-                    env!("CARGO_PKG_VERSION"),
-                    ready,
-                    render_metrics,
-                ))
-                .configure(routes::routes)
-                .configure(routes::redirect_route)
-        });
-        if let Some(workers) = settings.workers {
-            server = server.workers(workers);
-        }
-        let server = server
-            .listen(listener)
-            .context("failed to start the HTTP server")?
-            .run();
+        let server = http_server(listener, state, probes, metrics, settings.workers)?;
         Ok(Self {
             port,
             server,

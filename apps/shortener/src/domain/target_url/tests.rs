@@ -3,109 +3,111 @@
 
 use super::*;
 
+/// What is sent, what is stored, and the host the events carry.
+const NORMALISED: &[(&str, &str, &str)] = &[
+    ("https://example.com", "https://example.com", "example.com"),
+    (
+        "https://example.com/",
+        "https://example.com/",
+        "example.com",
+    ),
+    (
+        "https://example.com?q=1",
+        "https://example.com?q=1",
+        "example.com",
+    ),
+    (
+        "HTTPS://Example.COM/Path?Q=1#Frag",
+        "https://example.com/Path?Q=1#Frag",
+        "example.com",
+    ),
+    (
+        "http://example.com:80/a",
+        "http://example.com/a",
+        "example.com",
+    ),
+    (
+        "http://example.com:0080",
+        "http://example.com",
+        "example.com",
+    ),
+    (
+        "https://xn--bcher-kva.example/katalog",
+        "https://xn--bcher-kva.example/katalog",
+        "xn--bcher-kva.example",
+    ),
+    (
+        "https://example.com/a/./b/../c?x=%5B1%5D",
+        "https://example.com/a/c?x=%5B1%5D",
+        "example.com",
+    ),
+    (
+        "https://127.0.0.1:8443/x",
+        "https://127.0.0.1:8443/x",
+        "127.0.0.1",
+    ),
+    ("http://1.example", "http://1.example", "1.example"),
+    // What people paste from a browser.
+    (
+        "https://de.wikipedia.org/wiki/Straße",
+        "https://de.wikipedia.org/wiki/Stra%C3%9Fe",
+        "de.wikipedia.org",
+    ),
+    (
+        "https://пример.рф/путь",
+        "https://xn--e1afmkfd.xn--p1ai/%D0%BF%D1%83%D1%82%D1%8C",
+        "xn--e1afmkfd.xn--p1ai",
+    ),
+    (
+        "https://fonts.googleapis.com/css?family=Roboto|Open+Sans",
+        "https://fonts.googleapis.com/css?family=Roboto%7COpen+Sans",
+        "fonts.googleapis.com",
+    ),
+    (
+        "https://Bücher.example/katalog?q=ä",
+        "https://xn--bcher-kva.example/katalog?q=%C3%A4",
+        "xn--bcher-kva.example",
+    ),
+    (
+        "https://example.com/?x=[1]&y={2}^",
+        "https://example.com/?x=%5B1%5D&y=%7B2%7D%5E",
+        "example.com",
+    ),
+    (
+        "https://example.com/?q='1'",
+        "https://example.com/?q=%271%27",
+        "example.com",
+    ),
+    (
+        "https://example.com/search?q=two words#part two",
+        "https://example.com/search?q=two%20words#part%20two",
+        "example.com",
+    ),
+    (
+        "https://example.com/a|b/100%/c#x#y",
+        "https://example.com/a%7Cb/100%25/c#x%23y",
+        "example.com",
+    ),
+    (
+        "  https://example.com/docs ",
+        "https://example.com/docs",
+        "example.com",
+    ),
+    (
+        "https://my_host.example/",
+        "https://my_host.example/",
+        "my_host.example",
+    ),
+    (
+        "https://例え.テスト/ページ",
+        "https://xn--r8jz45g.xn--zckzah/%E3%83%9A%E3%83%BC%E3%82%B8",
+        "xn--r8jz45g.xn--zckzah",
+    ),
+];
+
 #[test]
 fn normalises_what_it_accepts() {
-    let cases = [
-        ("https://example.com", "https://example.com", "example.com"),
-        (
-            "https://example.com/",
-            "https://example.com/",
-            "example.com",
-        ),
-        (
-            "https://example.com?q=1",
-            "https://example.com?q=1",
-            "example.com",
-        ),
-        (
-            "HTTPS://Example.COM/Path?Q=1#Frag",
-            "https://example.com/Path?Q=1#Frag",
-            "example.com",
-        ),
-        (
-            "http://example.com:80/a",
-            "http://example.com/a",
-            "example.com",
-        ),
-        (
-            "http://example.com:0080",
-            "http://example.com",
-            "example.com",
-        ),
-        (
-            "https://xn--bcher-kva.example/katalog",
-            "https://xn--bcher-kva.example/katalog",
-            "xn--bcher-kva.example",
-        ),
-        (
-            "https://example.com/a/./b/../c?x=%5B1%5D",
-            "https://example.com/a/c?x=%5B1%5D",
-            "example.com",
-        ),
-        (
-            "https://127.0.0.1:8443/x",
-            "https://127.0.0.1:8443/x",
-            "127.0.0.1",
-        ),
-        ("http://1.example", "http://1.example", "1.example"),
-        // What people paste from a browser.
-        (
-            "https://de.wikipedia.org/wiki/Straße",
-            "https://de.wikipedia.org/wiki/Stra%C3%9Fe",
-            "de.wikipedia.org",
-        ),
-        (
-            "https://пример.рф/путь",
-            "https://xn--e1afmkfd.xn--p1ai/%D0%BF%D1%83%D1%82%D1%8C",
-            "xn--e1afmkfd.xn--p1ai",
-        ),
-        (
-            "https://fonts.googleapis.com/css?family=Roboto|Open+Sans",
-            "https://fonts.googleapis.com/css?family=Roboto%7COpen+Sans",
-            "fonts.googleapis.com",
-        ),
-        (
-            "https://Bücher.example/katalog?q=ä",
-            "https://xn--bcher-kva.example/katalog?q=%C3%A4",
-            "xn--bcher-kva.example",
-        ),
-        (
-            "https://example.com/?x=[1]&y={2}^",
-            "https://example.com/?x=%5B1%5D&y=%7B2%7D%5E",
-            "example.com",
-        ),
-        (
-            "https://example.com/?q='1'",
-            "https://example.com/?q=%271%27",
-            "example.com",
-        ),
-        (
-            "https://example.com/search?q=two words#part two",
-            "https://example.com/search?q=two%20words#part%20two",
-            "example.com",
-        ),
-        (
-            "https://example.com/a|b/100%/c#x#y",
-            "https://example.com/a%7Cb/100%25/c#x%23y",
-            "example.com",
-        ),
-        (
-            "  https://example.com/docs ",
-            "https://example.com/docs",
-            "example.com",
-        ),
-        (
-            "https://my_host.example/",
-            "https://my_host.example/",
-            "my_host.example",
-        ),
-        (
-            "https://例え.テスト/ページ",
-            "https://xn--r8jz45g.xn--zckzah/%E3%83%9A%E3%83%BC%E3%82%B8",
-            "xn--r8jz45g.xn--zckzah",
-        ),
-    ];
-    for (input, url, host) in cases {
+    for &(input, url, host) in NORMALISED {
         let parsed = TargetUrl::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
         assert_eq!(parsed.as_str(), url, "{input}");
         assert_eq!(parsed.host(), host, "{input}");
