@@ -14,11 +14,11 @@ use std::sync::Arc;
 use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt};
-use maud::html;
+use maud::{Markup, html};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::{Fields, Nav, PageError, State, check_csrf, client_ip, csrf_field, render, signed_in};
-use crate::import::{self, Row, RowError};
+use crate::import::{self, Reading, Row, RowError};
 use crate::session::{Session, random_token, tokens_match};
 use crate::upstream::CallError;
 
@@ -156,10 +156,67 @@ pub async fn preview(
         return Err(PageError::Csrf);
     }
     let rows_path = scratch_file("jsonl")?;
-    let pending_rows = rows_path.clone();
-    let source = upload_path.0.clone();
-    // Parsing is synchronous, a record at a time: off the async workers.
-    let parsed = tokio::task::spawn_blocking(move || -> Result<_, String> {
+    let (mut reading, count, aliases) = match parse_upload(&upload_path.0, &rows_path).await? {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            let _ = std::fs::remove_file(&rows_path);
+            return Ok(refused(&session, &reason));
+        }
+    };
+    let client = client_ip(&request).to_string();
+    let taken = taken_aliases(&state, &session.data.key, &client, aliases).await;
+    let taken_count = taken.len() as u64;
+    reading.errors.extend(taken);
+    reading.errors.sort_by_key(|e| e.line);
+    reading.errors.truncate(MAX_LISTED);
+    let id = random_token();
+    state.imports.insert(
+        id.clone(),
+        Arc::new(PendingImport {
+            session_id: session.id.clone(),
+            rows: rows_path,
+            count,
+        }),
+    );
+    let preview = Preview {
+        format: reading.format.name(),
+        rows: reading.rows,
+        valid: count,
+        taken: taken_count,
+        errors: reading.errors,
+        id,
+    };
+    Ok(render(
+        Some(&session),
+        "Import preview",
+        Nav::Import,
+        preview_card(&session, &preview),
+    ))
+}
+
+/// What an upload's preview shows.
+struct Preview {
+    format: &'static str,
+    rows: u64,
+    /// Rows that can be imported (some may still meet a taken alias).
+    valid: u64,
+    /// Of those, the rows whose alias is taken already.
+    taken: u64,
+    /// The first problems, by line.
+    errors: Vec<RowError>,
+    /// The pending import the preview's button runs.
+    id: String,
+}
+
+/// Reads the uploaded CSV into one JSON row a line at `rows_path`; the
+/// reading (format, rows, problems), the rows kept, and each row's alias.
+/// Parsing is synchronous, a record at a time: off the async workers.
+async fn parse_upload(
+    upload: &std::path::Path,
+    rows_path: &std::path::Path,
+) -> Result<Result<(Reading, u64, Vec<(u64, String)>), String>, PageError> {
+    let (source, pending_rows) = (upload.to_owned(), rows_path.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<_, String> {
         let input = std::fs::File::open(&source).map_err(|e| e.to_string())?;
         let mut out =
             BufWriter::new(std::fs::File::create(&pending_rows).map_err(|e| e.to_string())?);
@@ -177,84 +234,69 @@ pub async fn preview(
         Ok((reading, count, aliases))
     })
     .await
-    .map_err(|e| PageError::Upstream(format!("reading the file failed: {e}")))?;
-    let (mut reading, count, aliases) = match parsed {
-        Ok(parsed) => parsed,
-        Err(reason) => {
-            let _ = std::fs::remove_file(&rows_path);
-            return Ok(refused(&session, &reason));
-        }
-    };
-    // Aliases already taken (that this key can see) fail at import: say so now.
-    let client = client_ip(&request).to_string();
-    let key = session.data.key.clone();
-    let taken: Vec<RowError> = futures::stream::iter(aliases)
-        .map(|(line, alias)| {
-            let (state, key, client) = (state.clone(), key.clone(), client.clone());
-            async move {
-                match state.upstream.link(&key, &client, &alias).await {
-                    Ok(_)
-                    | Err(CallError::Problem(crate::upstream::Problem { status: 410, .. })) => {
-                        Some(RowError {
-                            line,
-                            field: "alias",
-                            reason: format!("{alias:?} is taken"),
-                        })
-                    }
-                    _ => None,
+    .map_err(|e| PageError::Upstream(format!("reading the file failed: {e}")))
+}
+
+/// Aliases already taken (that this key can see) fail at import: say so now.
+async fn taken_aliases(
+    state: &State,
+    key: &str,
+    client: &str,
+    aliases: Vec<(u64, String)>,
+) -> Vec<RowError> {
+    futures::stream::iter(aliases)
+        .map(|(line, alias)| async move {
+            match state.upstream.link(key, client, &alias).await {
+                Ok(_) | Err(CallError::Problem(crate::upstream::Problem { status: 410, .. })) => {
+                    Some(RowError {
+                        line,
+                        field: "alias",
+                        reason: format!("{alias:?} is taken"),
+                    })
                 }
+                _ => None,
             }
         })
         .buffer_unordered(ALIAS_CHECKS_AT_ONCE)
         .filter_map(|found| async move { found })
         .collect()
-        .await;
-    let taken_count = taken.len() as u64;
-    reading.errors.extend(taken);
-    reading.errors.sort_by_key(|e| e.line);
-    reading.errors.truncate(MAX_LISTED);
-    let id = random_token();
-    state.imports.insert(
-        id.clone(),
-        Arc::new(PendingImport {
-            session_id: session.id.clone(),
-            rows: rows_path,
-            count,
-        }),
-    );
-    let refused_rows = reading.rows - count + taken_count;
-    let body = html! {
+        .await
+}
+
+fn preview_card(session: &Session, preview: &Preview) -> Markup {
+    let cannot = preview.rows - preview.valid;
+    let refused_rows = cannot + preview.taken;
+    html! {
         h1 { "Import preview" }
         div.card #preview {
-            p { "Read as " b { (reading.format.name()) } ": " b #rows-read { (reading.rows) } " rows." }
+            p { "Read as " b { (preview.format) } ": " b #rows-read { (preview.rows) } " rows." }
             p {
-                b #rows-valid { (count) } " can be imported"
-                @if taken_count > 0 { " (of which " (taken_count) " will be refused: their alias is taken)" }
-                "; " b #rows-refused { (reading.rows - count) } " cannot be."
+                b #rows-valid { (preview.valid) } " can be imported"
+                @if preview.taken > 0 { " (of which " (preview.taken) " will be refused: their alias is taken)" }
+                "; " b #rows-refused { (cannot) } " cannot be."
             }
-            @if !reading.errors.is_empty() {
+            @if !preview.errors.is_empty() {
                 div.table-wrap {
                     table #row-errors {
                         thead { tr { th.num { "Line" } th { "Field" } th { "Problem" } } }
                         tbody {
-                            @for error in &reading.errors {
+                            @for error in &preview.errors {
                                 tr { td.num { (error.line) } td { (error.field) } td { (error.reason) } }
                             }
                         }
                     }
                 }
-                @if refused_rows as usize > reading.errors.len() { p.muted { "The first " (MAX_LISTED) " problems are listed." } }
+                @if refused_rows as usize > preview.errors.len() { p.muted { "The first " (MAX_LISTED) " problems are listed." } }
             }
-            @if count > 0 {
-                form method="post" action={ "/links/import/" (id) } {
-                    (csrf_field(&session))
-                    button type="submit" { "Import " (count) " links" }
+            @if preview.valid > 0 {
+                form method="post" action={ "/links/import/" (preview.id) } {
+                    (csrf_field(session))
+                    button type="submit" { "Import " (preview.valid) " links" }
                 }
             }
             p { a href="/links/import" { "Choose another file" } }
         }
-    };
-    Ok(render(Some(&session), "Import preview", Nav::Import, body))
+    }
 }
 
 fn refused(session: &Session, reason: &str) -> HttpResponse {
@@ -268,6 +310,32 @@ struct Outcome {
     line: u64,
     status: u16,
     detail: String,
+}
+
+/// What an import did.
+#[derive(Default)]
+struct Done {
+    created: u64,
+    refused: u64,
+    /// The first refused rows, with the shortener's reason.
+    listed: Vec<Outcome>,
+}
+
+impl Done {
+    fn count(&mut self, row: &Row, status: u16, detail: impl FnOnce() -> String) {
+        if status == 201 {
+            self.created += 1;
+            return;
+        }
+        self.refused += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(Outcome {
+                line: row.line,
+                status,
+                detail: detail(),
+            });
+        }
+    }
 }
 
 /// `POST /links/import/{id}`: the previewed rows, created 1,000 at a time.
@@ -288,63 +356,72 @@ pub async fn run(
         })?;
     state.imports.invalidate(id.as_str());
     let client = client_ip(&request).to_string();
-    let file = tokio::fs::File::open(&pending.rows)
+    let done = create_rows(&state, &session.data.key, &client, &pending.rows).await?;
+    Ok(render(
+        Some(&session),
+        "Import done",
+        Nav::Import,
+        done_card(pending.count, &done),
+    ))
+}
+
+/// Creates the rows previewed at `rows`, `BULK_ROWS` per bulk request.
+async fn create_rows(
+    state: &State,
+    key: &str,
+    client: &str,
+    rows: &std::path::Path,
+) -> Result<Done, PageError> {
+    let file = tokio::fs::File::open(rows)
         .await
         .map_err(|e| PageError::Upstream(format!("the previewed rows are gone: {e}")))?;
     let mut lines = tokio::io::BufReader::new(file).lines();
-    let (mut created, mut refused) = (0u64, 0u64);
-    let mut listed: Vec<Outcome> = Vec::new();
+    let mut done = Done::default();
     let mut batch: Vec<Row> = Vec::with_capacity(BULK_ROWS);
-    let mut done = false;
-    while !done {
+    let mut ended = false;
+    while !ended {
         match lines.next_line().await {
             Ok(Some(line)) => {
                 if let Ok(row) = serde_json::from_str::<Row>(&line) {
                     batch.push(row);
                 }
             }
-            Ok(None) => done = true,
+            Ok(None) => ended = true,
             Err(e) => {
                 return Err(PageError::Upstream(format!(
                     "the previewed rows are unreadable: {e}"
                 )));
             }
         }
-        if batch.len() == BULK_ROWS || (done && !batch.is_empty()) {
+        if batch.len() == BULK_ROWS || (ended && !batch.is_empty()) {
             let bodies: Vec<serde_json::Value> = batch.iter().map(Row::body).collect();
             let items = state
                 .upstream
-                .bulk_create(&session.data.key, &client, &bodies)
+                .bulk_create(key, client, &bodies)
                 .await
                 .map_err(PageError::from_call)?;
             for (row, item) in batch.drain(..).zip(items) {
-                if item.status == 201 {
-                    created += 1;
-                } else {
-                    refused += 1;
-                    if listed.len() < MAX_LISTED {
-                        let detail = item.problem.map(|p| p.detail).unwrap_or_default();
-                        listed.push(Outcome {
-                            line: row.line,
-                            status: item.status,
-                            detail,
-                        });
-                    }
-                }
+                done.count(&row, item.status, || {
+                    item.problem.map(|p| p.detail).unwrap_or_default()
+                });
             }
         }
     }
-    let body = html! {
+    Ok(done)
+}
+
+fn done_card(previewed: u64, done: &Done) -> Markup {
+    html! {
         h1 { "Import done" }
         div.card #import-result {
-            p.flash role="status" { "Created " b #created { (created) } " of " (pending.count) " links." }
-            @if refused > 0 {
-                p { b #refused { (refused) } " refused by the shortener:" }
+            p.flash role="status" { "Created " b #created { (done.created) } " of " (previewed) " links." }
+            @if done.refused > 0 {
+                p { b #refused { (done.refused) } " refused by the shortener:" }
                 div.table-wrap {
                     table #refused-rows {
                         thead { tr { th.num { "Line" } th.num { "Status" } th { "Why" } } }
                         tbody {
-                            @for outcome in &listed {
+                            @for outcome in &done.listed {
                                 tr { td.num { (outcome.line) } td.num { (outcome.status) } td { (outcome.detail) } }
                             }
                         }
@@ -353,6 +430,36 @@ pub async fn run(
             }
             p { a href="/links" { "See your links" } }
         }
-    };
-    Ok(render(Some(&session), "Import done", Nav::Import, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: u64) -> Row {
+        Row {
+            line,
+            url: "https://example.com/".into(),
+            alias: None,
+            title: None,
+            tags: Vec::new(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_import_counts_every_row_and_lists_the_first_refusals() {
+        let mut done = Done::default();
+        done.count(&row(2), 201, || unreachable!("a created row has no reason"));
+        for line in 3..(4 + MAX_LISTED as u64) {
+            done.count(&row(line), 409, || format!("line {line} is taken"));
+        }
+        assert_eq!((done.created, done.refused), (1, 1 + MAX_LISTED as u64));
+        assert_eq!(done.listed.len(), MAX_LISTED);
+        assert_eq!(done.listed[0].line, 3);
+        let page = done_card(3 + MAX_LISTED as u64, &done).into_string();
+        assert!(page.contains("<b id=\"created\">1</b>"), "{page}");
+        assert!(page.contains("line 3 is taken"));
+    }
 }

@@ -25,22 +25,23 @@ mod stats;
 use form::*;
 use stats::*;
 
+/// `GET /links`: a page of the links, searched, filtered and sorted.
 pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
     let session = signed_in(&state, &request)?;
     let params = query_params(&request);
-    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
-    let (q, tag, sort, cursor) = (
-        param("q"),
-        param("tag").trim(),
-        param("sort"),
-        param("cursor"),
-    );
+    let param = |name: &str| params.get(name).cloned().unwrap_or_default();
+    let search = Search {
+        q: param("q"),
+        tag: param("tag").trim().to_owned(),
+        sort: param("sort"),
+        cursor: param("cursor"),
+    };
     let upstream_query = query_string([
         ("limit", PAGE_SIZE),
-        ("q", q),
-        ("tag", tag),
-        ("sort", sort),
-        ("cursor", cursor),
+        ("q", &search.q),
+        ("tag", &search.tag),
+        ("sort", &search.sort),
+        ("cursor", &search.cursor),
     ]);
     let client = client_ip(&request).to_string();
     let (links, next, error) = match state
@@ -53,12 +54,60 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
         Err(CallError::Problem(p)) if p.status == 400 => (Vec::new(), None, Some(p.detail)),
         Err(error) => return Err(PageError::from_call(error)),
     };
-    let filtered = !q.is_empty() || !tag.is_empty();
-    let body = html! {
-        h1 { "Links" }
-        @if let Some(code) = params.get("deleted") {
-            p.flash role="status" { "Deleted /" (code) ". Its code now answers 410 Gone and is never reused." }
-        }
+    let page = LinkList {
+        deleted: params.get("deleted").cloned(),
+        search,
+        links,
+        next,
+        error,
+    };
+    Ok(render(
+        Some(&session),
+        "Links",
+        Nav::Links,
+        link_list(&page),
+    ))
+}
+
+/// What the list was asked for.
+struct Search {
+    q: String,
+    tag: String,
+    sort: String,
+    cursor: String,
+}
+
+impl Search {
+    fn filtered(&self) -> bool {
+        !self.q.is_empty() || !self.tag.is_empty()
+    }
+
+    /// The query of this search from its first page, or after `cursor`.
+    fn query(&self, cursor: Option<&str>) -> String {
+        let mut pairs = vec![
+            ("q", self.q.as_str()),
+            ("tag", self.tag.as_str()),
+            ("sort", self.sort.as_str()),
+        ];
+        pairs.extend(cursor.map(|c| ("cursor", c)));
+        query_string(pairs)
+    }
+}
+
+/// The links page: one page of links, and how to get to the next.
+struct LinkList {
+    /// The code just deleted, to confirm.
+    deleted: Option<String>,
+    search: Search,
+    links: Vec<Link>,
+    next: Option<String>,
+    /// Why the search was refused.
+    error: Option<String>,
+}
+
+fn search_form(search: &Search) -> Markup {
+    let (q, tag, sort) = (&search.q, &search.tag, search.sort.as_str());
+    html! {
         form.inline.card method="get" action="/links" role="search" {
             div {
                 label for="q" { "Search" }
@@ -76,15 +125,26 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
                 }
             }
             div { button type="submit" { "Search" } }
-            @if filtered { div { a href="/links" { "Clear" } } }
-            div { a.button.secondary #export href={ "/links/export.csv?" (query_string([("q", q), ("tag", tag), ("sort", sort)])) } { "Export CSV" } }
+            @if search.filtered() { div { a href="/links" { "Clear" } } }
+            div { a.button.secondary #export href={ "/links/export.csv?" (search.query(None)) } { "Export CSV" } }
             div { a.button.secondary href="/links/import" { "Import CSV" } }
         }
-        @if let Some(error) = error { p.error role="alert" { (error) } }
+    }
+}
+
+fn link_list(page: &LinkList) -> Markup {
+    let search = &page.search;
+    html! {
+        h1 { "Links" }
+        @if let Some(code) = &page.deleted {
+            p.flash role="status" { "Deleted /" (code) ". Its code now answers 410 Gone and is never reused." }
+        }
+        (search_form(search))
+        @if let Some(error) = &page.error { p.error role="alert" { (error) } }
         div.card {
-            @if links.is_empty() {
+            @if page.links.is_empty() {
                 p #no-links {
-                    @if filtered { "No links match." } @else { "No links yet. " a href="/links/new" { "Shorten your first one." } }
+                    @if search.filtered() { "No links match." } @else { "No links yet. " a href="/links/new" { "Shorten your first one." } }
                 }
             } @else {
                 div.table-wrap {
@@ -94,7 +154,7 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
                             th.num { "Clicks" } th.wide { "Created" }
                         } }
                         tbody {
-                            @for link in &links {
+                            @for link in &page.links {
                                 tr {
                                     td { a href={ "/links/" (segment(&link.code)) } { (link.code) } }
                                     td { (link.title.as_deref().unwrap_or("")) }
@@ -108,17 +168,16 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
                     }
                 }
                 nav.pages aria-label="Pages" {
-                    @if !cursor.is_empty() {
-                        a #first-page href={ "/links?" (query_string([("q", q), ("tag", tag), ("sort", sort)])) } { "← First page" }
+                    @if !search.cursor.is_empty() {
+                        a #first-page href={ "/links?" (search.query(None)) } { "← First page" }
                     }
-                    @if let Some(next) = &next {
-                        a #next-page href={ "/links?" (query_string([("q", q), ("tag", tag), ("sort", sort), ("cursor", next.as_str())])) } { "Next page →" }
+                    @if let Some(next) = &page.next {
+                        a #next-page href={ "/links?" (search.query(Some(next))) } { "Next page →" }
                     }
                 }
             }
         }
-    };
-    Ok(render(Some(&session), "Links", Nav::Links, body))
+    }
 }
 
 // ---------------------------------------------------------------- new link
