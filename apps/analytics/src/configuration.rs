@@ -82,77 +82,8 @@ impl Settings {
         if let Some(v) = lookup("ANALYTICS_STREAM_REPLICAS") {
             settings.consumers.stream_replicas = stream_replicas("ANALYTICS_STREAM_REPLICAS", &v)?;
         }
-        settings.store = match lookup("ANALYTICS_CLICKHOUSE_URL") {
-            Some(url) => {
-                let mut servers = 0;
-                for entry in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-                    let parsed_url = url::Url::parse(entry).map_err(|e| {
-                        anyhow!("ANALYTICS_CLICKHOUSE_URL: {entry:?} is not a URL: {e}")
-                    })?;
-                    if !matches!(parsed_url.scheme(), "http" | "https") {
-                        return Err(anyhow!(
-                            "ANALYTICS_CLICKHOUSE_URL: {entry:?} must be the HTTP interface (http or https)"
-                        ));
-                    }
-                    servers += 1;
-                }
-                if servers == 0 {
-                    return Err(anyhow!("ANALYTICS_CLICKHOUSE_URL names no server"));
-                }
-                let replicated = match lookup("ANALYTICS_CLICKHOUSE_REPLICATED").as_deref() {
-                    None | Some("false" | "0" | "") => false,
-                    Some("true" | "1") => true,
-                    Some(other) => {
-                        return Err(anyhow!(
-                            "ANALYTICS_CLICKHOUSE_REPLICATED={other:?} must be true or false"
-                        ));
-                    }
-                };
-                if servers > 1 && !replicated {
-                    // Unreplicated servers would each hold part of the data.
-                    return Err(anyhow!(
-                        "ANALYTICS_CLICKHOUSE_URL lists {servers} servers: set \
-                         ANALYTICS_CLICKHOUSE_REPLICATED=true, they must be replicas of one another"
-                    ));
-                }
-                StoreSettings::ClickHouse(ClickHouseSettings {
-                    url,
-                    database: lookup("ANALYTICS_CLICKHOUSE_DATABASE")
-                        .unwrap_or_else(|| "analytics".into()),
-                    user: lookup("ANALYTICS_CLICKHOUSE_USER"),
-                    password: lookup("ANALYTICS_CLICKHOUSE_PASSWORD"),
-                    replicated,
-                })
-            }
-            None => StoreSettings::Sqlite {
-                path: lookup("ANALYTICS_SQLITE_PATH")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(".data/analytics/analytics.db")),
-            },
-        };
-        if let Some(v) = lookup("ANALYTICS_BATCH_SIZE") {
-            let size: usize = parsed("ANALYTICS_BATCH_SIZE", &v)?;
-            if size == 0 {
-                return Err(anyhow!("ANALYTICS_BATCH_SIZE must be at least 1"));
-            }
-            settings.consumers.batch_size = size;
-        }
-        if let Some(v) = lookup("ANALYTICS_ACK_WAIT_SECONDS") {
-            let secs: f64 = parsed("ANALYTICS_ACK_WAIT_SECONDS", &v)?;
-            if !(0.5..=3_600.0).contains(&secs) {
-                return Err(anyhow!(
-                    "ANALYTICS_ACK_WAIT_SECONDS={v:?} must be between 0.5 and 3600"
-                ));
-            }
-            settings.consumers.ack_wait = Duration::from_secs_f64(secs);
-        }
-        if let Some(v) = lookup("ANALYTICS_MAX_DELIVER") {
-            let n: i64 = parsed("ANALYTICS_MAX_DELIVER", &v)?;
-            if n < 2 {
-                return Err(anyhow!("ANALYTICS_MAX_DELIVER must be at least 2"));
-            }
-            settings.consumers.max_deliver = n;
-        }
+        settings.store = store_from(&lookup)?;
+        consumers_from(&lookup, &mut settings.consumers)?;
         if let Some(key) = lookup("ANALYTICS_API_KEY") {
             if key.chars().count() < MIN_KEY_CHARS {
                 return Err(anyhow!(
@@ -161,20 +92,103 @@ impl Settings {
             }
             settings.api_key = Some(SecretString::from(key));
         }
-        if let Some(v) = lookup("ANALYTICS_RAW_RETENTION_DAYS") {
-            let days: u32 = parsed("ANALYTICS_RAW_RETENTION_DAYS", &v)?;
-            if days == 0 {
-                return Err(anyhow!(
-                    "ANALYTICS_RAW_RETENTION_DAYS must be at least 1 (unset keeps every click)"
-                ));
-            }
-            settings.consumers.raw_retention_days = Some(days);
-        }
         if let Some(v) = lookup("ANALYTICS_AUTH_FAILURES_PER_MINUTE") {
             settings.auth_failures_per_minute = parsed("ANALYTICS_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
         Ok(settings)
     }
+}
+
+/// `ANALYTICS_CLICKHOUSE_*` when the URL is set, `ANALYTICS_SQLITE_PATH` otherwise.
+fn store_from(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<StoreSettings> {
+    Ok(match lookup("ANALYTICS_CLICKHOUSE_URL") {
+        Some(url) => {
+            let mut servers = 0;
+            for entry in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                let parsed_url = url::Url::parse(entry).map_err(|e| {
+                    anyhow!("ANALYTICS_CLICKHOUSE_URL: {entry:?} is not a URL: {e}")
+                })?;
+                if !matches!(parsed_url.scheme(), "http" | "https") {
+                    return Err(anyhow!(
+                        "ANALYTICS_CLICKHOUSE_URL: {entry:?} must be the HTTP interface (http or https)"
+                    ));
+                }
+                servers += 1;
+            }
+            if servers == 0 {
+                return Err(anyhow!("ANALYTICS_CLICKHOUSE_URL names no server"));
+            }
+            let replicated = match lookup("ANALYTICS_CLICKHOUSE_REPLICATED").as_deref() {
+                None | Some("false" | "0" | "") => false,
+                Some("true" | "1") => true,
+                Some(other) => {
+                    return Err(anyhow!(
+                        "ANALYTICS_CLICKHOUSE_REPLICATED={other:?} must be true or false"
+                    ));
+                }
+            };
+            if servers > 1 && !replicated {
+                // Unreplicated servers would each hold part of the data.
+                return Err(anyhow!(
+                    "ANALYTICS_CLICKHOUSE_URL lists {servers} servers: set \
+                         ANALYTICS_CLICKHOUSE_REPLICATED=true, they must be replicas of one another"
+                ));
+            }
+            StoreSettings::ClickHouse(ClickHouseSettings {
+                url,
+                database: lookup("ANALYTICS_CLICKHOUSE_DATABASE")
+                    .unwrap_or_else(|| "analytics".into()),
+                user: lookup("ANALYTICS_CLICKHOUSE_USER"),
+                password: lookup("ANALYTICS_CLICKHOUSE_PASSWORD"),
+                replicated,
+            })
+        }
+        None => StoreSettings::Sqlite {
+            path: lookup("ANALYTICS_SQLITE_PATH")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".data/analytics/analytics.db")),
+        },
+    })
+}
+
+/// The consumers' batch, ack wait, deliveries and raw retention.
+fn consumers_from(
+    lookup: &impl Fn(&str) -> Option<String>,
+    consumers: &mut ConsumerSettings,
+) -> anyhow::Result<()> {
+    if let Some(v) = lookup("ANALYTICS_BATCH_SIZE") {
+        let size: usize = parsed("ANALYTICS_BATCH_SIZE", &v)?;
+        if size == 0 {
+            return Err(anyhow!("ANALYTICS_BATCH_SIZE must be at least 1"));
+        }
+        consumers.batch_size = size;
+    }
+    if let Some(v) = lookup("ANALYTICS_ACK_WAIT_SECONDS") {
+        let secs: f64 = parsed("ANALYTICS_ACK_WAIT_SECONDS", &v)?;
+        if !(0.5..=3_600.0).contains(&secs) {
+            return Err(anyhow!(
+                "ANALYTICS_ACK_WAIT_SECONDS={v:?} must be between 0.5 and 3600"
+            ));
+        }
+        consumers.ack_wait = Duration::from_secs_f64(secs);
+    }
+    if let Some(v) = lookup("ANALYTICS_MAX_DELIVER") {
+        let n: i64 = parsed("ANALYTICS_MAX_DELIVER", &v)?;
+        if n < 2 {
+            return Err(anyhow!("ANALYTICS_MAX_DELIVER must be at least 2"));
+        }
+        consumers.max_deliver = n;
+    }
+    if let Some(v) = lookup("ANALYTICS_RAW_RETENTION_DAYS") {
+        let days: u32 = parsed("ANALYTICS_RAW_RETENTION_DAYS", &v)?;
+        if days == 0 {
+            return Err(anyhow!(
+                "ANALYTICS_RAW_RETENTION_DAYS must be at least 1 (unset keeps every click)"
+            ));
+        }
+        consumers.raw_retention_days = Some(days);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -144,6 +144,38 @@ impl StatsQuery {
     }
 }
 
+/// One point per bucket from `first_bucket` to `to`: the counts the store
+/// has (non-empty buckets only, oldest first), zero for the others.
+fn filled_series(
+    counts: Vec<crate::model::BucketCount>,
+    first_bucket: i64,
+    to: i64,
+    bucket: Bucket,
+    buckets: i64,
+) -> Vec<SeriesPoint> {
+    let mut counts = counts.into_iter().peekable();
+    let mut series = Vec::with_capacity(usize::try_from(buckets).unwrap_or_default());
+    let mut start = first_bucket;
+    while start < to {
+        // Buckets before a truncated series starts are not shown.
+        while counts.next_if(|c| c.start < start).is_some() {}
+        let point = match counts.peek() {
+            Some(c) if c.start == start => {
+                let c = counts.next().expect("peeked");
+                (c.clicks, c.unique_visitors)
+            }
+            _ => (0, 0),
+        };
+        series.push(SeriesPoint {
+            t: rfc3339(start),
+            clicks: point.0,
+            unique_visitors: point.1,
+        });
+        start += bucket.seconds();
+    }
+    series
+}
+
 /// Computes the stats of `link` (the store's queries, then empty buckets filled).
 pub async fn stats(
     store: &dyn StatsReader,
@@ -187,26 +219,7 @@ pub async fn stats(
         store.tops(window, TOP)
     );
     let (totals, tops) = (totals?, tops?);
-    let mut counts = counts?.into_iter().peekable();
-    let mut series = Vec::with_capacity(usize::try_from(buckets).unwrap_or_default());
-    let mut start = first_bucket;
-    while start < to {
-        // Buckets before a truncated series starts are not shown.
-        while counts.next_if(|c| c.start < start).is_some() {}
-        let point = match counts.peek() {
-            Some(c) if c.start == start => {
-                let c = counts.next().expect("peeked");
-                (c.clicks, c.unique_visitors)
-            }
-            _ => (0, 0),
-        };
-        series.push(SeriesPoint {
-            t: rfc3339(start),
-            clicks: point.0,
-            unique_visitors: point.1,
-        });
-        start += bucket.seconds();
-    }
+    let series = filled_series(counts?, first_bucket, to, bucket, buckets);
     let tops: Vec<Vec<TopItem>> = tops
         .into_iter()
         .map(|list| {

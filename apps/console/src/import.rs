@@ -257,63 +257,68 @@ pub fn read(
             return Err(format!("the file has more than {MAX_ROWS} rows; split it"));
         }
         let line = record.position().map_or(reading.rows + 1, |p| p.line());
-        let Some(url) = cell(&record, columns.url) else {
-            error(&mut reading, line, "url", "is empty".into());
-            continue;
-        };
-        if !(url.starts_with("http://") || url.starts_with("https://"))
-            || url::Url::parse(&url).is_err()
-        {
-            error(
-                &mut reading,
-                line,
-                "url",
-                format!("{url:?} is not an http(s) URL"),
-            );
-            continue;
-        }
-        let mut alias = cell(&record, columns.alias);
-        if columns.alias_from_url {
-            alias = alias.and_then(|short| {
-                short
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .map(str::to_owned)
-            });
-        }
-        if let Some(alias) = &alias {
-            if !aliases.insert(alias.clone()) {
-                error(
-                    &mut reading,
-                    line,
-                    "alias",
-                    format!("{alias:?} is in the file twice; only its first row is kept"),
-                );
+        let row = match row_of(&record, line, &columns, &mut aliases) {
+            Ok(row) => row,
+            Err((field, reason)) => {
+                error(&mut reading, line, field, reason);
                 continue;
             }
-        }
-        let expires_at = match cell(&record, columns.expires).map(|v| expiry(&v)) {
-            None => None,
-            Some(Ok(at)) => Some(at),
-            Some(Err(reason)) => {
-                error(&mut reading, line, "expires_at", reason);
-                continue;
-            }
-        };
-        let row = Row {
-            line,
-            url,
-            alias,
-            title: cell(&record, columns.title),
-            tags: cell(&record, columns.tags)
-                .map(|t| tags(&t))
-                .unwrap_or_default(),
-            expires_at,
         };
         keep(row).map_err(|e| format!("the rows could not be kept: {e}"))?;
     }
     Ok(reading)
+}
+
+/// The row a record at `line` becomes, or the field at fault and why: a
+/// target that is no http(s) URL, an alias already in `aliases`, an
+/// expiry that is no time.
+fn row_of(
+    record: &csv::StringRecord,
+    line: u64,
+    columns: &Columns,
+    aliases: &mut HashSet<String>,
+) -> Result<Row, (&'static str, String)> {
+    let Some(url) = cell(record, columns.url) else {
+        return Err(("url", "is empty".into()));
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url::Url::parse(&url).is_err()
+    {
+        return Err(("url", format!("{url:?} is not an http(s) URL")));
+    }
+    let mut alias = cell(record, columns.alias);
+    if columns.alias_from_url {
+        alias = alias.and_then(|short| {
+            short
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .map(str::to_owned)
+        });
+    }
+    if let Some(alias) = &alias {
+        if !aliases.insert(alias.clone()) {
+            return Err((
+                "alias",
+                format!("{alias:?} is in the file twice; only its first row is kept"),
+            ));
+        }
+    }
+    let expires_at = match cell(record, columns.expires).map(|v| expiry(&v)) {
+        None => None,
+        Some(Ok(at)) => Some(at),
+        Some(Err(reason)) => return Err(("expires_at", reason)),
+    };
+    Ok(Row {
+        line,
+        url,
+        alias,
+        title: cell(record, columns.title),
+        tags: cell(record, columns.tags)
+            .map(|t| tags(&t))
+            .unwrap_or_default(),
+        expires_at,
+    })
 }
 
 #[cfg(test)]

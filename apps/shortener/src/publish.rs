@@ -154,27 +154,7 @@ impl Publisher {
             }
         })
         .await;
-        let mut answered = vec![false; sent];
-        let mut waiting = sent;
-        let mut ended = false;
-        let _ = timeout_at(deadline, async {
-            while waiting > 0 {
-                let Some(answer) = acks.next().await else {
-                    ended = true;
-                    break;
-                };
-                let Some(index) = place(&answer.subject, batch).filter(|&i| i < sent) else {
-                    continue; // a late answer to an earlier batch
-                };
-                if std::mem::replace(&mut answered[index], true) {
-                    continue;
-                }
-                waiting -= 1;
-                // "No responders" (no stream) comes back as an empty message.
-                acked[index] = serde_json::from_slice::<PubAck>(&answer.payload).is_ok();
-            }
-        })
-        .await;
+        let ended = collect_acks(&mut acks, batch, &mut acked[..sent], deadline).await;
         if !ended {
             self.acks = Some(acks);
         }
@@ -185,6 +165,40 @@ impl Publisher {
         }
         acked
     }
+}
+
+/// Reads the acks of `batch` into `acked` (one place per message sent)
+/// until each is answered or `deadline` passes; whether the subscription
+/// ended meanwhile.
+async fn collect_acks(
+    acks: &mut async_nats::Subscriber,
+    batch: u64,
+    acked: &mut [bool],
+    deadline: Instant,
+) -> bool {
+    let sent = acked.len();
+    let mut answered = vec![false; sent];
+    let mut waiting = sent;
+    let mut ended = false;
+    let _ = timeout_at(deadline, async {
+        while waiting > 0 {
+            let Some(answer) = acks.next().await else {
+                ended = true;
+                break;
+            };
+            let Some(index) = place(&answer.subject, batch).filter(|&i| i < sent) else {
+                continue; // a late answer to an earlier batch
+            };
+            if std::mem::replace(&mut answered[index], true) {
+                continue;
+            }
+            waiting -= 1;
+            // "No responders" (no stream) comes back as an empty message.
+            acked[index] = serde_json::from_slice::<PubAck>(&answer.payload).is_ok();
+        }
+    })
+    .await;
+    ended
 }
 
 /// The producer span of publishing one traced event, a child of the span

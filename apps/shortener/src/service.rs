@@ -214,90 +214,87 @@ impl LinkService {
     /// drawn again.
     pub async fn create_many(&self, news: &[NewLink], owner: Uuid) -> Vec<Result<Link, LinkError>> {
         let mut results: Vec<Option<Result<Link, LinkError>>> = news.iter().map(|_| None).collect();
-        let mut aliases = std::collections::HashSet::new();
-        for (i, new) in news.iter().enumerate() {
-            if let Some(alias) = &new.alias {
-                let code = alias.clone().into_code().to_string();
-                if !aliases.insert(code.clone()) {
-                    results[i] = Some(Err(LinkError::AliasTaken(code)));
-                }
-            }
-        }
-        let mut hashes: Vec<Option<String>> = Vec::with_capacity(news.len());
-        for (i, new) in news.iter().enumerate() {
-            match hash_password(new.password.clone()).await {
-                Ok(hash) => hashes.push(hash),
-                Err(error) => {
-                    hashes.push(None);
-                    results[i] = Some(Err(error));
-                }
-            }
-        }
+        refuse_repeated_aliases(news, &mut results);
+        let hashes = hash_passwords(news, &mut results).await;
         let open: Vec<usize> = (0..news.len()).filter(|&i| results[i].is_none()).collect();
         for chunk in open.chunks(BULK_CHUNK) {
-            let mut pending = chunk.to_vec();
-            for _ in 0..CODE_ATTEMPTS {
-                if pending.is_empty() {
-                    break;
-                }
-                let at = now();
-                let mut batch = Vec::with_capacity(pending.len());
-                for &i in &pending {
-                    let code = match &news[i].alias {
-                        Some(alias) => alias.clone().into_code().to_string(),
-                        None => self.codes.generate().to_string(),
-                    };
-                    let link = Self::new_link(&news[i], code, at, owner, hashes[i].clone());
-                    match outbox(Envelope::new(PRODUCER, at, link.created_event())) {
-                        Ok(event) => batch.push((i, link, event)),
-                        Err(error) => results[i] = Some(Err(error)),
-                    }
-                }
-                let pairs: Vec<(Link, OutboxEvent)> = batch
-                    .iter()
-                    .map(|(_, l, e)| (l.clone(), e.clone()))
-                    .collect();
-                match bounded(self.store.insert_many(&pairs)).await {
-                    Ok(inserted) => {
-                        pending.clear();
-                        for ((i, link, _), ok) in batch.into_iter().zip(inserted) {
-                            if ok {
-                                self.cache.invalidate(&link.code);
-                                results[i] = Some(Ok(link));
-                            } else if news[i].alias.is_some() {
-                                results[i] = Some(Err(LinkError::AliasTaken(link.code)));
-                            } else {
-                                pending.push(i);
-                            }
-                        }
-                    }
-                    // Someone took a code meanwhile; nothing was written.
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(error) => {
-                        let error = LinkError::from(error);
-                        for &i in &pending {
-                            results[i] = Some(Err(match &error {
-                                LinkError::Unavailable(e) => {
-                                    LinkError::Unavailable(anyhow::anyhow!("{e}"))
-                                }
-                                other => LinkError::Internal(anyhow::anyhow!("{other}")),
-                            }));
-                        }
-                        pending.clear();
-                    }
-                }
-            }
-            for i in pending {
-                results[i] = Some(Err(LinkError::Internal(anyhow::anyhow!(
-                    "{CODE_ATTEMPTS} attempts at free codes failed; increase SHORTENER_CODE_LENGTH"
-                ))));
-            }
+            self.insert_chunk(chunk, news, owner, &hashes, &mut results)
+                .await;
         }
         self.relay.notify_one();
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(LinkError::Internal(anyhow::anyhow!("no result")))))
             .collect()
+    }
+
+    /// Inserts the links `chunk` points at in one transaction, drawing a
+    /// generated code again (a few times) where one collides.
+    async fn insert_chunk(
+        &self,
+        chunk: &[usize],
+        news: &[NewLink],
+        owner: Uuid,
+        hashes: &[Option<String>],
+        results: &mut [Option<Result<Link, LinkError>>],
+    ) {
+        let mut pending = chunk.to_vec();
+        for _ in 0..CODE_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            let at = now();
+            let mut batch = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let code = match &news[i].alias {
+                    Some(alias) => alias.clone().into_code().to_string(),
+                    None => self.codes.generate().to_string(),
+                };
+                let link = Self::new_link(&news[i], code, at, owner, hashes[i].clone());
+                match outbox(Envelope::new(PRODUCER, at, link.created_event())) {
+                    Ok(event) => batch.push((i, link, event)),
+                    Err(error) => results[i] = Some(Err(error)),
+                }
+            }
+            let pairs: Vec<(Link, OutboxEvent)> = batch
+                .iter()
+                .map(|(_, l, e)| (l.clone(), e.clone()))
+                .collect();
+            match bounded(self.store.insert_many(&pairs)).await {
+                Ok(inserted) => {
+                    pending.clear();
+                    for ((i, link, _), ok) in batch.into_iter().zip(inserted) {
+                        if ok {
+                            self.cache.invalidate(&link.code);
+                            results[i] = Some(Ok(link));
+                        } else if news[i].alias.is_some() {
+                            results[i] = Some(Err(LinkError::AliasTaken(link.code)));
+                        } else {
+                            pending.push(i);
+                        }
+                    }
+                }
+                // Someone took a code meanwhile; nothing was written.
+                Err(StoreError::Conflict(_)) => {}
+                Err(error) => {
+                    let error = LinkError::from(error);
+                    for &i in &pending {
+                        results[i] = Some(Err(match &error {
+                            LinkError::Unavailable(e) => {
+                                LinkError::Unavailable(anyhow::anyhow!("{e}"))
+                            }
+                            other => LinkError::Internal(anyhow::anyhow!("{other}")),
+                        }));
+                    }
+                    pending.clear();
+                }
+            }
+        }
+        for i in pending {
+            results[i] = Some(Err(LinkError::Internal(anyhow::anyhow!(
+                "{CODE_ATTEMPTS} attempts at free codes failed; increase SHORTENER_CODE_LENGTH"
+            ))));
+        }
     }
 
     /// The link with this code; deleted links are gone (410). A link
@@ -334,48 +331,7 @@ impl LinkService {
         };
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(code, scope).await?;
-            let mut next = current.clone();
-            let mut event = UrlUpdated {
-                url_id: current.id,
-                short_code: current.code.clone(),
-                original_url: None,
-                expires_at: None,
-                redirect_type: None,
-                updated_at: current.updated_at,
-            };
-            if let Some(url) = changes.url.as_ref().filter(|u| u.as_str() != current.url) {
-                next.url = url.as_str().to_owned();
-                next.target_host = url.host().to_owned();
-                event.original_url = Some(next.url.clone());
-            }
-            if let Some(expiry) = changes.expires_at {
-                let expiry = expiry.map(ExpiresAt::get);
-                if expiry != current.expires_at {
-                    next.expires_at = expiry;
-                    event.expires_at = Some(expiry);
-                }
-            }
-            if let Some(redirect_type) = changes
-                .redirect_type
-                .filter(|t| *t != current.redirect_type)
-            {
-                next.redirect_type = redirect_type;
-                event.redirect_type = Some(redirect_type);
-            }
-            // The shortener's own settings and labels: analytics does not
-            // need them, so they change the link without an event field.
-            if let Some(forward) = changes.forward_query {
-                next.forward_query = forward;
-            }
-            if let Some(title) = &changes.title {
-                next.title = title.clone().map(Title::into_string);
-            }
-            if let Some(tags) = &changes.tags {
-                next.tags = tags.clone().into_vec();
-            }
-            if let Some(hash) = &password_hash {
-                next.password_hash = hash.clone();
-            }
+            let (mut next, mut event) = changes.applied_to(&current, password_hash.as_ref());
             if next == current {
                 return Ok(current);
             }
@@ -493,4 +449,87 @@ fn not_deleted(code: &str, link: &Link) -> Result<(), LinkError> {
         }),
         None => Ok(()),
     }
+}
+
+impl LinkChanges {
+    /// `current` with these changes, and the event that tells analytics the
+    /// ones it keeps a copy of (a field stays `None` when it did not change).
+    fn applied_to(
+        &self,
+        current: &Link,
+        password_hash: Option<&Option<String>>,
+    ) -> (Link, UrlUpdated) {
+        let mut next = current.clone();
+        let mut event = UrlUpdated {
+            url_id: current.id,
+            short_code: current.code.clone(),
+            original_url: None,
+            expires_at: None,
+            redirect_type: None,
+            updated_at: current.updated_at,
+        };
+        if let Some(url) = self.url.as_ref().filter(|u| u.as_str() != current.url) {
+            next.url = url.as_str().to_owned();
+            next.target_host = url.host().to_owned();
+            event.original_url = Some(next.url.clone());
+        }
+        if let Some(expiry) = self.expires_at {
+            let expiry = expiry.map(ExpiresAt::get);
+            if expiry != current.expires_at {
+                next.expires_at = expiry;
+                event.expires_at = Some(expiry);
+            }
+        }
+        if let Some(redirect_type) = self.redirect_type.filter(|t| *t != current.redirect_type) {
+            next.redirect_type = redirect_type;
+            event.redirect_type = Some(redirect_type);
+        }
+        // The shortener's own settings and labels: analytics does not
+        // need them, so they change the link without an event field.
+        if let Some(forward) = self.forward_query {
+            next.forward_query = forward;
+        }
+        if let Some(title) = &self.title {
+            next.title = title.clone().map(Title::into_string);
+        }
+        if let Some(tags) = &self.tags {
+            next.tags = tags.clone().into_vec();
+        }
+        if let Some(hash) = password_hash {
+            next.password_hash = hash.clone();
+        }
+        (next, event)
+    }
+}
+
+/// An alias given twice in one bulk create is refused for its later items.
+fn refuse_repeated_aliases(news: &[NewLink], results: &mut [Option<Result<Link, LinkError>>]) {
+    let mut aliases = std::collections::HashSet::new();
+    for (i, new) in news.iter().enumerate() {
+        if let Some(alias) = &new.alias {
+            let code = alias.clone().into_code().to_string();
+            if !aliases.insert(code.clone()) {
+                results[i] = Some(Err(LinkError::AliasTaken(code)));
+            }
+        }
+    }
+}
+
+/// Each item's password hash (`None` without a password); an item whose
+/// hashing failed gets its error.
+async fn hash_passwords(
+    news: &[NewLink],
+    results: &mut [Option<Result<Link, LinkError>>],
+) -> Vec<Option<String>> {
+    let mut hashes = Vec::with_capacity(news.len());
+    for (i, new) in news.iter().enumerate() {
+        match hash_password(new.password.clone()).await {
+            Ok(hash) => hashes.push(hash),
+            Err(error) => {
+                hashes.push(None);
+                results[i] = Some(Err(error));
+            }
+        }
+    }
+    hashes
 }

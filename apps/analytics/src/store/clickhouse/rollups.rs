@@ -384,6 +384,22 @@ impl ClickHouseStore {
             .fetch_one()
             .await
             .map_err(failed)?;
+        self.recompute_rollups(&dirty).await?;
+        // Only now: a reader that sees the new watermark finds the rollups.
+        self.client()
+            .query(&format!("INSERT INTO rollup_watermark VALUES (1, {upto})"))
+            .execute()
+            .await
+            .map_err(failed)?;
+        // Markings two days behind the watermark are no longer read.
+        self.drop_old_markings(from).await;
+        Ok(pairs)
+    }
+
+    /// Recomputes the hours, days and values of the (link, day) pairs
+    /// `dirty` selects from the deduplicated raw clicks, each written with
+    /// a newer version than any before it.
+    async fn recompute_rollups(&self, dirty: &str) -> Result<(), StoreError> {
         // Versions by the start of the recomputation: a later one, which
         // read more raw rows, always wins.
         let version = now_us();
@@ -424,15 +440,7 @@ impl ClickHouseStore {
                 .await
                 .map_err(failed)?;
         }
-        // Only now: a reader that sees the new watermark finds the rollups.
-        self.client()
-            .query(&format!("INSERT INTO rollup_watermark VALUES (1, {upto})"))
-            .execute()
-            .await
-            .map_err(failed)?;
-        // Markings two days behind the watermark are no longer read.
-        self.drop_old_markings(from).await;
-        Ok(pairs)
+        Ok(())
     }
 
     async fn drop_old_markings(&self, watermark: u64) {
