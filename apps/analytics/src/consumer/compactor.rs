@@ -1,5 +1,5 @@
 //! The compactor (ClickHouse): the days marked dirty and settled are
-//! recomputed into the rollups (see `store/clickhouse_rollups.rs`). Stats
+//! recomputed into the rollups (see `store/clickhouse/rollups.rs`). Stats
 //! stay exact meanwhile: a query reads a link's dirty days from raw clicks.
 //! On SQLite the rollups are kept in the clicks' own transaction and this
 //! does nothing.

@@ -57,7 +57,7 @@ pub struct ClickHouseSettings {
     pub database: String,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// The tables are `Replicated*MergeTree` (see `clickhouse_replicas.rs`).
+    /// The tables are `Replicated*MergeTree` (see `replicas.rs`).
     pub replicated: bool,
 }
 
