@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use anyhow::Context;
@@ -207,16 +206,7 @@ async fn require_key(
         .app_data::<web::Data<Authenticator>>()
         .expect("the authenticator is registered")
         .clone();
-    let headers = request.headers();
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .map(str::to_owned);
+    let key = service_kit::auth::presented_key(request.headers()).map(str::to_owned);
     let client = request
         .peer_addr()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());

@@ -74,15 +74,8 @@ fn problem(status: StatusCode, code: &'static str, detail: &str) -> HttpResponse
     response.body(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-/// The key the request presents: `X-Api-Key`, or `Authorization: Bearer`.
 fn presented_key(request: &HttpRequest) -> Option<&str> {
-    let headers = request.headers();
-    if let Some(key) = headers.get("X-Api-Key") {
-        return key.to_str().ok();
-    }
-    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = authorization.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    service_kit::auth::presented_key(request.headers())
 }
 
 /// A failed service call as the problem this API answers.

@@ -65,6 +65,19 @@ pub fn generate_key() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
+/// The key a request presents: `X-Api-Key`, or `Authorization: Bearer`.
+pub fn presented_key(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key") {
+        return key.to_str().ok();
+    }
+    let authorization = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Key names: what people type, kept printable and short.
 pub fn valid_key_name(name: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&name.len())

@@ -151,17 +151,6 @@ pub(super) fn json_body<T: DeserializeOwned + Validate>(
     Ok(value)
 }
 
-/// The key a request presents: `X-Api-Key`, or `Authorization: Bearer`.
-fn presented_key(request: &HttpRequest) -> Option<&str> {
-    let headers = request.headers();
-    if let Some(key) = headers.get("x-api-key") {
-        return key.to_str().ok();
-    }
-    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = authorization.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// The client's address (see `client_addr`) and whether the TCP peer is
 /// a trusted proxy.
 pub(super) fn client(state: &ApiState, request: &HttpRequest) -> (IpAddr, bool) {
@@ -180,7 +169,7 @@ pub(super) async fn caller(state: &ApiState, request: &HttpRequest) -> Result<Ca
     let (client, _) = client(state, request);
     state
         .auth
-        .authenticate(presented_key(request), client)
+        .authenticate(service_kit::auth::presented_key(request.headers()), client)
         .await
         .map_err(ApiError::from)
 }
