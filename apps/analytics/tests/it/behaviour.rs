@@ -1006,6 +1006,16 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
     app.stop().await;
 }
 
+/// `count` UUIDv7 ids in ascending order whose second halves descend:
+/// a store that compares ids by their second half first (as ClickHouse
+/// compares a `UUID`) would list them backwards.
+fn ascending_ids(count: u64) -> Vec<Uuid> {
+    let (high, low) = Uuid::now_v7().as_u64_pair();
+    (0..count)
+        .map(|n| Uuid::from_u64_pair((high & !0xfff) + n, (low | 0xfff) - n))
+        .collect()
+}
+
 /// The list of links and the reconciliation report read one page at a
 /// time; following their cursors visits every row exactly once.
 pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
@@ -1014,8 +1024,10 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
     let now = chrono::Utc::now().timestamp();
     // 105 created links, newest last; 5 of them deleted; 3 links known only
     // by their old clicks (orphans).
-    let links: Vec<(Uuid, String)> = (0..105)
-        .map(|n| (Uuid::now_v7(), format!("paged{n}")))
+    let links: Vec<(Uuid, String)> = ascending_ids(105)
+        .into_iter()
+        .enumerate()
+        .map(|(n, id)| (id, format!("paged{n}")))
         .collect();
     let creations: Vec<_> = links
         .iter()
@@ -1038,7 +1050,7 @@ pub async fn the_index_and_reconciliation_read_one_page_at_a_time(env: &Env) {
         })
         .collect();
     publish(&js, &deletions).await;
-    let orphans: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let orphans = ascending_ids(3);
     let clicks: Vec<_> = orphans
         .iter()
         .enumerate()

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// A link id as the API orders ids: by their bytes, as their text sorts.
+/// ClickHouse compares a `UUID` by its second half first, so ids made in
+/// one order (UUIDv7) would otherwise come back in another, and would
+/// differ from the SQLite store's order.
+const BY_ID: &str = "toString(shortener_url_id)";
+
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 struct CodeRow {
     short_code: String,
@@ -88,12 +94,9 @@ impl ClickHouseStore {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<LinkCopy>, StoreError> {
-        let after = after.map_or_else(
-            || "1".to_owned(),
-            |id| format!("shortener_url_id > toUUID('{id}')"),
-        );
+        let after = after.map_or_else(|| "1".to_owned(), |id| format!("{BY_ID} > '{id}'"));
         self.links_where(&format!(
-            "{condition} AND {after} ORDER BY shortener_url_id LIMIT {limit}"
+            "{condition} AND {after} ORDER BY {BY_ID} LIMIT {limit}"
         ))
         .await
     }
@@ -222,7 +225,7 @@ impl LinkCopies for ClickHouseStore {
             || "1".to_owned(),
             |c| {
                 format!(
-                    "({CREATED} < {t} OR ({CREATED} = {t} AND shortener_url_id < toUUID('{id}')))",
+                    "({CREATED} < {t} OR ({CREATED} = {t} AND {BY_ID} < '{id}'))",
                     t = c.created_at.max(0),
                     id = c.id
                 )
@@ -232,7 +235,7 @@ impl LinkCopies for ClickHouseStore {
             .client()
             .query(&format!(
                 "SELECT ?fields FROM url_creations FINAL WHERE {after} \
-                 ORDER BY {CREATED} DESC, shortener_url_id DESC LIMIT {limit}"
+                 ORDER BY {CREATED} DESC, {BY_ID} DESC LIMIT {limit}"
             ))
             .fetch_all()
             .await
