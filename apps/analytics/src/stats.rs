@@ -212,15 +212,11 @@ pub async fn stats(
         from,
         to,
     };
-    // Three independent reads, issued together.
-    let (totals, counts, tops) = futures::join!(
-        store.totals(window),
-        store.series(window, bucket),
-        store.tops(window, TOP)
-    );
-    let (totals, tops) = (totals?, tops?);
-    let series = filled_series(counts?, first_bucket, to, bucket, buckets);
-    let tops: Vec<Vec<TopItem>> = tops
+    let read = store.window_stats(window, bucket, TOP).await?;
+    let totals = read.totals;
+    let series = filled_series(read.series, first_bucket, to, bucket, buckets);
+    let tops: Vec<Vec<TopItem>> = read
+        .tops
         .into_iter()
         .map(|list| {
             list.into_iter()

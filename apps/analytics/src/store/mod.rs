@@ -185,12 +185,41 @@ pub trait StatsReader: Backend {
     async fn tops(&self, window: Window, limit: u32)
     -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
+    /// The totals, series and top lists of one window, read together: from
+    /// one snapshot where the store has them.
+    async fn window_stats(
+        &self,
+        window: Window,
+        bucket: crate::model::Bucket,
+        limit: u32,
+    ) -> Result<WindowStats, StoreError> {
+        let (totals, series, tops) = futures::join!(
+            self.totals(window),
+            self.series(window, bucket),
+            self.tops(window, limit)
+        );
+        Ok(WindowStats {
+            totals: totals?,
+            series: series?,
+            tops: tops?,
+        })
+    }
+
     /// When the link's first click happened (`None` without clicks).
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError>;
 
     /// All-time click totals of these links (each `event_id` once), read
     /// from each link's own rows only; links without clicks are absent.
     async fn click_totals(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
+}
+
+/// What [`StatsReader::window_stats`] reads.
+#[derive(Debug)]
+pub struct WindowStats {
+    pub totals: Totals,
+    /// Non-empty buckets only, oldest first.
+    pub series: Vec<BucketCount>,
+    pub tops: Vec<Vec<(String, u64)>>,
 }
 
 /// Analytics' copy of each link, folded from every change it has heard of.

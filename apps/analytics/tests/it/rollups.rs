@@ -389,3 +389,52 @@ fn all_time_stats_survive_the_raw_retention_on_clickhouse() {
         );
     });
 }
+
+/// One stats answer is one moment: while batches of clicks commit, every
+/// answer's series adds up to its own total (they are read from one
+/// snapshot, not from three moments).
+#[test]
+fn a_stats_answer_read_while_clicks_arrive_adds_up_on_sqlite() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store: std::sync::Arc<dyn AnalyticsStore> = std::sync::Arc::new(
+                SqliteStore::open(&dir.path().join("snapshot.db"))
+                    .await
+                    .unwrap(),
+            );
+            let links = [Uuid::from_u128(7)];
+            let writer = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for batch in 0..200usize {
+                        let rows: Vec<ClickRow> = (0..10)
+                            .map(|i| {
+                                let n = batch * 10 + i;
+                                row(n, (0, (n as i64 * 37) % SPAN, 1, 1, 1, false), &links)
+                            })
+                            .collect();
+                        store.insert_clicks(&rows).await.unwrap();
+                    }
+                })
+            };
+            let window = Window {
+                url_id: links[0],
+                from: START,
+                to: START + SPAN,
+            };
+            let mut reads = 0;
+            while !writer.is_finished() {
+                let read = store.window_stats(window, Bucket::Hour, 3).await.unwrap();
+                let series: u64 = read.series.iter().map(|b| b.clicks).sum();
+                assert_eq!(series, read.totals.clicks, "read {reads}");
+                reads += 1;
+            }
+            writer.await.unwrap();
+            assert!(reads > 0);
+        });
+}

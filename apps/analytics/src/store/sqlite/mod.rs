@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::rollup::{self, Plan};
 use super::{
     AnalyticsStore, Backend, ChangeRecord, ClickLog, ClickSummary, Keys, LinkCopies, LinkCursor,
-    LinkList, Reconciliation, StatsReader, StoreError,
+    LinkList, Reconciliation, StatsReader, StoreError, WindowStats,
 };
 use crate::keys::KeyRecord;
 use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};

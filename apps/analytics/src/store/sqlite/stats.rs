@@ -3,7 +3,18 @@
 
 use super::*;
 
-impl SqliteStore {
+/// The stats reads over one connection: the pool, or a transaction, whose
+/// reads all see one snapshot.
+struct Reading<'a, C>(&'a C);
+
+impl<C: ConnectionTrait> Reading<'_, C> {
+    async fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, StoreError> {
+        self.0
+            .query_all_raw(statement(sql, values))
+            .await
+            .map_err(failed)
+    }
+
     /// The most frequent non-empty values of one dimension (the `n`th of
     /// [`Dimension::ALL`]), most clicks first, ties by value: whole days
     /// from the daily rollups, the edges of the range from raw rows.
@@ -88,10 +99,6 @@ impl SqliteStore {
         let after = !self.any_click(url_id, to, rollup::ceil(to, size)).await?;
         Ok(rollup::plan(from, to, size, before, after))
     }
-}
-
-#[async_trait]
-impl StatsReader for SqliteStore {
     async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
         let plan = self.plan(window, DAY).await?;
         let mut totals = Totals::default();
@@ -188,6 +195,44 @@ impl StatsReader for SqliteStore {
             lists.push(self.top(window.url_id, &plan, n, dimension, limit).await?);
         }
         Ok(lists)
+    }
+}
+
+#[async_trait]
+impl StatsReader for SqliteStore {
+    async fn totals(&self, window: Window) -> Result<Totals, StoreError> {
+        Reading(&self.db).totals(window).await
+    }
+
+    async fn series(&self, window: Window, bucket: Bucket) -> Result<Vec<BucketCount>, StoreError> {
+        Reading(&self.db).series(window, bucket).await
+    }
+
+    async fn tops(
+        &self,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        Reading(&self.db).tops(window, limit).await
+    }
+
+    /// In one read transaction: a batch of clicks committed meanwhile is in
+    /// all three parts or in none, so the series always adds up to the total.
+    async fn window_stats(
+        &self,
+        window: Window,
+        bucket: Bucket,
+        limit: u32,
+    ) -> Result<WindowStats, StoreError> {
+        let txn = self.db.begin().await.map_err(failed)?;
+        let reading = Reading(&txn);
+        let stats = WindowStats {
+            totals: reading.totals(window).await?,
+            series: reading.series(window, bucket).await?,
+            tops: reading.tops(window, limit).await?,
+        };
+        txn.commit().await.map_err(failed)?;
+        Ok(stats)
     }
 
     async fn first_click(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
