@@ -5,6 +5,7 @@
 //!
 //! - [`problem`]: RFC 7807 problem+json, for a service's errors and the
 //!   framework's own;
+//! - [`extract`]: query strings and bodies read into typed values;
 //! - [`auth`]: API keys (digests, cache, throttling) over a [`auth::KeyStore`];
 //! - [`settings`]: environment variables and secrets;
 //! - [`sqlite`]: the embedded store's file and its SQL migrations;
@@ -14,6 +15,7 @@
 
 pub mod auth;
 mod backoff;
+pub mod extract;
 pub mod openapi;
 pub mod probes;
 pub mod problem;

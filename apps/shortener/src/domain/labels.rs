@@ -35,10 +35,78 @@ impl Title {
     }
 }
 
+/// A title as a request gives it: a blank one is no title.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct GivenTitle(pub Option<Title>);
+
+impl TryFrom<String> for GivenTitle {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Title::parse(&raw).map(Self)
+    }
+}
+
+/// A title as the document states it (no control characters: the `Cc`
+/// category, which is what [`Title::parse`] refuses).
+impl utoipa::PartialSchema for GivenTitle {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_TITLE_CHARS))
+            .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
+            .description(Some(format!(
+                "What the author calls the link: at most {MAX_TITLE_CHARS} characters, \
+                 no control characters; trimmed, and blank or null means untitled."
+            )))
+            .examples(Some(serde_json::json!("Q3 launch docs")))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GivenTitle {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Title".into()
+    }
+}
+
 /// A link's tags: at most 10, each 1-32 of `[a-z0-9-]`, kept in the order
 /// given; a repeated tag is kept once.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "Vec<String>")]
 pub struct Tags(Vec<String>);
+
+impl TryFrom<Vec<String>> for Tags {
+    type Error = String;
+
+    fn try_from(raw: Vec<String>) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+/// Tags as the document states them.
+impl utoipa::PartialSchema for Tags {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(TAG_PATTERN))
+                    .max_length(Some(MAX_TAG_CHARS)),
+            )
+            .max_items(Some(MAX_TAGS))
+            .description(Some(format!(
+                "At most {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} of lower-case letters, digits \
+                 and '-'; a repeated tag is kept once. Null or [] means none."
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tags {}
 
 impl Tags {
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, String> {
@@ -61,7 +129,8 @@ impl Tags {
 }
 
 /// One tag, as a filter takes it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Tag(String);
 
 impl Tag {

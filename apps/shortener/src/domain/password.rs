@@ -16,8 +16,59 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 pub const MAX_SUBMITTED_CHARS: usize = 1024;
 
 /// A password to set on a link: 4-128 characters, no control characters.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Password(String);
+
+/// A password as the document states it.
+impl utoipa::PartialSchema for Password {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(MIN_PASSWORD_CHARS))
+            .max_length(Some(MAX_PASSWORD_CHARS))
+            .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
+            .description(Some(
+                "A password visitors must give before the redirect: 4-128 characters, no \
+                 control characters. Stored as an argon2id hash and never returned.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Password {}
+
+/// A password as a visitor submits it: anything up to
+/// [`MAX_SUBMITTED_CHARS`] (no password is longer, so nothing longer is
+/// checked).
+#[derive(serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct SubmittedPassword(pub String);
+
+impl TryFrom<String> for SubmittedPassword {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        match raw.chars().count() > MAX_SUBMITTED_CHARS {
+            true => Err(format!("must be at most {MAX_SUBMITTED_CHARS} characters")),
+            false => Ok(Self(raw)),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for SubmittedPassword {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_SUBMITTED_CHARS))
+            .description(Some("The link's password."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SubmittedPassword {}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

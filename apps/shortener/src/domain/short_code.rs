@@ -66,8 +66,28 @@ impl fmt::Display for ShortCode {
 
 /// A custom code chosen by the client: 3–64 characters of `[A-Za-z0-9_-]`,
 /// not a reserved word.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Alias(ShortCode);
+
+/// A custom code as the document states it: the characters and length as
+/// a pattern, the reserved words (any case) as a `not`, which utoipa's
+/// model lacks (`routes::openapi` adds it).
+impl utoipa::PartialSchema for Alias {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(format!(
+                "Custom code: 3-64 of `[A-Za-z0-9_-]`, not a reserved word ({}, in any case).",
+                RESERVED_WORDS.join(", ")
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Alias {}
 
 impl Alias {
     pub const MIN_LENGTH: usize = 3;

@@ -1,20 +1,28 @@
-//! What the handlers share: JSON bodies parsed into validated values, the
-//! code in the path, the API key, and the rate limits.
+//! The edges of the handlers: who is calling (`require_key`, then
+//! [`Caller`], [`Admin`], [`Creator`]), the code in the path, and the query
+//! string and bodies read into typed values ([`Query`], [`ValidJson`],
+//! [`Form`]); and the rate limits.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::HttpRequest;
-use actix_web::http::header;
-use actix_web::web::Bytes;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::Next;
+use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
+use futures::future::LocalBoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
+use service_kit::extract::{self, BodyError};
+use std::future::{Ready, ready};
 use validator::{Validate, ValidationErrors};
 
 use super::ApiState;
-use crate::domain::{MAX_URL_LENGTH, ShortCode};
+use crate::domain::ShortCode;
 use crate::keys::{Caller, Role};
 use crate::problem::{ApiError, InvalidParam};
 
@@ -67,12 +75,13 @@ fn validation_errors(errors: ValidationErrors) -> ApiError {
                 let reason = e
                     .message
                     .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| match e.code.as_ref() {
-                        "length" => format!("must be at most {MAX_URL_LENGTH} characters"),
-                        other => format!("is invalid ({other})"),
-                    });
-                InvalidParam::new(field.to_string(), reason)
+                    .map_or_else(|| format!("is invalid ({})", e.code), ToString::to_string);
+                // A rule of the whole request (`validate(schema)`) is the body's.
+                let field = match field.as_ref() {
+                    "__all__" => "body",
+                    field => field,
+                };
+                InvalidParam::new(field, reason)
             })
         })
         .collect();
@@ -80,19 +89,14 @@ fn validation_errors(errors: ValidationErrors) -> ApiError {
     ApiError::InvalidBody(params)
 }
 
-/// The field a serde error is about: its path, or the name quoted in
-/// "missing field `x`" / "unknown field `x`" errors, which are reported at
-/// the enclosing object.
-fn field_of(path: &str, message: &str) -> String {
-    if path != "." && !path.is_empty() {
-        return path.to_owned();
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            BodyError::Malformed(message) => ApiError::MalformedJson(message),
+            BodyError::Invalid(param) => ApiError::InvalidBody(vec![param]),
+        }
     }
-    message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
-        .unwrap_or("body")
-        .to_owned()
 }
 
 /// Reads and validates one JSON value (an item of a bulk body) as `T`;
@@ -100,55 +104,75 @@ fn field_of(path: &str, message: &str) -> String {
 pub(super) fn json_value<T: DeserializeOwned + Validate>(
     value: serde_json::Value,
 ) -> Result<T, ApiError> {
-    let parsed: T = serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let message = error.into_inner().to_string();
-        ApiError::invalid(field_of(&path, &message), message)
-    })?;
+    let parsed: T =
+        extract::json_value(value).map_err(|param| ApiError::InvalidBody(vec![param]))?;
     parsed.validate().map_err(validation_errors)?;
     Ok(parsed)
 }
 
-/// Parses and validates a JSON request body.
-pub(super) fn json_body<T: DeserializeOwned + Validate>(
-    request: &HttpRequest,
-    body: &Bytes,
-) -> Result<T, ApiError> {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<actix_web::mime::Mime>().ok())
-        .is_some_and(|m| {
-            use actix_web::mime;
-            m.type_() == mime::APPLICATION
-                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
-        });
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
+/// A JSON body read as `T` and checked by `T`'s `validator` rules: 415
+/// when it is not JSON, 400 when it does not parse, 422 naming the field
+/// at fault. The body's size limit is the route's `PayloadConfig` (413).
+pub(super) struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(request, payload, extract::json::<T>);
+        Box::pin(async move {
+            let value = body.await?;
+            value.validate().map_err(validation_errors)?;
+            Ok(Self(value))
+        })
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                let message = message
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_owned();
-                ApiError::invalid(field_of(&path, &message), message)
-            }
-            _ => ApiError::MalformedJson(inner.to_string()),
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    value.validate().map_err(validation_errors)?;
-    Ok(value)
+}
+
+/// An HTML form's body read as `T`: 415 when it is not a form, 422 naming
+/// the field at fault.
+pub(super) struct Form<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(request, payload, extract::form::<T>);
+        Box::pin(async move { Ok(Self(body.await?)) })
+    }
+}
+
+/// The body (within the route's `PayloadConfig` limit: 413), then `read`
+/// over it and the request's `Content-Type`.
+fn read_body<T: 'static>(
+    request: &HttpRequest,
+    payload: &mut Payload,
+    read: fn(&HeaderMap, &[u8]) -> Result<T, BodyError>,
+) -> LocalBoxFuture<'static, Result<T, actix_web::Error>> {
+    let body = Bytes::from_request(request, payload);
+    let mut headers = HeaderMap::new();
+    if let Some(value) = request.headers().get(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, value.clone());
+    }
+    Box::pin(async move { Ok(read(&headers, &body.await?).map_err(ApiError::from)?) })
+}
+
+/// The query string read as `T` (which denies unknown parameters): 400
+/// naming the parameter at fault.
+pub(super) struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            extract::query(request.query_string())
+                .map(Self)
+                .map_err(|param| ApiError::InvalidQuery(vec![param])),
+        )
+    }
 }
 
 /// The client's address (see `client_addr`) and whether the TCP peer is
@@ -164,48 +188,97 @@ pub(super) fn client(state: &ApiState, request: &HttpRequest) -> (IpAddr, bool) 
         .client(peer, text("x-forwarded-for"), text("forwarded"))
 }
 
-/// Who is calling: 401 without a valid key, 429 after too many failures.
-pub(super) async fn caller(state: &ApiState, request: &HttpRequest) -> Result<Caller, ApiError> {
-    let (client, _) = client(state, request);
-    state
-        .auth
-        .authenticate(service_kit::auth::presented_key(request.headers()), client)
-        .await
-        .map_err(ApiError::from)
-}
-
-/// Like [`caller`], and only for admins (403 for other keys).
-pub(super) async fn admin(state: &ApiState, request: &HttpRequest) -> Result<Caller, ApiError> {
-    let caller = caller(state, request).await?;
-    match caller.role {
-        Role::Admin => Ok(caller),
-        Role::Author => Err(ApiError::Forbidden),
+/// The key check in front of `/api/v1`: every request there, unknown
+/// paths included, is authenticated once, before its route or its body is
+/// looked at (401 without a valid key, 429 after too many failures). The
+/// caller waits in the request's extensions for [`Caller`].
+pub(super) async fn require_key(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = request
+        .app_data::<web::Data<ApiState>>()
+        .expect("the API state is registered")
+        .clone();
+    let (ip, _) = client(&state, request.request());
+    let key = service_kit::auth::presented_key(request.headers());
+    match state.auth.authenticate(key, ip).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.call(request)
+                .await
+                .map(ServiceResponse::map_into_boxed_body)
+        }
+        Err(error) => Ok(request.into_response(ApiError::from(error).error_response())),
     }
 }
 
-pub(super) fn code_in_path(request: &HttpRequest) -> Result<ShortCode, ApiError> {
-    let raw = request.match_info().get("code").unwrap_or_default();
-    ShortCode::parse(raw).map_err(|_| ApiError::NotFound(raw.to_owned()))
+/// Who is calling, as [`require_key`] found.
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            request
+                .extensions()
+                .get::<Caller>()
+                .copied()
+                .ok_or(ApiError::Unauthorized),
+        )
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A caller with an admin key (403 for other keys).
+pub(super) struct Admin;
 
-    #[test]
-    fn serde_errors_are_attributed_to_their_field() {
-        assert_eq!(
-            field_of("url", "invalid type: integer `5`, expected a string"),
-            "url"
-        );
-        assert_eq!(field_of(".", "missing field `url`"), "url");
-        assert_eq!(
-            field_of(".", "unknown field `target`, expected one of `url`"),
-            "target"
-        );
-        assert_eq!(
-            field_of(".", "invalid type: sequence, expected struct"),
-            "body"
-        );
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            Caller::from_request(request, payload)
+                .into_inner()
+                .and_then(|caller| match caller.role {
+                    Role::Admin => Ok(Admin),
+                    Role::Author => Err(ApiError::Forbidden),
+                }),
+        )
+    }
+}
+
+/// The caller of a create, within the per-address creation limit (429).
+pub(super) struct Creator(pub Caller);
+
+impl FromRequest for Creator {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = request
+            .app_data::<web::Data<ApiState>>()
+            .expect("the API state is registered");
+        ready(
+            Caller::from_request(request, payload)
+                .into_inner()
+                .and_then(|caller| {
+                    if let Some(limit) = &state.create_limit {
+                        limit.check(client(state, request).0)?;
+                    }
+                    Ok(Creator(caller))
+                }),
+        )
+    }
+}
+
+/// The `{code}` of the path; a path that cannot be a code is unknown (404).
+impl FromRequest for ShortCode {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = request.match_info().get("code").unwrap_or_default();
+        ready(ShortCode::parse(raw).map_err(|_| ApiError::NotFound(raw.to_owned())))
     }
 }

@@ -1,16 +1,16 @@
 //! `/api/v1/keys`: admins make, list and revoke API keys. A key is shown
 //! once, in the answer that made it; only its digest is kept.
 
+use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
 use super::ApiState;
-use super::extractors::{admin, json_body};
+use super::extractors::{Admin, ValidJson};
 use crate::auth::{create_key, revoke_key};
 use crate::keys::{KeyRecord, Role};
 use crate::problem::{ApiError, ProblemBody};
@@ -79,9 +79,8 @@ pub(super) struct CreateKeyRequest {
 )]
 pub(super) async fn list_keys(
     state: web::Data<ApiState>,
-    request: HttpRequest,
+    _: Admin,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&state, &request).await?;
     let keys = state
         .keys
         .list_keys()
@@ -110,11 +109,9 @@ pub(super) async fn list_keys(
 )]
 pub(super) async fn create_key_handler(
     state: web::Data<ApiState>,
-    request: HttpRequest,
-    body: Bytes,
+    _: Admin,
+    ValidJson(wanted): ValidJson<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&state, &request).await?;
-    let wanted = json_body::<CreateKeyRequest>(&request, &body)?;
     let new = create_key(state.keys.as_ref(), &wanted.name, wanted.role).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -140,11 +137,10 @@ pub(super) async fn create_key_handler(
 )]
 pub(super) async fn revoke_key_handler(
     state: web::Data<ApiState>,
-    request: HttpRequest,
+    _: Admin,
+    name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&state, &request).await?;
-    let name = request.match_info().get("name").unwrap_or_default();
-    revoke_key(state.keys.as_ref(), name).await?;
+    revoke_key(state.keys.as_ref(), &name).await?;
     state.auth.forget();
     Ok(HttpResponse::NoContent().finish())
 }

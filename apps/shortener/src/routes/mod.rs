@@ -51,8 +51,10 @@ pub struct ApiState {
 pub fn routes(config: &mut web::ServiceConfig) {
     // One scope: a redirect is told apart from the API by one prefix
     // comparison, not by trying every API route (some of them regexes).
+    // Every request in it, unknown paths included, shows a key first.
     config.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(extractors::require_key))
             .service(
                 resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_document)),
             )

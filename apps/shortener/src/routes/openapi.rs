@@ -1,19 +1,18 @@
 //! The OpenAPI document, generated from the handlers and types themselves.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use service_kit::openapi::KeySecurity;
 use utoipa::{Modify, OpenApi};
 
-use super::extractors::caller;
 use super::keys::{self, CreateKeyRequest, KeyResponse, NewKeyResponse};
 use super::links::{
     self, BulkCreateBody, BulkItem, BulkResult, CreateLinkRequest, LinkPage, LinkResponse,
     UpdateLinkRequest,
 };
-use super::{ApiState, qr, redirect};
+use super::{qr, redirect};
 use crate::domain::RESERVED_WORDS;
-use crate::keys::Role;
-use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use crate::keys::{Caller, Role};
+use crate::problem::{InvalidParam, ProblemBody};
 
 /// The OpenAPI document of this API, generated from the handlers and types
 /// themselves so it cannot drift from them.
@@ -96,7 +95,7 @@ pub fn openapi_json() -> &'static str {
 
 /// States the reserved words an alias may not be, as a `not` (which utoipa's
 /// model lacks): any case of each, so the document refuses exactly what the
-/// service does. Typed as a string, so that a null alias still passes.
+/// service does.
 fn refuse_reserved_aliases(document: &mut serde_json::Value) {
     let any_case = |word: &str| -> String {
         word.chars()
@@ -107,8 +106,8 @@ fn refuse_reserved_aliases(document: &mut serde_json::Value) {
             .collect()
     };
     let words: Vec<String> = RESERVED_WORDS.iter().map(|w| any_case(w)).collect();
-    let alias = &mut document["components"]["schemas"]["CreateLink"]["properties"]["alias"];
-    assert!(alias.is_object(), "CreateLink has an alias");
+    let alias = &mut document["components"]["schemas"]["Alias"];
+    assert!(alias.is_object(), "the document describes an alias");
     alias["not"] = serde_json::json!({
         "type": "string",
         "pattern": format!("^(?:{})$", words.join("|")),
@@ -117,12 +116,8 @@ fn refuse_reserved_aliases(document: &mut serde_json::Value) {
 
 /// `GET /api/v1/openapi.json`, for any valid key (`shortener openapi`
 /// prints it without one).
-pub(super) async fn openapi_document(
-    state: web::Data<ApiState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    caller(&state, &request).await?;
-    Ok(HttpResponse::Ok()
+pub(super) async fn openapi_document(_: Caller) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi_json()))
+        .body(openapi_json())
 }

@@ -2,12 +2,16 @@
 //! SVG or PNG, for whoever may read the link.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use qrcode::{EcLevel, QrCode};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::ApiState;
-use super::extractors::{caller, code_in_path};
-use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use super::extractors::Query;
+use crate::domain::ShortCode;
+use crate::keys::Caller;
+use crate::problem::{ApiError, ProblemBody};
 
 pub(super) const MIN_SIZE: u32 = 64;
 pub(super) const MAX_SIZE: u32 = 2_048;
@@ -15,40 +19,41 @@ const DEFAULT_SIZE: u32 = 256;
 /// Modules of white border on each side, as the QR standard asks.
 const QUIET_ZONE: usize = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The image's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Format {
+    #[default]
     Svg,
     Png,
 }
 
-/// The query: `format` (svg or png) and `size` (pixels, at least).
-fn parse_query(query: &str) -> Result<(Format, u32), ApiError> {
-    let (mut format, mut size) = (Format::Svg, DEFAULT_SIZE);
-    let mut invalid = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        match name.as_ref() {
-            "format" => match value.as_ref() {
-                "svg" => format = Format::Svg,
-                "png" => format = Format::Png,
-                _ => invalid.push(InvalidParam::new("format", "must be svg or png")),
-            },
-            "size" => match value.parse::<u32>() {
-                Ok(n) if (MIN_SIZE..=MAX_SIZE).contains(&n) => size = n,
-                _ => invalid.push(InvalidParam::new(
-                    "size",
-                    format!("must be an integer from {MIN_SIZE} to {MAX_SIZE}"),
-                )),
-            },
-            other => invalid.push(InvalidParam::new(
-                other,
-                "is not a known parameter (format, size)",
-            )),
+/// The query of a QR code.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct QrParams {
+    /// svg (default) or png
+    #[param(value_type = Option<String>, pattern = "^(svg|png)$")]
+    format: Option<Format>,
+    /// Width and height in pixels, at least (default 256); rounded up to whole modules
+    #[param(value_type = Option<u32>, minimum = 64, maximum = 2048)]
+    size: Option<Size>,
+}
+
+/// Pixels a side, [`MIN_SIZE`] to [`MAX_SIZE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u32")]
+struct Size(u32);
+
+impl TryFrom<u32> for Size {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, String> {
+        match (MIN_SIZE..=MAX_SIZE).contains(&n) {
+            true => Ok(Self(n)),
+            false => Err(format!("must be an integer from {MIN_SIZE} to {MAX_SIZE}")),
         }
-    }
-    if invalid.is_empty() {
-        Ok((format, size))
-    } else {
-        Err(ApiError::InvalidQuery(invalid))
     }
 }
 
@@ -90,8 +95,7 @@ fn png(code: &QrCode, size: u32) -> Result<Vec<u8>, png::EncodingError> {
     tag = "links",
     params(
         ("code" = String, Path, description = "The short code"),
-        ("format" = Option<String>, Query, pattern = "^(svg|png)$", description = "svg (default) or png"),
-        ("size" = Option<u32>, Query, minimum = 64, maximum = 2048, description = "Width and height in pixels, at least (default 256); rounded up to whole modules"),
+        QrParams,
     ),
     responses(
         (status = 200, description = "A QR code of the link's short URL, with its quiet zone", content(("image/svg+xml"), ("image/png"))),
@@ -105,11 +109,12 @@ fn png(code: &QrCode, size: u32) -> Result<Vec<u8>, png::EncodingError> {
 )]
 pub(super) async fn link_qr(
     state: web::Data<ApiState>,
-    request: HttpRequest,
+    caller: Caller,
+    code: ShortCode,
+    Query(params): Query<QrParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    let code = code_in_path(&request)?;
-    let (format, size) = parse_query(request.query_string())?;
+    let format = params.format.unwrap_or_default();
+    let size = params.size.map_or(DEFAULT_SIZE, |size| size.0);
     let link = state.service.get(code.as_str(), caller.scope()).await?;
     let short_url = format!("{}/{}", state.public_url, link.code);
     let qr = QrCode::with_error_correction_level(short_url.as_bytes(), EcLevel::M)
@@ -177,14 +182,13 @@ mod tests {
             ("size=4096", "size"),
             ("colour=red", "colour"),
         ] {
-            let Err(ApiError::InvalidQuery(invalid)) = parse_query(query) else {
-                panic!("{query} accepted");
-            };
-            assert_eq!(invalid[0].name, field, "{query}");
+            let invalid = service_kit::extract::query::<QrParams>(query).unwrap_err();
+            assert_eq!(invalid.name, field, "{query}");
         }
+        let params: QrParams = service_kit::extract::query("format=png&size=512").unwrap();
         assert_eq!(
-            parse_query("format=png&size=512").unwrap(),
-            (Format::Png, 512)
+            (params.format, params.size),
+            (Some(Format::Png), Some(Size(512)))
         );
     }
 }

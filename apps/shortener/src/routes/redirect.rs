@@ -9,17 +9,17 @@
 //! every attempt does the same work whether the code exists or not.
 
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use contracts::RedirectType;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use super::extractors::{client, code_in_path};
+use super::extractors::{Form, client};
 use crate::clicks::ClickContext;
-use crate::domain::{MAX_SUBMITTED_CHARS, password};
-use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use crate::domain::{ShortCode, SubmittedPassword, password};
+use crate::problem::{ApiError, ProblemBody};
 use crate::store::Link;
 
 /// Password attempts per client per minute, and per link per minute (from
@@ -68,9 +68,9 @@ pub fn merge_query(target: &str, query: &str) -> String {
 )]
 pub(super) async fn redirect(
     state: web::Data<ApiState>,
+    code: ShortCode,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let code = code_in_path(&request)?;
     let link = state.service.resolve(code.as_str()).await?;
     if link.password_hash.is_some() {
         // Nobody followed the link yet: no click until the password.
@@ -154,19 +154,20 @@ fn follow(request: &HttpRequest, link: &Link) -> Result<HttpResponse, ApiError> 
 )]
 pub(super) async fn redirect_head(
     state: web::Data<ApiState>,
+    code: ShortCode,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    redirect(state, request).await
+    redirect(state, code, request).await
 }
 
-/// The password form's body.
+/// The password form's body. Anything longer than any password is
+/// refused before anything else, as the document says, so no link's
+/// answer is given for it.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = PasswordForm)]
-#[allow(dead_code)] // described; the handler reads the form itself
 pub(super) struct PasswordForm {
-    /// The link's password.
-    #[schema(max_length = 1024)]
-    password: String,
+    #[schema(inline)]
+    password: SubmittedPassword,
 }
 
 const PAGE_STYLE: &str = "body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1d2433;\
@@ -210,37 +211,6 @@ fn password_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
         .body(body)
 }
 
-/// The `password` field of a form body.
-fn submitted_password(request: &HttpRequest, body: &Bytes) -> Result<String, ApiError> {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let password = url::form_urlencoded::parse(body)
-        .find(|(name, _)| name == "password")
-        .map(|(_, value)| value.into_owned())
-        .ok_or_else(|| ApiError::InvalidBody(vec![InvalidParam::new("password", "is missing")]))?;
-    // Refused before anything else, as the document says (no password is
-    // that long, so no link's answer is given for it).
-    if password.chars().count() > MAX_SUBMITTED_CHARS {
-        return Err(ApiError::InvalidBody(vec![InvalidParam::new(
-            "password",
-            format!("must be at most {MAX_SUBMITTED_CHARS} characters"),
-        )]));
-    }
-    Ok(password)
-}
-
 #[utoipa::path(
     post,
     path = "/{code}",
@@ -264,11 +234,11 @@ fn submitted_password(request: &HttpRequest, body: &Bytes) -> Result<String, Api
 )]
 pub(super) async fn unlock(
     state: web::Data<ApiState>,
+    code: ShortCode,
+    Form(form): Form<PasswordForm>,
     request: HttpRequest,
-    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let code = code_in_path(&request)?;
-    let submitted = submitted_password(&request, &body)?;
+    let submitted = form.password.0;
     // Limited before any lookup, so the answer says nothing of the code.
     let (ip, _) = client(&state, &request);
     let limited = state

@@ -88,12 +88,14 @@ pub struct LinkQuery {
 
 /// The order of a listing; the id breaks ties, so every order is total and
 /// a cursor never skips or repeats a link.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub enum LinkOrder {
     /// Newest first (ids are time-ordered).
     #[default]
+    #[serde(rename = "created")]
     Newest,
     /// Most redirects first.
+    #[serde(rename = "clicks")]
     MostClicked,
 }
 

@@ -125,7 +125,8 @@ static URL_REGEX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(URL_PATTERN).expect("the URL pattern compiles"));
 
 /// An absolute http(s) URL without credentials, normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct TargetUrl {
     url: String,
     host: String,
@@ -193,6 +194,38 @@ impl TargetUrl {
         &self.host
     }
 }
+
+/// A target as the OpenAPI document states it: exactly the pattern
+/// [`TargetUrl::parse`] enforces, so a schema-valid target is an accepted one.
+impl utoipa::PartialSchema for TargetUrl {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_URL_LENGTH))
+            .pattern(Some(URL_PATTERN))
+            .description(Some(
+                "An absolute http(s) URL, as a browser's address bar shows it. The host is an \
+                 IPv4 address or a name: ASCII letters, digits, hyphens, underscores and dots \
+                 (at most 254 characters), or a name that also has Latin, Greek, Cyrillic, \
+                 Chinese, Japanese or Korean letters, at most 20 characters before its last \
+                 dot and 20 after it (give a host in another script in punycode; an xn-- \
+                 label must be valid punycode). Path, query and fragment may hold any \
+                 character but a control character. No user name or password; spaces around \
+                 the URL are dropped. Stored normalised as the WHATWG URL Standard serialises \
+                 it (scheme and host in lower case, the host in punycode, default port and \
+                 dot segments removed, non-ASCII characters percent-encoded as UTF-8, spaces \
+                 as %20, ' in a query as %27), then as an RFC 3986 URI: [ ] | { } ^ ` \\, a \
+                 second # and a % that starts no escape percent-encoded too. At most 2048 \
+                 characters as sent and once normalised.",
+            ))
+            .examples(Some(serde_json::json!("https://example.com/docs")))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TargetUrl {}
 
 impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

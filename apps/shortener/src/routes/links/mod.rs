@@ -1,8 +1,8 @@
 //! `/api/v1/links`: create, list, read, change and delete links.
 
+use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,14 +10,12 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::ApiState;
-use super::extractors::{caller, client, code_in_path, json_body, json_value};
-use crate::domain::Tag;
-use crate::problem::{ApiError, InvalidParam, ProblemBody};
+use super::extractors::{Creator, ValidJson, json_value};
+use crate::domain::ShortCode;
+use crate::keys::Caller;
+use crate::problem::{ApiError, ProblemBody};
 use crate::service::NewLink;
-use crate::store::{Link, LinkCursor, LinkOrder, LinkQuery};
-
-const DEFAULT_PAGE_SIZE: u32 = 20;
-const MAX_PAGE_SIZE: u32 = 100;
+use crate::store::Link;
 
 /// A link as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,19 +71,11 @@ impl LinkResponse {
     }
 }
 
-mod fields;
+mod list;
 mod requests;
 
+pub(super) use list::{__path_list_links, LinkPage, list_links};
 pub(super) use requests::{CreateLinkRequest, UpdateLinkRequest};
-
-/// The caller of a create, within the per-address creation limit.
-async fn creator(state: &ApiState, request: &HttpRequest) -> Result<crate::keys::Caller, ApiError> {
-    let caller = caller(state, request).await?;
-    if let Some(limit) = &state.create_limit {
-        limit.check(client(state, request).0)?;
-    }
-    Ok(caller)
-}
 
 #[utoipa::path(
     post,
@@ -106,12 +96,10 @@ async fn creator(state: &ApiState, request: &HttpRequest) -> Result<crate::keys:
 )]
 pub(super) async fn create_link(
     state: web::Data<ApiState>,
-    request: HttpRequest,
-    body: Bytes,
+    Creator(caller): Creator,
+    ValidJson(body): ValidJson<CreateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = creator(&state, &request).await?;
-    let new = json_body::<CreateLinkRequest>(&request, &body)?.into_new_link()?;
-    let link = state.service.create(new, caller.key_id).await?;
+    let link = state.service.create(body.into(), caller.key_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/links/{}", link.code)))
         .json(LinkResponse::new(link, &state.public_url)))
@@ -185,13 +173,11 @@ pub(super) struct BulkResult {
 )]
 pub(super) async fn bulk_create(
     state: web::Data<ApiState>,
-    request: HttpRequest,
-    body: Bytes,
-) -> Result<HttpResponse, ApiError> {
     // A bulk request counts as one creation against the per-address limit:
     // it is how an importer brings its links, with a key.
-    let caller = creator(&state, &request).await?;
-    let items = json_body::<BulkBody>(&request, &body)?.0;
+    Creator(caller): Creator,
+    ValidJson(BulkBody(items)): ValidJson<BulkBody>,
+) -> Result<HttpResponse, ApiError> {
     if items.is_empty() || items.len() > MAX_BULK_ITEMS {
         return Err(ApiError::invalid(
             "body",
@@ -200,9 +186,7 @@ pub(super) async fn bulk_create(
     }
     let parsed: Vec<Result<NewLink, ApiError>> = items
         .into_iter()
-        .map(|item| {
-            json_value::<CreateLinkRequest>(item).and_then(CreateLinkRequest::into_new_link)
-        })
+        .map(|item| json_value::<CreateLinkRequest>(item).map(NewLink::from))
         .collect();
     let valid: Vec<NewLink> = parsed
         .iter()
@@ -248,7 +232,7 @@ pub(super) async fn bulk_create(
 
 /// A bulk body: an array of items, each read on its own.
 #[derive(Deserialize)]
-struct BulkBody(Vec<serde_json::Value>);
+pub(super) struct BulkBody(Vec<serde_json::Value>);
 
 impl Validate for BulkBody {
     fn validate(&self) -> Result<(), validator::ValidationErrors> {
@@ -272,150 +256,11 @@ impl Validate for BulkBody {
 )]
 pub(super) async fn get_link(
     state: web::Data<ApiState>,
-    request: HttpRequest,
+    caller: Caller,
+    code: ShortCode,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    let code = code_in_path(&request)?;
     let link = state.service.get(code.as_str(), caller.scope()).await?;
     Ok(HttpResponse::Ok().json(LinkResponse::new(link, &state.public_url)))
-}
-
-/// One page of links, newest first.
-#[derive(Serialize, ToSchema)]
-pub(super) struct LinkPage {
-    items: Vec<LinkResponse>,
-    /// Pass as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
-}
-
-/// Longest search text, in characters.
-const MAX_SEARCH_CHARS: usize = 200;
-
-/// Where a page ended, as `next_cursor` shows it: `<clicks>~<id>`. Both
-/// orders read the same form, so a cursor is never refused for the order
-/// it is used with. (A bare id, the form before the order by clicks, is
-/// still read in the order by creation.)
-fn format_cursor(link: &Link) -> String {
-    format!("{}~{}", link.click_count, link.id)
-}
-
-fn parse_cursor(raw: &str, order: LinkOrder) -> Result<LinkCursor, &'static str> {
-    let (clicks, id) = match raw.split_once('~') {
-        Some((clicks, id)) => (
-            Some(clicks.parse::<u64>().ok().filter(|&n| n <= i64::MAX as u64)),
-            id,
-        ),
-        None => (None, raw),
-    };
-    let id = Uuid::parse_str(id).map_err(|_| "is not a cursor this API returned")?;
-    match (clicks, order) {
-        (Some(None), _) => Err("is not a cursor this API returned"),
-        (Some(Some(clicks)), _) => Ok(LinkCursor { id, clicks }),
-        (None, LinkOrder::Newest) => Ok(LinkCursor { id, clicks: 0 }),
-        (None, LinkOrder::MostClicked) => {
-            Err("is a cursor of the order by creation; start the order by clicks without one")
-        }
-    }
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/links",
-    tag = "links",
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)"),
-        ("cursor" = Option<String>, Query, pattern = r"^(0|[1-9][0-9]{0,17})~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`next_cursor` of the previous page (same q, tag and sort)"),
-        ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, target or title contains this text, ignoring case"),
-        ("tag" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only links with this tag"),
-        ("ids" = Option<String>, Query, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,99}$", description = "Only these links (1 to 100 ids, comma-separated): which of them are live and yours"),
-        ("sort" = Option<String>, Query, pattern = "^(created|clicks)$", description = "`created` (newest first, the default) or `clicks` (most redirects first)"),
-    ),
-    responses(
-        (status = 200, description = "A page of live links (an author's own only)", body = LinkPage),
-        (status = 400, description = "Invalid parameter; `field` names it", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("retry-after" = u64))),
-    ),
-    security(("api_key" = []), ("bearer" = []))
-)]
-pub(super) async fn list_links(
-    state: web::Data<ApiState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    let mut query = LinkQuery {
-        limit: DEFAULT_PAGE_SIZE,
-        ..LinkQuery::default()
-    };
-    let mut cursor = None;
-    let mut invalid = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
-        match name.as_ref() {
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => query.limit = n,
-                _ => invalid.push(InvalidParam::new(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
-                )),
-            },
-            "cursor" => cursor = Some(value.into_owned()),
-            "q" if value.chars().count() > MAX_SEARCH_CHARS => invalid.push(InvalidParam::new(
-                "q",
-                format!("must be at most {MAX_SEARCH_CHARS} characters"),
-            )),
-            // Empty means no filter, as a search box sends it.
-            "q" => query.text = Some(value.to_ascii_lowercase()).filter(|q| !q.is_empty()),
-            "tag" => match Tag::parse(&value) {
-                Ok(tag) => query.tag = Some(tag.as_str().to_owned()),
-                Err(e) => invalid.push(InvalidParam::new("tag", e)),
-            },
-            "ids" => {
-                let ids: Result<Vec<Uuid>, _> = value
-                    .split(',')
-                    .map(|id| Uuid::parse_str(id.trim()))
-                    .collect();
-                match ids {
-                    Ok(ids) if (1..=MAX_PAGE_SIZE as usize).contains(&ids.len()) => {
-                        query.ids = Some(ids)
-                    }
-                    _ => invalid.push(InvalidParam::new(
-                        "ids",
-                        format!("must be 1 to {MAX_PAGE_SIZE} comma-separated link ids"),
-                    )),
-                }
-            }
-            "sort" => match value.as_ref() {
-                "created" => query.order = LinkOrder::Newest,
-                "clicks" => query.order = LinkOrder::MostClicked,
-                _ => invalid.push(InvalidParam::new("sort", "must be created or clicks")),
-            },
-            other => invalid.push(InvalidParam::new(
-                other,
-                "is not a known parameter (limit, cursor, q, tag, ids, sort)",
-            )),
-        }
-    }
-    if let Some(raw) = cursor {
-        match parse_cursor(&raw, query.order) {
-            Ok(after) => query.after = Some(after),
-            Err(e) => invalid.push(InvalidParam::new("cursor", e)),
-        }
-    }
-    if !invalid.is_empty() {
-        return Err(ApiError::InvalidQuery(invalid));
-    }
-    let limit = query.limit as usize;
-    // One more than asked for tells whether another page follows.
-    query.limit += 1;
-    let mut links = state.service.list(query, caller.scope()).await?;
-    let more = links.len() > limit;
-    links.truncate(limit);
-    let next_cursor = links.last().filter(|_| more).map(format_cursor);
-    let items = links
-        .into_iter()
-        .map(|l| LinkResponse::new(l, &state.public_url))
-        .collect();
-    Ok(HttpResponse::Ok().json(LinkPage { items, next_cursor }))
 }
 
 #[utoipa::path(
@@ -439,12 +284,11 @@ pub(super) async fn list_links(
 )]
 pub(super) async fn update_link(
     state: web::Data<ApiState>,
-    request: HttpRequest,
-    body: Bytes,
+    caller: Caller,
+    code: ShortCode,
+    ValidJson(body): ValidJson<UpdateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    let code = code_in_path(&request)?;
-    let changes = json_body::<UpdateLinkRequest>(&request, &body)?.into_changes()?;
+    let changes = body.into_changes()?;
     let link = state
         .service
         .update(code.as_str(), &changes, caller.scope())
@@ -468,10 +312,9 @@ pub(super) async fn update_link(
 )]
 pub(super) async fn delete_link(
     state: web::Data<ApiState>,
-    request: HttpRequest,
+    caller: Caller,
+    code: ShortCode,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &request).await?;
-    let code = code_in_path(&request)?;
     state.service.delete(code.as_str(), caller.scope()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
