@@ -33,8 +33,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use analytics::domain::{ClickRow, LinkChange};
 use analytics::links::CopyKeeper;
-use analytics::model::{ClickRow, LinkChange};
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore};
 use async_nats::jetstream;
 use chrono::{TimeZone, Utc};

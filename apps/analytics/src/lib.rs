@@ -4,16 +4,16 @@
 //! A library with a thin binary (`main.rs`), so tests build the same
 //! [`Application`] the binary runs, on port 0.
 
-pub mod api;
 pub mod configuration;
 pub mod consumer;
+pub mod domain;
 pub mod enrich;
 pub mod keys;
 pub mod links;
 pub mod metrics;
-pub mod model;
 pub mod problem;
 pub mod replay;
+pub mod routes;
 pub mod startup;
 pub mod stats;
 pub mod store;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use crate::model::LinkChange;
+use crate::domain::LinkChange;
 use crate::store::{ChangeRecord, LinkCopies, StoreError};
 
 /// Known ids are remembered up to this many; beyond it the set starts over,

@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let command = std::env::args().nth(1);
     if command.as_deref() == Some("openapi") {
-        println!("{}", analytics::api::openapi_json());
+        println!("{}", analytics::routes::openapi_json());
         return Ok(());
     }
     if command.as_deref() == Some("api-key") {

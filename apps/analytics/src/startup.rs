@@ -14,13 +14,13 @@ use service_kit::settings::ExposeSecret;
 use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
 use crate::configuration::{Settings, StoreSettings};
 use crate::consumer::supervise::run_consumers;
 use crate::consumer::{CONSUMER_SILENCE_LIMIT, ConsumerHealth, Ingest};
 use crate::keys::{Authenticator, bootstrap_key};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::problem::{self, ApiError};
+use crate::routes;
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
 
 /// Opens the store the settings choose (applying its migrations).
@@ -92,7 +92,7 @@ impl Application {
             settings.api_key.as_ref().map(|k| k.expose_secret()),
             settings.auth_failures_per_minute,
         ));
-        let store_data: api::Store = web::Data::new(store.clone());
+        let store_data: routes::Store = web::Data::new(store.clone());
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
@@ -132,7 +132,7 @@ impl Application {
                     ready,
                     render_metrics,
                 ))
-                .configure(api::routes)
+                .configure(routes::routes)
         })
         .listen(listener)
         .context("failed to start the HTTP server")?

@@ -1,15 +1,13 @@
 //! Statistics of one link: the parameters, the store's queries, and the
 //! answer with its empty buckets filled.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::model::{Bucket, LinkCopy, Window};
-use crate::problem::{ApiError, InvalidParam};
+use crate::domain::{Bucket, LinkCopy, Window};
+use crate::problem::ApiError;
 use crate::store::{LinkCopies, StatsReader};
 
 /// Entries in each top list.
@@ -93,7 +91,41 @@ pub struct Stats {
     pub countries: Vec<TopItem>,
 }
 
-/// The parsed stats parameters.
+/// The stats parameters as a request gives them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// Start (inclusive), RFC 3339. Default: the link's first click or
+    /// creation. A `from` not before `to` is an empty range (no clicks).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<Instant>,
+    /// End (exclusive), RFC 3339. Default: now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<Instant>,
+    /// `hour` or `day` (default `day`).
+    #[param(inline)]
+    bucket: Option<Bucket>,
+}
+
+/// An RFC 3339 date-time, in seconds. A `+` of an offset arrives as a
+/// space when the client did not encode it, and is read as a `+`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+struct Instant(i64);
+
+impl TryFrom<String> for Instant {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let value = value.trim();
+        DateTime::parse_from_rfc3339(value)
+            .or_else(|_| DateTime::parse_from_rfc3339(&value.replace(' ', "+")))
+            .map(|t| Self(t.timestamp()))
+            .map_err(|e| format!("{value:?} is not an RFC 3339 date-time ({e})"))
+    }
+}
+
+/// The stats parameters, read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsQuery {
     pub from: Option<i64>,
@@ -101,53 +133,30 @@ pub struct StatsQuery {
     pub bucket: Bucket,
 }
 
-fn parse_time(name: &str, value: &str) -> Result<i64, InvalidParam> {
-    // A `+` of an offset arrives as a space when the client did not encode it.
-    let value = value.trim();
-    DateTime::parse_from_rfc3339(value)
-        .or_else(|_| DateTime::parse_from_rfc3339(&value.replace(' ', "+")))
-        .map(|t| t.timestamp())
-        .map_err(|e| InvalidParam {
-            name: name.to_owned(),
-            reason: format!("{value:?} is not an RFC 3339 date-time ({e})"),
-        })
+impl From<StatsParams> for StatsQuery {
+    fn from(params: StatsParams) -> Self {
+        Self {
+            from: params.from.map(|t| t.0),
+            to: params.to.map(|t| t.0),
+            bucket: params.bucket.unwrap_or_default(),
+        }
+    }
 }
 
 impl StatsQuery {
-    /// Parses `from`, `to` and `bucket`; every bad one is named.
+    /// Reads `from`, `to` and `bucket` from a query string; every bad one
+    /// is named.
     pub fn parse(query_string: &str) -> Result<Self, ApiError> {
-        let pairs: HashMap<String, String> = url::form_urlencoded::parse(query_string.as_bytes())
-            .into_owned()
-            .collect();
-        let mut problems = Vec::new();
-        let mut time = |name: &str| match pairs.get(name) {
-            None => None,
-            Some(v) => parse_time(name, v).map_err(|p| problems.push(p)).ok(),
-        };
-        let from = time("from");
-        let to = time("to");
-        let bucket = match pairs.get("bucket").map(|b| b.trim()) {
-            None | Some("day") => Some(Bucket::Day),
-            Some("hour") => Some(Bucket::Hour),
-            Some(other) => {
-                problems.push(InvalidParam {
-                    name: "bucket".into(),
-                    reason: format!("{other:?} is not a bucket; use hour or day"),
-                });
-                None
-            }
-        };
-        match bucket {
-            Some(bucket) if problems.is_empty() => Ok(Self { from, to, bucket }),
-            _ => Err(ApiError::InvalidQuery(problems)),
-        }
+        service_kit::extract::query::<StatsParams>(query_string)
+            .map(Self::from)
+            .map_err(ApiError::InvalidQuery)
     }
 }
 
 /// One point per bucket from `first_bucket` to `to`: the counts the store
 /// has (non-empty buckets only, oldest first), zero for the others.
 fn filled_series(
-    counts: Vec<crate::model::BucketCount>,
+    counts: Vec<crate::domain::BucketCount>,
     first_bucket: i64,
     to: i64,
     bucket: Bucket,

@@ -21,8 +21,29 @@ pub enum BodyError {
 }
 
 /// Reads a query string (without the `?`) as `T`. An unknown parameter is
-/// refused when `T` denies unknown fields.
-pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, InvalidParam> {
+/// refused when `T` denies unknown fields. Every parameter at fault is
+/// named, not only the first.
+pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, Vec<InvalidParam>> {
+    read_query(query).map_err(|first| {
+        // Each parameter alone: those that do not read are at fault. (Only
+        // errors about the parameter itself count; alone, it may lack a
+        // companion another field needs.)
+        let each: Vec<InvalidParam> = url::form_urlencoded::parse(query.as_bytes())
+            .filter_map(|(name, value)| {
+                let alone = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair(&name, &value)
+                    .finish();
+                read_query::<T>(&alone).err().filter(|e| e.name == name)
+            })
+            .collect();
+        match each.is_empty() {
+            true => vec![first],
+            false => each,
+        }
+    })
+}
+
+fn read_query<T: DeserializeOwned>(query: &str) -> Result<T, InvalidParam> {
     let deserializer =
         serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -168,8 +189,16 @@ mod tests {
     fn a_query_names_the_parameter_at_fault() {
         let page: Page = query("limit=5&q=a%20b").unwrap();
         assert_eq!((page.limit, page.q.as_deref()), (Some(5), Some("a b")));
-        assert_eq!(query::<Page>("limit=x").unwrap_err().name, "limit");
-        assert_eq!(query::<Page>("size=5").unwrap_err().name, "size");
+        let names = |query_string| -> Vec<String> {
+            query::<Page>(query_string)
+                .unwrap_err()
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        assert_eq!(names("limit=x"), ["limit"]);
+        assert_eq!(names("size=5"), ["size"]);
+        assert_eq!(names("limit=x&q=ok&size=5"), ["limit", "size"]);
     }
 
     #[test]

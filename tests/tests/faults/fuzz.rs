@@ -132,7 +132,7 @@ pub fn run(mode: Mode) -> Vec<Row> {
             let _ = contracts::decode_any(&bytes);
         }),
         fuzz("StatsQuery::parse", budget, query_like(), |q| {
-            let _ = analytics::api::StatsQuery::parse(&q);
+            let _ = analytics::routes::StatsQuery::parse(&q);
         }),
     ];
     std::panic::set_hook(hook);

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::Ingest;
 use super::dead_letters::DeadLetter;
 use super::decode::Decoded;
+use crate::domain::{ClickRow, LinkChange};
 use crate::metrics::SubjectLabel;
-use crate::model::{ClickRow, LinkChange};
 use crate::store::StoreError;
 
 impl Ingest {

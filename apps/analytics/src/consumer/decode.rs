@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ingest;
 use super::dead_letters::DeadLetter;
-use crate::model::{ClickRow, LinkChange};
+use crate::domain::{ClickRow, LinkChange};
 
 /// What a message decoded to.
 enum Row {

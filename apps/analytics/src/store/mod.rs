@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{BucketCount, ClickRow, LinkChange, LinkCopy, Totals, Window};
+use crate::domain::{BucketCount, ClickRow, LinkChange, LinkCopy, Totals, Window};
 
 pub mod clickhouse;
 pub mod rollup;
@@ -177,10 +177,10 @@ pub trait StatsReader: Backend {
     async fn series(
         &self,
         window: Window,
-        bucket: crate::model::Bucket,
+        bucket: crate::domain::Bucket,
     ) -> Result<Vec<BucketCount>, StoreError>;
 
-    /// The top lists of every dimension, in [`Dimension::ALL`](crate::model::Dimension::ALL) order: the
+    /// The top lists of every dimension, in [`Dimension::ALL`](crate::domain::Dimension::ALL) order: the
     /// most frequent non-empty values, most clicks first, ties by value.
     async fn tops(&self, window: Window, limit: u32)
     -> Result<Vec<Vec<(String, u64)>>, StoreError>;
@@ -190,7 +190,7 @@ pub trait StatsReader: Backend {
     async fn window_stats(
         &self,
         window: Window,
-        bucket: crate::model::Bucket,
+        bucket: crate::domain::Bucket,
         limit: u32,
     ) -> Result<WindowStats, StoreError> {
         let (totals, series, tops) = futures::join!(

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use analytics::model::{LinkChange, LinkCopy};
+use analytics::domain::{LinkChange, LinkCopy};
 use analytics::startup::open_store;
 use contracts::{Envelope, UrlDeleted, UrlUpdated};
 use system_tests::process::{free_port, http_get, http_get_with_key, scrape_metric};

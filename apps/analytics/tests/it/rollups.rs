@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use analytics::model::{Bucket, BucketCount, ClickRow, Dimension, Totals, Window};
+use analytics::domain::{Bucket, BucketCount, ClickRow, Dimension, Totals, Window};
 use analytics::store::{AnalyticsStore, ClickHouseSettings, ClickHouseStore, SqliteStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -275,7 +275,7 @@ fn rollup_stats_equal_stats_of_the_deduplicated_raw_clicks_on_clickhouse() {
 
 /// All-time stats of both links, by day and by hour.
 async fn all_time(store: &dyn AnalyticsStore, links: &[Uuid], now: i64) -> Vec<serde_json::Value> {
-    use analytics::model::LinkCopy;
+    use analytics::domain::LinkCopy;
     use analytics::stats::{StatsQuery, stats};
     let mut answers = Vec::new();
     for id in links {

@@ -159,7 +159,7 @@ fn read_body<T: 'static>(
 }
 
 /// The query string read as `T` (which denies unknown parameters): 400
-/// naming the parameter at fault.
+/// naming every parameter at fault.
 pub(super) struct Query<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for Query<T> {
@@ -170,7 +170,7 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
         ready(
             extract::query(request.query_string())
                 .map(Self)
-                .map_err(|param| ApiError::InvalidQuery(vec![param])),
+                .map_err(ApiError::InvalidQuery),
         )
     }
 }

@@ -183,7 +183,7 @@ mod tests {
             ("colour=red", "colour"),
         ] {
             let invalid = service_kit::extract::query::<QrParams>(query).unwrap_err();
-            assert_eq!(invalid.name, field, "{query}");
+            assert_eq!(invalid[0].name, field, "{query}");
         }
         let params: QrParams = service_kit::extract::query("format=png&size=512").unwrap();
         assert_eq!(

@@ -36,10 +36,10 @@ mod reconciliation;
 mod replicas;
 mod rollups;
 mod stats;
-use crate::keys::KeyRecord;
-use crate::model::{
+use crate::domain::{
     Bucket, BucketCount, ClickRow, Dimension, LinkChange, LinkCopy, Totals, Window,
 };
+use crate::keys::KeyRecord;
 use links::LinkRecord;
 use replicas::Replicas;
 

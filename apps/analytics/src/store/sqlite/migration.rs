@@ -50,7 +50,7 @@ impl MigrationTrait for KeepLinkChanges {
             .await?;
         for row in &copies {
             let copy = super::to_link(row).map_err(|e| DbErr::Custom(e.to_string()))?;
-            let record = super::ChangeRecord::of(&crate::model::LinkChange::Snapshot(copy));
+            let record = super::ChangeRecord::of(&crate::domain::LinkChange::Snapshot(copy));
             db.execute_raw(super::statement(
                 "INSERT INTO link_changes (shortener_url_id, change_id, body) VALUES (?, ?, ?)",
                 vec![

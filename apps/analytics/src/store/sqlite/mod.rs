@@ -28,8 +28,8 @@ use super::{
     AnalyticsStore, Backend, ChangeRecord, ClickLog, ClickSummary, Keys, LinkCopies, LinkCursor,
     LinkList, Reconciliation, StatsReader, StoreError, WindowStats,
 };
+use crate::domain::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 use crate::keys::KeyRecord;
-use crate::model::{Bucket, BucketCount, ClickRow, Dimension, LinkCopy, Totals, Window};
 
 /// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -205,7 +205,7 @@ mod rollup_sql {
     use std::sync::LazyLock;
 
     use super::{CLICK_COLUMNS, bucket_of};
-    use crate::model::Dimension;
+    use crate::domain::Dimension;
 
     /// Adds the clicks in `temp.incoming` to the rollups and the raw rows,
     /// after dropping those already stored. A visitor counts towards an

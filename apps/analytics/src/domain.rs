@@ -254,10 +254,25 @@ impl LinkCopy {
 }
 
 /// Time bucket of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String")]
+#[schema(rename_all = "lowercase")]
 pub enum Bucket {
     Hour,
+    #[default]
     Day,
+}
+
+impl TryFrom<String> for Bucket {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.trim() {
+            "hour" => Ok(Bucket::Hour),
+            "day" => Ok(Bucket::Day),
+            other => Err(format!("{other:?} is not a bucket; use hour or day")),
+        }
+    }
 }
 
 impl Bucket {
