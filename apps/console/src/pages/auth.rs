@@ -10,9 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use governor::DefaultKeyedRateLimiter;
 use maud::html;
 
-use super::{
-    Fields, Nav, PageError, State, check_csrf, client_ip, per_minute_limit, render, see_other,
-};
+use super::{Fields, Nav, PageError, State, client_ip, per_minute_limit, render, see_other};
 use crate::session::{
     LOGIN_COOKIE, Role, SESSION_COOKIE, SessionData, cookie, random_token, removal, tokens_match,
 };
@@ -131,8 +129,11 @@ pub async fn log_out(
     fields: Fields,
 ) -> Result<HttpResponse, PageError> {
     if let Some(session) = state.sessions.find(&request) {
-        check_csrf(&session, &fields)?;
-        state.sessions.end(&session);
+        // Signed in: only a form of this session's pages logs it out.
+        match fields.get("csrf") {
+            Some(token) if tokens_match(token, &session.csrf) => state.sessions.end(&session),
+            _ => return Err(PageError::Csrf),
+        }
     }
     let mut response = see_other("/login");
     let _ = response.add_cookie(&removal(&request, SESSION_COOKIE));

@@ -5,14 +5,16 @@
 //! `+`, `-`, `@`, a tab or a carriage return) are prefixed with `'`; the
 //! importer takes the `'` off again.
 
+use std::collections::HashMap;
+
+use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 
 use super::links::readable_link;
-use super::{PageError, State, client_ip, query_params, query_string, signed_in};
+use super::{PageError, SignedIn, State, query_string};
 use crate::upstream::Link;
 
 /// The links export's columns, in order.
@@ -79,16 +81,17 @@ enum Walk {
 
 /// `GET /links/export.csv`: every link the key can read (with the list's
 /// q, tag and sort), one page of the shortener's API at a time.
-pub async fn links_csv(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let params = query_params(&request);
+pub async fn links_csv(
+    state: State,
+    SignedIn { session, client }: SignedIn,
+    web::Query(params): web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
     let param = |name: &str| params.get(name).cloned().unwrap_or_default();
     let filters = [
         ("q", param("q")),
         ("tag", param("tag")),
         ("sort", param("sort")),
     ];
-    let client = client_ip(&request).to_string();
     let header = csv_bytes(&[LINK_COLUMNS.iter().map(|c| c.to_string()).collect()])?;
     let pages = futures::stream::unfold(Walk::Start, move |walk| {
         let (state, key, client, filters) = (
@@ -140,11 +143,10 @@ pub async fn links_csv(state: State, request: HttpRequest) -> Result<HttpRespons
 /// per day, from its creation to today.
 pub async fn clicks_csv(
     state: State,
-    request: HttpRequest,
+    SignedIn { session, client }: SignedIn,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let link = readable_link(&state, &session, &request, &code).await?;
+    let link = readable_link(&state, &session, &client, &code).await?;
     let now = Utc::now();
     let query = query_string([
         ("from", link.created_at.as_str()),

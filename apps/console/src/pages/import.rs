@@ -12,12 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use futures::{StreamExt, TryStreamExt};
 use maud::{Markup, html};
+use serde::de::IgnoredAny;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::{Fields, Nav, PageError, State, check_csrf, client_ip, csrf_field, render, signed_in};
+use super::{CsrfForm, Nav, PageError, SignedIn, State, csrf_field, render};
 use crate::import::{self, Reading, Row, RowError};
 use crate::session::{Session, random_token, tokens_match};
 use crate::upstream::CallError;
@@ -88,8 +89,7 @@ fn import_form(session: &Session, error: Option<&str>) -> HttpResponse {
     render(Some(session), "Import links", Nav::Import, body)
 }
 
-pub async fn form(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
+pub async fn form(SignedIn { session, .. }: SignedIn) -> Result<HttpResponse, PageError> {
     Ok(import_form(&session, None))
 }
 
@@ -143,10 +143,9 @@ async fn receive(mut upload: Multipart, path: &PathBuf) -> Result<Option<String>
 /// `POST /links/import`: the upload, read and checked; the preview.
 pub async fn preview(
     state: State,
-    request: HttpRequest,
+    SignedIn { session, client }: SignedIn,
     upload: Multipart,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
     let upload_path = TempFile(scratch_file("csv")?);
     let csrf = match receive(upload, &upload_path.0).await {
         Ok(csrf) => csrf,
@@ -163,7 +162,6 @@ pub async fn preview(
             return Ok(refused(&session, &reason));
         }
     };
-    let client = client_ip(&request).to_string();
     let taken = taken_aliases(&state, &session.data.key, &client, aliases).await;
     let taken_count = taken.len() as u64;
     reading.errors.extend(taken);
@@ -341,12 +339,10 @@ impl Done {
 /// `POST /links/import/{id}`: the previewed rows, created 1,000 at a time.
 pub async fn run(
     state: State,
-    request: HttpRequest,
     id: web::Path<String>,
-    fields: Fields,
+    form: CsrfForm<IgnoredAny>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    check_csrf(&session, &fields)?;
+    let SignedIn { session, client } = form.signed_in;
     let pending = state
         .imports
         .get(id.as_str())
@@ -355,7 +351,6 @@ pub async fn run(
             PageError::NotFound("this import is done, or was never previewed here".into())
         })?;
     state.imports.invalidate(id.as_str());
-    let client = client_ip(&request).to_string();
     let done = create_rows(&state, &session.data.key, &client, &pending.rows).await?;
     Ok(render(
         Some(&session),

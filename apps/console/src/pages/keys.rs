@@ -2,12 +2,13 @@
 //! new key is shown once, on the page that answers its creation; it is in
 //! no URL, no log and no later page.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use maud::html;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::collections::HashMap;
 
-use super::{
-    Fields, Nav, PageError, State, admin, check_csrf, client_ip, csrf_field, render, see_other,
-};
+use super::{Admin, CsrfForm, Nav, PageError, SignedIn, State, csrf_field, render, see_other};
 use crate::session::Session;
 use crate::upstream::{ApiKey, CallError, NewApiKey, segment};
 
@@ -89,33 +90,43 @@ fn keys_page(
     render(Some(session), "Keys", Nav::Keys, body)
 }
 
-pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = admin(&state, &request)?;
-    let client = client_ip(&request).to_string();
+pub async fn list(
+    state: State,
+    Admin(SignedIn { session, client }): Admin,
+    web::Query(params): web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
     let keys = state
         .upstream
         .keys(&session.data.key, &client)
         .await
         .map_err(PageError::from_call)?;
-    let flash = super::query_params(&request)
+    let flash = params
         .get("revoked")
         .map(|name| format!("Revoked {name}. It stops working within seconds everywhere."));
     Ok(keys_page(&session, &keys, None, None, flash))
 }
 
-pub async fn create(
-    state: State,
-    request: HttpRequest,
-    fields: Fields,
-) -> Result<HttpResponse, PageError> {
-    let session = admin(&state, &request)?;
-    check_csrf(&session, &fields)?;
-    let client = client_ip(&request).to_string();
-    let name = fields.get("name").map(|n| n.trim()).unwrap_or_default();
-    let role = fields.get("role").map(String::as_str).unwrap_or("author");
+/// The new key form's fields.
+#[derive(Deserialize)]
+pub struct NewKey {
+    #[serde(default)]
+    name: String,
+    #[serde(default = "author")]
+    role: String,
+}
+
+fn author() -> String {
+    "author".to_owned()
+}
+
+pub async fn create(state: State, form: CsrfForm<NewKey>) -> Result<HttpResponse, PageError> {
+    let CsrfForm {
+        signed_in: SignedIn { session, client },
+        fields,
+    } = form.of_admin()?;
     let created = state
         .upstream
-        .create_key(&session.data.key, &client, name, role)
+        .create_key(&session.data.key, &client, fields.name.trim(), &fields.role)
         .await;
     let keys = state
         .upstream
@@ -141,13 +152,10 @@ pub async fn create(
 
 pub async fn revoke(
     state: State,
-    request: HttpRequest,
     name: web::Path<String>,
-    fields: Fields,
+    form: CsrfForm<IgnoredAny>,
 ) -> Result<HttpResponse, PageError> {
-    let session = admin(&state, &request)?;
-    check_csrf(&session, &fields)?;
-    let client = client_ip(&request).to_string();
+    let SignedIn { session, client } = form.of_admin()?.signed_in;
     state
         .upstream
         .revoke_key(&session.data.key, &client, &name)

@@ -2,6 +2,7 @@
 //! sign-in checks, CSRF, errors).
 
 mod auth;
+mod edges;
 mod export;
 mod import;
 mod keys;
@@ -18,10 +19,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::Console;
-use crate::session::{Role, SESSION_COOKIE, Session, tokens_match};
+use crate::session::{Role, SESSION_COOKIE, Session};
 use crate::upstream::CallError;
 
 pub use auth::LoginLimit;
+pub use edges::{Admin, CsrfForm, SignedIn};
 pub use import::PendingImport;
 
 pub type State = web::Data<Console>;
@@ -192,28 +194,6 @@ fn render_error(
     response
 }
 
-/// The signed-in session, or [`PageError::SignIn`].
-pub fn signed_in(state: &State, request: &HttpRequest) -> Result<Session, PageError> {
-    state.sessions.find(request).ok_or(PageError::SignIn)
-}
-
-/// The session, if it is an admin's.
-pub fn admin(state: &State, request: &HttpRequest) -> Result<Session, PageError> {
-    let session = signed_in(state, request)?;
-    match session.data.role {
-        Role::Admin => Ok(session),
-        Role::Author => Err(PageError::Forbidden),
-    }
-}
-
-/// Checks the form's CSRF token against the session's.
-pub fn check_csrf(session: &Session, fields: &HashMap<String, String>) -> Result<(), PageError> {
-    match fields.get("csrf") {
-        Some(token) if tokens_match(token, &session.csrf) => Ok(()),
-        _ => Err(PageError::Csrf),
-    }
-}
-
 /// The browser's address, as the console's peer sees it.
 pub fn client_ip(request: &HttpRequest) -> IpAddr {
     request
@@ -305,11 +285,4 @@ pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
         }
     }
     out.finish()
-}
-
-/// The request's query parameters (a repeated name keeps its last value).
-pub fn query_params(request: &HttpRequest) -> HashMap<String, String> {
-    url::form_urlencoded::parse(request.query_string().as_bytes())
-        .into_owned()
-        .collect()
 }

@@ -2,10 +2,10 @@
 //! pipeline is doing, read from their `/health`, `/ready` and `/metrics`
 //! (which answer without a key).
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use maud::{Markup, html};
 
-use super::{Nav, PageError, State, client_ip, render, signed_in};
+use super::{Nav, PageError, SignedIn, State, render};
 use crate::charts::count;
 use crate::consistency::{MonitorError, Report};
 use crate::session::Role;
@@ -102,8 +102,10 @@ fn consistency_card(report: &Result<std::sync::Arc<Report>, MonitorError>) -> Ma
     }
 }
 
-pub async fn show(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
+pub async fn show(
+    state: State,
+    SignedIn { session, client }: SignedIn,
+) -> Result<HttpResponse, PageError> {
     let (shortener, analytics) = tokio::join!(
         state.upstream.probe("shortener"),
         state.upstream.probe("analytics")
@@ -133,15 +135,12 @@ pub async fn show(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
         (row("Dead letters since start", "dead-letters", (!analytics.metrics.is_empty()).then_some(dead)))
     };
     let consistency = match session.data.role {
-        Role::Admin => {
-            let client = client_ip(&request).to_string();
-            Some(
-                state
-                    .monitor
-                    .report(&state.upstream, &session.data.key, &client)
-                    .await,
-            )
-        }
+        Role::Admin => Some(
+            state
+                .monitor
+                .report(&state.upstream, &session.data.key, &client)
+                .await,
+        ),
         Role::Author => None,
     };
     let body = html! {

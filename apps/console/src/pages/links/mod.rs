@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use maud::{Markup, html};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::{
-    Fields, Nav, PageError, State, check_csrf, client_ip, csrf_field, query_params, query_string,
-    render, see_other, signed_in,
+    CsrfForm, Nav, PageError, SignedIn, State, csrf_field, query_string, render, see_other,
 };
 use crate::charts::{chart, count, top_list};
 use crate::session::Session;
@@ -26,9 +26,11 @@ use form::*;
 use stats::*;
 
 /// `GET /links`: a page of the links, searched, filtered and sorted.
-pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let params = query_params(&request);
+pub async fn list(
+    state: State,
+    SignedIn { session, client }: SignedIn,
+    web::Query(params): web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
     let param = |name: &str| params.get(name).cloned().unwrap_or_default();
     let search = Search {
         q: param("q"),
@@ -43,7 +45,6 @@ pub async fn list(state: State, request: HttpRequest) -> Result<HttpResponse, Pa
         ("sort", &search.sort),
         ("cursor", &search.cursor),
     ]);
-    let client = client_ip(&request).to_string();
     let (links, next, error) = match state
         .upstream
         .list_links(&session.data.key, &client, &upstream_query)
@@ -195,22 +196,19 @@ fn new_page(session: &Session, form: &LinkForm) -> HttpResponse {
     render(Some(session), "New link", Nav::New, body)
 }
 
-pub async fn new_form(state: State, request: HttpRequest) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
+pub async fn new_form(SignedIn { session, .. }: SignedIn) -> Result<HttpResponse, PageError> {
     let mut form = LinkForm::default();
     form.values.insert("forward_query".into(), "on".into());
     Ok(new_page(&session, &form))
 }
 
-pub async fn create(
-    state: State,
-    request: HttpRequest,
-    fields: Fields,
-) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    check_csrf(&session, &fields)?;
+pub async fn create(state: State, form: CsrfForm) -> Result<HttpResponse, PageError> {
+    let CsrfForm {
+        signed_in: SignedIn { session, client },
+        fields,
+    } = form;
     let mut form = LinkForm {
-        values: fields.into_inner(),
+        values: fields,
         ..LinkForm::default()
     };
     let refused = |form: &LinkForm| {
@@ -221,7 +219,6 @@ pub async fn create(
     let Some(body) = form.body(true) else {
         return Ok(refused(&form));
     };
-    let client = client_ip(&request).to_string();
     match state
         .upstream
         .create_link(&session.data.key, &client, &body)
@@ -315,25 +312,23 @@ fn link_page(
 pub(super) async fn readable_link(
     state: &State,
     session: &Session,
-    request: &HttpRequest,
+    client: &str,
     code: &str,
 ) -> Result<Link, PageError> {
-    let client = client_ip(request).to_string();
     state
         .upstream
-        .link(&session.data.key, &client, code)
+        .link(&session.data.key, client, code)
         .await
         .map_err(PageError::from_call)
 }
 
 pub async fn show(
     state: State,
-    request: HttpRequest,
+    SignedIn { session, client }: SignedIn,
+    web::Query(params): web::Query<HashMap<String, String>>,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let link = readable_link(&state, &session, &request, &code).await?;
-    let params = query_params(&request);
+    let link = readable_link(&state, &session, &client, &code).await?;
     let flash = if params.contains_key("created") {
         Some("Created. Copy the short URL or download its QR code below.")
     } else if params.contains_key("saved") {
@@ -358,15 +353,15 @@ pub async fn show(
 
 pub async fn update(
     state: State,
-    request: HttpRequest,
     code: web::Path<String>,
-    fields: Fields,
+    form: CsrfForm,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    check_csrf(&session, &fields)?;
-    let client = client_ip(&request).to_string();
+    let CsrfForm {
+        signed_in: SignedIn { session, client },
+        fields,
+    } = form;
     let mut form = LinkForm {
-        values: fields.into_inner(),
+        values: fields,
         ..LinkForm::default()
     };
     let outcome = match form.body(false) {
@@ -389,7 +384,7 @@ pub async fn update(
     if let Some(problem) = problem {
         form = form.refused(&problem, &LINK_FIELDS);
     }
-    let link = readable_link(&state, &session, &request, &code).await?;
+    let link = readable_link(&state, &session, &client, &code).await?;
     if link.password_protected {
         form.values.insert("protected".into(), "yes".into());
     }
@@ -402,11 +397,10 @@ pub async fn update(
 
 pub async fn confirm_delete(
     state: State,
-    request: HttpRequest,
+    SignedIn { session, client }: SignedIn,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let link = readable_link(&state, &session, &request, &code).await?;
+    let link = readable_link(&state, &session, &client, &code).await?;
     let path = segment(&link.code);
     let body = html! {
         h1 { "Delete /" (link.code) "?" }
@@ -425,13 +419,10 @@ pub async fn confirm_delete(
 
 pub async fn delete(
     state: State,
-    request: HttpRequest,
     code: web::Path<String>,
-    fields: Fields,
+    form: CsrfForm<IgnoredAny>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    check_csrf(&session, &fields)?;
-    let client = client_ip(&request).to_string();
+    let SignedIn { session, client } = form.signed_in;
     state
         .upstream
         .delete_link(&session.data.key, &client, &code)
@@ -447,11 +438,10 @@ pub async fn delete(
 /// it); `download=1` saves it as a file.
 pub async fn qr(
     state: State,
-    request: HttpRequest,
+    SignedIn { session, client }: SignedIn,
+    web::Query(params): web::Query<HashMap<String, String>>,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let session = signed_in(&state, &request)?;
-    let params = query_params(&request);
     let format = match params.get("format").map(String::as_str) {
         None | Some("svg") => "svg",
         Some("png") => "png",
@@ -469,7 +459,6 @@ pub async fn qr(
             .filter(|s| (64..=2048).contains(s))
             .ok_or_else(|| PageError::BadRequest("size must be 64 to 2048".into()))?,
     };
-    let client = client_ip(&request).to_string();
     let (content_type, bytes) = state
         .upstream
         .qr(&session.data.key, &client, &code, format, size)
