@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod keys;
 pub mod links;
 pub mod metrics;
+pub mod probes;
 pub mod problem;
 pub mod replay;
 pub mod routes;

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub processed: Family<SubjectLabel, Counter>,
     /// Messages sent to the dead-letter subject.
     pub dead_letters: Family<DeadLetterLabels, Counter>,
+    /// [`Metrics::dead_letters`] of every subject and reason together
+    /// (not exposed on its own: `/api/v1/status` shows it).
+    pub dead_letters_total: Counter,
     /// Messages the consumer has not acknowledged yet: pending plus in flight.
     pub consumer_lag: Family<SubjectLabel, Gauge>,
     /// 1 while the subject's consumer answers the 2-second probe, else 0.
@@ -198,6 +201,7 @@ impl Default for Metrics {
             registry,
             processed,
             dead_letters,
+            dead_letters_total: Counter::default(),
             consumer_lag,
             consumer_up,
             consumer_restarts,

@@ -2,12 +2,12 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{ErrorHandlers, Next, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
 use async_nats::jetstream;
 use service_kit::settings::ExposeSecret;
@@ -15,10 +15,11 @@ use service_kit::telemetry;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, StoreSettings};
+use crate::consumer::Ingest;
 use crate::consumer::supervise::run_consumers;
-use crate::consumer::{CONSUMER_SILENCE_LIMIT, ConsumerHealth, Ingest};
 use crate::keys::{Authenticator, bootstrap_key};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::probes::{self, Probes};
 use crate::problem::{self, ApiError};
 use crate::routes;
 use crate::store::{AnalyticsStore, ClickHouseStore, SqliteStore};
@@ -51,15 +52,6 @@ pub struct Application {
     store: Arc<dyn AnalyticsStore>,
     ingest: Arc<Ingest>,
     consuming: Arc<AtomicBool>,
-}
-
-/// What `/ready` and `/metrics` look at.
-struct Probes {
-    store: Arc<dyn AnalyticsStore>,
-    nats: async_nats::Client,
-    metrics: Arc<Metrics>,
-    consuming: Arc<AtomicBool>,
-    health: Arc<ConsumerHealth>,
 }
 
 impl Application {
@@ -129,8 +121,8 @@ impl Application {
                 .configure(service_kit::probes::routes(
                     "analytics",
                     env!("CARGO_PKG_VERSION"),
-                    ready,
-                    render_metrics,
+                    probes::ready,
+                    probes::render_metrics,
                 ))
                 .configure(routes::routes)
         })
@@ -220,71 +212,4 @@ async fn require_key(
             Ok(request.into_response(response))
         }
     }
-}
-
-/// Readiness: the store answers, NATS is connected and the consumers run.
-/// What is not ready, named (never described: error texts can carry hosts
-/// and users); empty when all is.
-async fn not_ready(probes: &Probes) -> Vec<String> {
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), probes.store.ping());
-    let store = match ping.await {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: the store does not answer");
-            Some("store".to_owned())
-        }
-        Err(_) => {
-            tracing::warn!("readiness: the store did not answer within 2 s");
-            Some("store".to_owned())
-        }
-    };
-    let nats = match probes.nats.connection_state() {
-        async_nats::connection::State::Connected => None,
-        other => Some(format!("nats: {other}")),
-    };
-    let consumers = (!probes.consuming.load(Ordering::Acquire))
-        .then(|| "consumers: not running yet".to_owned());
-    let silences = probes.health.silences();
-    let silent = silences
-        .iter()
-        .filter(|(_, silence)| *silence > CONSUMER_SILENCE_LIMIT)
-        .map(|(subject, silence)| {
-            format!("consumer of {subject}: silent for {} s", silence.as_secs())
-        });
-    [store, nats, consumers]
-        .into_iter()
-        .flatten()
-        .chain(silent)
-        .collect()
-}
-
-async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
-    let failing = not_ready(&probes).await;
-    if failing.is_empty() {
-        let silences = probes.health.silences();
-        let subjects: serde_json::Map<String, serde_json::Value> = silences
-            .iter()
-            .map(|(subject, silence)| {
-                let seconds = silence.as_secs_f64();
-                (
-                    (*subject).to_owned(),
-                    serde_json::json!({ "answered_seconds_ago": (seconds * 10.0).round() / 10.0 }),
-                )
-            })
-            .collect();
-        Ok(HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready",
-            "store": probes.store.kind(),
-            "checks": { "store": "ok", "nats": "ok", "consumers": "ok" },
-            "consumers": subjects,
-        })))
-    } else {
-        Err(ApiError::NotReady(failing))
-    }
-}
-
-async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
-    let ready = not_ready(&probes).await.is_empty();
-    probes.metrics.ready.set(i64::from(ready));
-    service_kit::probes::metrics_response(probes.metrics.render())
 }

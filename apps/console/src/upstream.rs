@@ -183,14 +183,38 @@ pub struct CopyPage {
     pub next_cursor: Option<String>,
 }
 
-/// A probe of a service: `/health`, `/ready` and `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct Probe {
-    pub version: Option<String>,
+/// `GET /api/v1/status` of the shortener: one instance's readiness and
+/// click pipeline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShortenerStatus {
+    pub version: String,
     pub ready: bool,
-    /// What `/ready` said (its checks, or why it failed).
-    pub readiness: String,
-    pub metrics: String,
+    pub not_ready: Vec<String>,
+    pub nats_connected: bool,
+    pub outbox_depth: Option<u64>,
+    pub click_spool_depth: Option<u64>,
+    pub click_spool_oldest_age_seconds: Option<f64>,
+    pub clicks_queued: u64,
+    pub clicks_dropped: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /api/v1/status` of analytics: its readiness and consumers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnalyticsStatus {
+    pub version: String,
+    pub ready: bool,
+    pub not_ready: Vec<String>,
+    pub store: String,
+    pub consumers: Vec<ConsumerStatus>,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerStatus {
+    pub subject: String,
+    pub up: bool,
+    pub lag: u64,
+    pub answered_seconds_ago: f64,
 }
 
 /// Both services.
@@ -482,33 +506,26 @@ impl Upstream {
         matches!(self.http.get(join(base, "/health")).send().await, Ok(r) if r.status().is_success())
     }
 
-    /// Health, readiness and metrics of one service (`shortener` or
-    /// `analytics`); none of them needs a key.
-    pub async fn probe(&self, service: &'static str) -> Probe {
-        let base = if service == "shortener" {
-            &self.shortener
-        } else {
-            &self.analytics
-        };
-        let get = |path: &str| self.http.get(join(base, path)).send();
-        let (health, ready, metrics) = tokio::join!(get("/health"), get("/ready"), get("/metrics"));
-        let mut probe = Probe::default();
-        if let Ok(response) = health {
-            if let Ok(body) = response.json::<Value>().await {
-                probe.version = body["version"].as_str().map(str::to_owned);
-            }
-        }
-        match ready {
-            Ok(response) => {
-                probe.ready = response.status().is_success();
-                probe.readiness = response.text().await.unwrap_or_default();
-            }
-            Err(error) => probe.readiness = format!("unreachable: {error}"),
-        }
-        if let Ok(response) = metrics {
-            probe.metrics = response.text().await.unwrap_or_default();
-        }
-        probe
+    /// The shortener's status, with the user's key.
+    pub async fn shortener_status(
+        &self,
+        key: &str,
+        client: &str,
+    ) -> Result<ShortenerStatus, CallError> {
+        self.json(
+            "shortener",
+            self.shortener(Method::GET, "/api/v1/status", key, client),
+        )
+        .await
+    }
+
+    /// Analytics' status, with the console's analytics key.
+    pub async fn analytics_status(&self) -> Result<AnalyticsStatus, CallError> {
+        let request = self
+            .http
+            .get(join(&self.analytics, "/api/v1/status"))
+            .header("X-Api-Key", self.analytics_key.expose_secret());
+        self.json("analytics", request).await
     }
 }
 
@@ -520,50 +537,9 @@ mod bytes_body {
     }
 }
 
-/// The value of a Prometheus series in `metrics` text (`name` with its
-/// labels, as exposed), if present.
-pub fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?;
-        let value = rest.strip_prefix(' ')?;
-        value.split_whitespace().next()?.parse().ok()
-    })
-}
-
-/// Every series of a metric family: labels and value.
-pub fn metric_family(metrics: &str, name: &str) -> Vec<(String, f64)> {
-    metrics
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (labels, value) = if let Some(labelled) = rest.strip_prefix('{') {
-                let (labels, value) = labelled.split_once("} ")?;
-                (labels.to_owned(), value)
-            } else {
-                (String::new(), rest.strip_prefix(' ')?)
-            };
-            Some((labels, value.split_whitespace().next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_are_read_by_series() {
-        let text = "# HELP x\nshortener_click_spool_depth 12\nanalytics_consumer_lag_messages{subject=\"shortener.url.clicked\"} 7\nanalytics_consumer_lag_messages{subject=\"shortener.url.created\"} 0\n";
-        assert_eq!(metric(text, "shortener_click_spool_depth"), Some(12.0));
-        assert_eq!(metric(text, "shortener_click_spool"), None);
-        assert_eq!(
-            metric_family(text, "analytics_consumer_lag_messages"),
-            [
-                ("subject=\"shortener.url.clicked\"".to_owned(), 7.0),
-                ("subject=\"shortener.url.created\"".to_owned(), 0.0)
-            ]
-        );
-    }
 
     #[test]
     fn path_segments_are_encoded() {

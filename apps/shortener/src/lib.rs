@@ -14,6 +14,7 @@ pub mod domain;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
+pub mod probes;
 pub mod problem;
 pub mod publish;
 pub mod routes;

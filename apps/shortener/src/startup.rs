@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use async_nats::jetstream;
 use service_kit::settings::ExposeSecret;
@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::cache::{LinkCache, run_invalidation};
 use crate::clicks::{
-    ClickPublisher, ClickRecorder, ClickSettings, CountFlusher, SpoolRelay, VisitorKeys,
-    click_pipeline,
+    ClickPublisher, ClickSettings, CountFlusher, SpoolRelay, VisitorKeys, click_pipeline,
 };
 use crate::configuration::{Settings, StoreSettings};
 use crate::metrics::{Method, Metrics};
 use crate::outbox::{OutboxRelay, RelaySettings};
-use crate::problem::{self, ApiError};
+use crate::probes::{self, Probes};
+use crate::problem;
 use crate::routes::{self, ApiState, CreateRateLimit, KeyedLimit};
 use crate::service::LinkService;
 use crate::store::Store;
@@ -109,8 +109,8 @@ fn http_server(
             .configure(service_kit::probes::routes(
                 "shortener",
                 env!("CARGO_PKG_VERSION"),
-                ready,
-                render_metrics,
+                probes::ready,
+                probes::render_metrics,
             ))
             .configure(routes::routes)
             .configure(routes::redirect_route)
@@ -181,6 +181,7 @@ impl Application {
             nats,
             metrics: metrics.clone(),
             clicks: state.clicks.clone(),
+            drops: clicks.metrics.drops.clone(),
         });
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("failed to bind {}", settings.http_addr))?;
@@ -311,72 +312,4 @@ fn route_label(request: &actix_web::HttpRequest) -> std::borrow::Cow<'static, st
         std::borrow::Cow::Borrowed("unmatched"),
         std::borrow::Cow::Owned,
     )
-}
-
-/// What `/ready` and `/metrics` look at.
-struct Probes {
-    store: Arc<dyn Store>,
-    nats: async_nats::Client,
-    metrics: Arc<Metrics>,
-    clicks: ClickRecorder,
-}
-
-/// How long a probe may wait for the store.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn nats_connected(nats: &async_nats::Client) -> bool {
-    matches!(
-        nats.connection_state(),
-        async_nats::connection::State::Connected
-    )
-}
-
-/// Readiness: this instance can serve redirects and the API, which means
-/// its store answers. NATS is reported, not required: without it links are
-/// still created (the outbox holds their events) and clicks wait in the
-/// spool, so a broker outage must not take every replica out of the load
-/// balancer at once.
-async fn ready(probes: web::Data<Probes>) -> Result<HttpResponse, ApiError> {
-    let store = tokio::time::timeout(PROBE_TIMEOUT, probes.store.ping()).await;
-    if !matches!(store, Ok(Ok(()))) {
-        // Named, not described: error texts can carry hosts and users.
-        return Err(ApiError::NotReady(vec!["store".into()]));
-    }
-    // Disconnected: clicks wait in the spool, events in the outbox.
-    let nats = if nats_connected(&probes.nats) {
-        "ok"
-    } else {
-        "disconnected"
-    };
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "status": "ready", "checks": { "store": "ok", "nats": nats } })))
-}
-
-async fn render_metrics(probes: web::Data<Probes>) -> HttpResponse {
-    let metrics = &probes.metrics;
-    // The store answering the outbox's depth is what `/ready` asks of it.
-    let depth = tokio::time::timeout(PROBE_TIMEOUT, probes.store.outbox_depth()).await;
-    metrics.ready.set(i64::from(matches!(depth, Ok(Ok(_)))));
-    if let Ok(Ok(depth)) = depth {
-        metrics
-            .outbox_depth
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
-    }
-    if let Ok(Ok(spool)) = tokio::time::timeout(PROBE_TIMEOUT, probes.store.spool_state()).await {
-        metrics
-            .spool_depth
-            .set(i64::try_from(spool.depth).unwrap_or(i64::MAX));
-        let age = spool
-            .oldest
-            .map(|at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        metrics.spool_oldest_age.set(age);
-    }
-    metrics
-        .clicks_queued
-        .set(i64::try_from(probes.clicks.queued()).unwrap_or(i64::MAX));
-    metrics
-        .nats_connected
-        .set(i64::from(nats_connected(&probes.nats)));
-    service_kit::probes::metrics_response(metrics.render())
 }

@@ -155,6 +155,7 @@ impl Ingest {
                 reason: "unpublishable",
             })
             .inc();
+        self.metrics.dead_letters_total.inc();
         if let Err(error) = message.ack_with(AckKind::Term).await {
             tracing::warn!(subject, %error, "terminating an unpublishable message failed");
         }
@@ -171,6 +172,7 @@ impl Ingest {
             .dead_letters
             .get_or_create(&DeadLetterLabels { subject, reason })
             .inc();
+        self.metrics.dead_letters_total.inc();
         if let Err(error) = message.ack().await {
             tracing::warn!(subject, %error, "ack of a dead-lettered message failed; it may be dead-lettered twice");
         }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use service_kit::openapi::KeySecurity;
 use utoipa::OpenApi;
 
+use crate::probes::{ConsumerStatus, StatusResponse};
 use crate::problem::{ApiError, InvalidParam, ProblemBody, resource};
 pub use crate::stats::{
     LinkInfo, MAX_BUCKETS, SeriesPoint, Stats, StatsQuery, TopItem, known_by_code, stats,
@@ -36,10 +37,10 @@ const MAX_PAGE: u32 = 1_000;
         version = "1.0.0",
         description = "Click statistics built from the shortener's events. Errors are RFC 7807 application/problem+json."
     ),
-    paths(links::list_links, stats::stats_by_code, stats::stats_by_id, reconciliation::reconciliation),
-    components(schemas(CopyPage, CopyItem, Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, ProblemBody, InvalidParam)),
+    paths(links::list_links, stats::stats_by_code, stats::stats_by_id, reconciliation::reconciliation, crate::probes::status),
+    components(schemas(CopyPage, CopyItem, Stats, SeriesPoint, TopItem, LinkInfo, Reconciliation, OrphanItem, DeletedItem, StatusResponse, ConsumerStatus, ProblemBody, InvalidParam)),
     modifiers(&KEY_SECURITY),
-    tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks"))
+    tags((name = "stats", description = "Click statistics"), (name = "operations", description = "Consistency checks and how this instance is doing"))
 )]
 pub struct ApiDoc;
 
@@ -79,7 +80,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/api/v1/reconciliation", "GET")
                 .route(web::get().to(reconciliation::reconciliation)),
-        );
+        )
+        .service(resource("/api/v1/status", "GET").route(web::get().to(crate::probes::status)));
 }
 
 pub type Store = web::Data<Arc<dyn AnalyticsStore>>;

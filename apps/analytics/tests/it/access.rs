@@ -69,6 +69,7 @@ pub async fn every_endpoint_but_the_probes_needs_a_key(env: &Env) {
         ),
         ("/api/v1/reconciliation", 200),
         ("/api/v1/links", 200),
+        ("/api/v1/status", 200),
         ("/", 404),
         ("/links/nope", 404),
         ("/no/such/page", 404),

@@ -442,6 +442,12 @@ pub async fn poison_messages_land_in_the_dead_letter_subject_while_valid_traffic
     assert_eq!(total(&body), valid, "no poison was counted");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("analytics_dead_letters_total{subject=\"shortener.url.clicked\",reason=\"invalid_json\"} 1"), "{metrics}");
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(
+        status["dead_letters"].as_u64(),
+        Some(reasons.len() as u64),
+        "every dead letter, whatever its reason: {status}"
+    );
     app.stop().await;
 }
 
@@ -1003,6 +1009,13 @@ pub async fn deleted_consumers_are_created_again_and_nothing_is_lost(env: &Env) 
         assert!(std::time::Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // The status shows the same, as JSON.
+    let (status, body) = app.get_json("/api/v1/status").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["service"], "analytics");
+    let consumers = body["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), SUBJECTS.len(), "{body}");
+    assert!(consumers.iter().all(|c| c["up"] == true), "{body}");
     app.stop().await;
 }
 

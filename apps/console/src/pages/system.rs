@@ -1,6 +1,7 @@
 //! System: is each service ready, which version runs, and how the click
-//! pipeline is doing, read from their `/health`, `/ready` and `/metrics`
-//! (which answer without a key).
+//! pipeline is doing, read from each service's `GET /api/v1/status` (the
+//! shortener's with the person's key, analytics' with the console's), and
+//! how far analytics' copies are behind (admins only).
 
 use actix_web::HttpResponse;
 use maud::{Markup, html};
@@ -9,33 +10,55 @@ use super::{Nav, PageError, SignedIn, State, render};
 use crate::charts::count;
 use crate::consistency::{MonitorError, Report};
 use crate::session::Role;
-use crate::upstream::{Probe, metric, metric_family, segment};
+use crate::session::Session;
+use crate::upstream::{AnalyticsStatus, CallError, ShortenerStatus, segment};
 
-fn service_card(name: &str, id: &str, probe: &Probe, rows: Markup) -> Markup {
+/// What the System page shows: each service's status (or why it could not
+/// be read), and the consistency report when an admin looks.
+pub struct SystemView {
+    pub shortener: Result<ShortenerStatus, String>,
+    pub analytics: Result<AnalyticsStatus, String>,
+    pub consistency: Option<Result<std::sync::Arc<Report>, MonitorError>>,
+}
+
+/// A service's card: its readiness, its version, and `rows` of figures.
+fn service_card(
+    name: &str,
+    id: &str,
+    status: Result<(bool, &str, &[String]), &str>,
+    rows: Markup,
+) -> Markup {
     html! {
         section.card id=(id) {
-            h2 {
-                (name) " "
-                @if probe.ready { span.status.ready { "ready" } } @else { span.status.down { "not ready" } }
-            }
-            p.muted { "Version " (probe.version.as_deref().unwrap_or("unknown")) }
-            details {
-                summary { "Readiness answer" }
-                pre { (probe.readiness) }
+            @match status {
+                Ok((ready, version, not_ready)) => {
+                    h2 {
+                        (name) " "
+                        @if ready { span.status.ready { "ready" } } @else { span.status.down { "not ready" } }
+                    }
+                    p.muted { "Version " (version) }
+                    @if !not_ready.is_empty() {
+                        p.error role="alert" { "Not ready: " (not_ready.join("; ")) }
+                    }
+                }
+                Err(error) => {
+                    h2 { (name) " " span.status.down { "unreachable" } }
+                    p.error role="alert" { (error) }
+                }
             }
             table { tbody { (rows) } }
         }
     }
 }
 
-fn row(label: &str, id: &str, value: Option<f64>) -> Markup {
+fn row(label: &str, id: &str, value: Option<u64>) -> Markup {
     html! {
         tr {
             th scope="row" { (label) }
             td.num id=(id) {
                 @match value {
-                    Some(v) if v >= 0.0 => (count(v as u64)),
-                    _ => "—",
+                    Some(v) => (count(v)),
+                    None => "—",
                 }
             }
         }
@@ -82,10 +105,10 @@ fn consistency_card(report: &Result<std::sync::Arc<Report>, MonitorError>) -> Ma
                         }
                     }
                     table { tbody {
-                        (row("Links compared", "consistency-checked", Some(r.links_checked as f64)))
-                        (row("Copies missing", "consistency-missing", Some(r.missing as f64)))
-                        (row("Copies stale (target, expiry or deletion differs)", "consistency-stale", Some(r.stale as f64)))
-                        (row("Copies left after a deletion", "consistency-orphaned", Some(r.orphaned as f64)))
+                        (row("Links compared", "consistency-checked", Some(r.links_checked)))
+                        (row("Copies missing", "consistency-missing", Some(r.missing)))
+                        (row("Copies stale (target, expiry or deletion differs)", "consistency-stale", Some(r.stale)))
+                        (row("Copies left after a deletion", "consistency-orphaned", Some(r.orphaned)))
                         tr {
                             th scope="row" { "Oldest change not yet in analytics, seconds" }
                             td.num #consistency-lag { (format!("{:.1}", r.lag_seconds)) }
@@ -102,38 +125,67 @@ fn consistency_card(report: &Result<std::sync::Arc<Report>, MonitorError>) -> Ma
     }
 }
 
+fn shortener_card(status: &Result<ShortenerStatus, String>) -> Markup {
+    let s = status.as_ref().ok();
+    let rows = html! {
+        (row("Click spool depth", "spool-depth", s.and_then(|s| s.click_spool_depth)))
+        (row("Oldest spooled click, seconds", "spool-age", s.and_then(|s| s.click_spool_oldest_age_seconds).map(|age| age as u64)))
+        (row("Outbox depth (link events to publish)", "outbox-depth", s.and_then(|s| s.outbox_depth)))
+        (row("Clicks dropped since start", "clicks-dropped", s.map(|s| s.clicks_dropped.values().sum())))
+        (row("NATS connected (1 = yes)", "shortener-nats", s.map(|s| u64::from(s.nats_connected))))
+    };
+    let summary = status
+        .as_ref()
+        .map(|s| (s.ready, s.version.as_str(), s.not_ready.as_slice()))
+        .map_err(String::as_str);
+    service_card("Shortener", "shortener", summary, rows)
+}
+
+fn analytics_card(status: &Result<AnalyticsStatus, String>) -> Markup {
+    let consumers = status
+        .as_ref()
+        .map(|s| s.consumers.as_slice())
+        .unwrap_or_default();
+    let rows = html! {
+        @for consumer in consumers {
+            (row(&format!("Consumer lag, {}", consumer.subject), "consumer-lag", Some(consumer.lag)))
+        }
+        @if consumers.is_empty() { (row("Consumer lag", "consumer-lag", None)) }
+        (row("Dead letters since start", "dead-letters", status.as_ref().ok().map(|s| s.dead_letters)))
+    };
+    let summary = status
+        .as_ref()
+        .map(|s| (s.ready, s.version.as_str(), s.not_ready.as_slice()))
+        .map_err(String::as_str);
+    service_card("Analytics", "analytics", summary, rows)
+}
+
+/// The page, from what was read.
+pub fn system_page(session: &Session, view: &SystemView) -> HttpResponse {
+    let body = html! {
+        h1 { "System" }
+        p.muted { "Read from each service's /api/v1/status just now." }
+        div.grid {
+            (shortener_card(&view.shortener))
+            (analytics_card(&view.analytics))
+        }
+        @match &view.consistency {
+            Some(report) => (consistency_card(report)),
+            None => p.muted { "Admins see here how far analytics' copies of the links are behind the shortener." },
+        }
+        p.muted { "Console version " (env!("CARGO_PKG_VERSION")) "." }
+    };
+    render(Some(session), "System", Nav::System, body)
+}
+
 pub async fn show(
     state: State,
     SignedIn { session, client }: SignedIn,
 ) -> Result<HttpResponse, PageError> {
     let (shortener, analytics) = tokio::join!(
-        state.upstream.probe("shortener"),
-        state.upstream.probe("analytics")
+        state.upstream.shortener_status(&session.data.key, &client),
+        state.upstream.analytics_status()
     );
-    let m = &shortener.metrics;
-    let dropped: f64 = metric_family(m, "shortener_clicks_dropped_total")
-        .iter()
-        .map(|(_, v)| v)
-        .sum();
-    let shortener_rows = html! {
-        (row("Click spool depth", "spool-depth", metric(m, "shortener_click_spool_depth")))
-        (row("Oldest spooled click, seconds", "spool-age", metric(m, "shortener_click_spool_oldest_age_seconds")))
-        (row("Outbox depth (link events to publish)", "outbox-depth", metric(m, "shortener_outbox_depth")))
-        (row("Clicks dropped since start", "clicks-dropped", (!m.is_empty()).then_some(dropped)))
-        (row("NATS connected (1 = yes)", "shortener-nats", metric(m, "shortener_nats_connected")))
-    };
-    let lags = metric_family(&analytics.metrics, "analytics_consumer_lag_messages");
-    let dead: f64 = metric_family(&analytics.metrics, "analytics_dead_letters_total")
-        .iter()
-        .map(|(_, v)| v)
-        .sum();
-    let analytics_rows = html! {
-        @for (labels, lag) in &lags {
-            (row(&format!("Consumer lag, {}", labels.trim_start_matches("subject=").trim_matches('"')), "consumer-lag", Some(*lag)))
-        }
-        @if lags.is_empty() { (row("Consumer lag", "consumer-lag", None)) }
-        (row("Dead letters since start", "dead-letters", (!analytics.metrics.is_empty()).then_some(dead)))
-    };
     let consistency = match session.data.role {
         Role::Admin => Some(
             state
@@ -143,18 +195,90 @@ pub async fn show(
         ),
         Role::Author => None,
     };
-    let body = html! {
-        h1 { "System" }
-        p.muted { "Read from each service's /health, /ready and /metrics just now." }
-        div.grid {
-            (service_card("Shortener", "shortener", &shortener, shortener_rows))
-            (service_card("Analytics", "analytics", &analytics, analytics_rows))
+    // The person's key stopped working: to the login page, as elsewhere.
+    if let Err(CallError::Problem(problem)) = &shortener {
+        if problem.status == 401 {
+            return Err(PageError::SignIn);
         }
-        @match &consistency {
-            Some(report) => (consistency_card(report)),
-            None => p.muted { "Admins see here how far analytics' copies of the links are behind the shortener." },
-        }
-        p.muted { "Console version " (env!("CARGO_PKG_VERSION")) "." }
+    }
+    let view = SystemView {
+        shortener: shortener.map_err(|e| e.to_string()),
+        analytics: analytics.map_err(|e| e.to_string()),
+        consistency,
     };
-    Ok(render(Some(&session), "System", Nav::System, body))
+    Ok(system_page(&session, &view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionData;
+    use crate::upstream::ConsumerStatus;
+
+    fn page(view: &SystemView) -> String {
+        let session = Session {
+            id: "s".into(),
+            data: std::sync::Arc::new(SessionData {
+                key: "k".into(),
+                role: Role::Author,
+            }),
+            csrf: "c".into(),
+        };
+        let response = system_page(&session, view);
+        let body = actix_web::body::to_bytes(response.into_body());
+        let bytes = futures::executor::block_on(body).unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_page_shows_each_services_figures_or_why_it_has_none() {
+        let shortener = ShortenerStatus {
+            version: "9.9.9".into(),
+            ready: true,
+            not_ready: Vec::new(),
+            nats_connected: false,
+            outbox_depth: Some(3),
+            click_spool_depth: Some(12),
+            click_spool_oldest_age_seconds: Some(4.5),
+            clicks_queued: 0,
+            clicks_dropped: [("queue_full".to_owned(), 2), ("invalid".to_owned(), 1)].into(),
+        };
+        let html = page(&SystemView {
+            shortener: Ok(shortener),
+            analytics: Err("analytics is unreachable".into()),
+            consistency: None,
+        });
+        assert!(html.contains("Version 9.9.9"), "{html}");
+        assert!(html.contains(r#"id="spool-depth">12<"#), "{html}");
+        assert!(html.contains(r#"id="clicks-dropped">3<"#), "{html}");
+        assert!(html.contains(r#"id="shortener-nats">0<"#), "{html}");
+        assert!(html.contains("unreachable"), "{html}");
+        assert!(html.contains(r#"id="dead-letters">—<"#), "{html}");
+
+        let analytics = AnalyticsStatus {
+            version: "9.9.9".into(),
+            ready: false,
+            not_ready: vec!["nats: disconnected".into()],
+            store: "sqlite".into(),
+            consumers: vec![ConsumerStatus {
+                subject: "shortener.url.clicked".into(),
+                up: true,
+                lag: 42,
+                answered_seconds_ago: 0.3,
+            }],
+            dead_letters: 7,
+        };
+        let html = page(&SystemView {
+            shortener: Err("down".into()),
+            analytics: Ok(analytics),
+            consistency: None,
+        });
+        assert!(html.contains("Not ready: nats: disconnected"), "{html}");
+        assert!(
+            html.contains("Consumer lag, shortener.url.clicked"),
+            "{html}"
+        );
+        assert!(html.contains(r#"id="consumer-lag">42<"#), "{html}");
+        assert!(html.contains(r#"id="dead-letters">7<"#), "{html}");
+    }
 }

@@ -76,6 +76,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     .route(web::delete().to(links::delete_link)),
             )
             .service(resource("/links/{code}/qr", "GET").route(web::get().to(qr::link_qr)))
+            .service(resource("/status", "GET").route(web::get().to(crate::probes::status)))
             .service(
                 resource("/keys", "GET, POST")
                     .route(web::get().to(keys::list_keys))

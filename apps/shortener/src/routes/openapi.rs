@@ -12,6 +12,7 @@ use super::links::{
 use super::{qr, redirect};
 use crate::domain::RESERVED_WORDS;
 use crate::keys::{Caller, Role};
+use crate::probes::StatusResponse;
 use crate::problem::{InvalidParam, ProblemBody};
 
 /// The OpenAPI document of this API, generated from the handlers and types
@@ -36,7 +37,8 @@ use crate::problem::{InvalidParam, ProblemBody};
         redirect::unlock,
         keys::list_keys,
         keys::create_key_handler,
-        keys::revoke_key_handler
+        keys::revoke_key_handler,
+        crate::probes::status
     ),
     components(schemas(
         LinkResponse,
@@ -50,6 +52,7 @@ use crate::problem::{InvalidParam, ProblemBody};
         NewKeyResponse,
         CreateKeyRequest,
         Role,
+        StatusResponse,
         ProblemBody,
         InvalidParam
     )),
@@ -57,7 +60,8 @@ use crate::problem::{InvalidParam, ProblemBody};
     tags(
         (name = "links", description = "Create and manage links (an author key: its own links only)"),
         (name = "keys", description = "API keys (admin keys only)"),
-        (name = "redirect", description = "Follow a short link (no key needed)")
+        (name = "redirect", description = "Follow a short link (no key needed)"),
+        (name = "operations", description = "How this instance is doing (any key)")
     )
 )]
 pub struct ApiDoc;

@@ -81,6 +81,7 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
     // (method, path, admin's status, author's status); the others get 401.
     let rows: Vec<(Method, String, u16, u16)> = vec![
         (Method::GET, "/api/v1/openapi.json".into(), 200, 200),
+        (Method::GET, "/api/v1/status".into(), 200, 200),
         (Method::POST, "/api/v1/links".into(), 201, 201),
         (Method::POST, "/api/v1/links/bulk".into(), 200, 200),
         (Method::GET, "/api/v1/links".into(), 200, 200),

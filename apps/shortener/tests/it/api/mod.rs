@@ -203,6 +203,24 @@ mod observability {
             Some(0.0)
         );
         assert_eq!(metric_value(&text, "shortener_nats_connected"), Some(1.0));
+        // The same figures as JSON, for a key.
+        let status: serde_json::Value = app
+            .client
+            .get(app.url("/api/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["service"], "shortener", "{status}");
+        assert_eq!(status["ready"], true, "{status}");
+        assert_eq!(status["not_ready"], serde_json::json!([]), "{status}");
+        assert_eq!(status["nats_connected"], true, "{status}");
+        assert_eq!(status["click_spool_depth"], 0, "{status}");
+        assert_eq!(status["click_spool_oldest_age_seconds"], 0.0, "{status}");
+        assert_eq!(status["clicks_dropped"]["queue_full"], 0, "{status}");
+        assert!(status["outbox_depth"].is_u64(), "{status}");
         app.stop().await;
     }
 }
