@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::cache::{Cached, LinkCache};
-use crate::domain::{Alias, CodeGenerator, ExpiresAt, Password, Tags, TargetUrl, Title};
+use crate::domain::{Alias, CodeGenerator, ExpiresAt, Password, ShortCode, Tags, TargetUrl, Title};
 use crate::keys::Scope;
 use crate::store::{Link, LinkQuery, Links, OutboxEvent, StoreError};
 
@@ -158,18 +158,18 @@ impl LinkService {
                 None => self.codes.generate(),
             };
             let at = now();
-            let link = Self::new_link(&new, code.to_string(), at, owner, password_hash.clone());
+            let link = Self::new_link(&new, code, at, owner, password_hash.clone());
             let event = outbox(Envelope::new(PRODUCER, at, link.created_event()))?;
             match bounded(self.store.insert(&link, &event)).await {
                 Ok(()) => {
                     tracing::info!(code = %link.code, url_id = %link.id, event_id = %event.event_id, "link created");
                     // The code may be cached as unknown.
-                    self.cache.invalidate(&link.code);
+                    self.cache.invalidate(link.code.as_str());
                     self.relay.notify_one();
                     return Ok(link);
                 }
-                Err(StoreError::CodeTaken(_)) if new.alias.is_none() => {
-                    tracing::warn!(code = %code, "generated code collided; drawing another");
+                Err(StoreError::CodeTaken(code)) if new.alias.is_none() => {
+                    tracing::warn!(%code, "generated code collided; drawing another");
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -182,7 +182,7 @@ impl LinkService {
     /// The link `new` describes, with `code`, as of `at`, owned by `owner`.
     fn new_link(
         new: &NewLink,
-        code: String,
+        code: ShortCode,
         at: DateTime<Utc>,
         owner: Uuid,
         password_hash: Option<String>,
@@ -190,8 +190,7 @@ impl LinkService {
         Link {
             id: Uuid::now_v7(),
             code,
-            url: new.url.as_str().to_owned(),
-            target_host: new.url.host().to_owned(),
+            url: new.url.clone(),
             redirect_type: new.redirect_type,
             created_at: at,
             updated_at: at,
@@ -247,8 +246,8 @@ impl LinkService {
             let mut batch = Vec::with_capacity(pending.len());
             for &i in &pending {
                 let code = match &news[i].alias {
-                    Some(alias) => alias.clone().into_code().to_string(),
-                    None => self.codes.generate().to_string(),
+                    Some(alias) => alias.clone().into_code(),
+                    None => self.codes.generate(),
                 };
                 let link = Self::new_link(&news[i], code, at, owner, hashes[i].clone());
                 match outbox(Envelope::new(PRODUCER, at, link.created_event())) {
@@ -265,10 +264,10 @@ impl LinkService {
                     pending.clear();
                     for ((i, link, _), ok) in batch.into_iter().zip(inserted) {
                         if ok {
-                            self.cache.invalidate(&link.code);
+                            self.cache.invalidate(link.code.as_str());
                             results[i] = Some(Ok(link));
                         } else if news[i].alias.is_some() {
-                            results[i] = Some(Err(LinkError::AliasTaken(link.code)));
+                            results[i] = Some(Err(LinkError::AliasTaken(link.code.to_string())));
                         } else {
                             pending.push(i);
                         }
@@ -374,7 +373,7 @@ impl LinkService {
                 at,
                 UrlDeleted {
                     url_id: current.id,
-                    short_code: current.code.clone(),
+                    short_code: current.code.to_string(),
                     deleted_at: at,
                 },
             ))?;
@@ -462,16 +461,15 @@ impl LinkChanges {
         let mut next = current.clone();
         let mut event = UrlUpdated {
             url_id: current.id,
-            short_code: current.code.clone(),
+            short_code: current.code.to_string(),
             original_url: None,
             expires_at: None,
             redirect_type: None,
             updated_at: current.updated_at,
         };
-        if let Some(url) = self.url.as_ref().filter(|u| u.as_str() != current.url) {
-            next.url = url.as_str().to_owned();
-            next.target_host = url.host().to_owned();
-            event.original_url = Some(next.url.clone());
+        if let Some(url) = self.url.as_ref().filter(|u| *u != &current.url) {
+            next.url = url.clone();
+            event.original_url = Some(url.to_string());
         }
         if let Some(expiry) = self.expires_at {
             let expiry = expiry.map(ExpiresAt::get);

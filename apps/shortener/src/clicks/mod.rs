@@ -292,7 +292,7 @@ impl ClickRecorder {
         let at = Utc::now();
         let facts = ClickFacts {
             url_id: link.id,
-            short_code: &link.code,
+            short_code: link.code.as_str(),
             clicked_at: at,
             referrer: context.referrer,
             user_agent: context.user_agent,

@@ -53,8 +53,19 @@ impl ShortCode {
         Ok(Self(input.to_owned()))
     }
 
+    /// A code as a store holds it: parsed once, when its link was made.
+    pub fn from_store(code: String) -> Self {
+        Self(code)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl PartialEq<&str> for ShortCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 

@@ -117,8 +117,8 @@ fn follow(request: &HttpRequest, link: &Link) -> Result<HttpResponse, ApiError> 
         RedirectType::Found | RedirectType::TemporaryRedirect => "private, no-store",
     };
     let location = match link.forward_query {
-        true => merge_query(&link.url, request.query_string()),
-        false => link.url.clone(),
+        true => merge_query(link.url.as_str(), request.query_string()),
+        false => link.url.to_string(),
     };
     // Taken as they are: stored targets are normalised, valid header bytes.
     let location =

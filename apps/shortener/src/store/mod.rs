@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use contracts::{ContractError, Envelope, Event, RedirectType, UrlCreated, encode};
 use uuid::Uuid;
 
+use crate::domain::{ShortCode, TargetUrl};
 use crate::keys::{KeyDigest, KeyRecord, Role};
 
 pub mod mongo;
@@ -25,10 +26,9 @@ pub mod sqlite;
 pub struct Link {
     /// Time-ordered (UUID v7), so listing by id is listing by creation.
     pub id: Uuid,
-    pub code: String,
-    /// Normalised target (see `domain::TargetUrl`).
-    pub url: String,
-    pub target_host: String,
+    pub code: ShortCode,
+    /// The normalised target, and its host.
+    pub url: TargetUrl,
     pub redirect_type: RedirectType,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -59,9 +59,9 @@ impl Link {
     pub fn created_event(&self) -> UrlCreated {
         UrlCreated {
             url_id: self.id,
-            short_code: self.code.clone(),
-            original_url: self.url.clone(),
-            target_host: self.target_host.clone(),
+            short_code: self.code.to_string(),
+            original_url: self.url.to_string(),
+            target_host: self.url.host().to_owned(),
             created_at: self.created_at,
             expires_at: self.expires_at,
         }

@@ -58,20 +58,20 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
         .await
         .unwrap();
     assert_eq!(
-        service.resolve(&link.code).await.unwrap().url,
+        service.resolve(link.code.as_str()).await.unwrap().url,
         "https://example.com/first"
     );
 
     // Change the row behind the service's back: a hit must not see it.
     let mut behind = link.clone();
-    behind.url = "https://example.com/behind".into();
+    behind.url = super::store::behaviour::target("https://example.com/behind");
     behind.version = 2;
     store
         .update(&behind, Some(&created(&behind)))
         .await
         .unwrap();
     assert_eq!(
-        service.resolve(&link.code).await.unwrap().url,
+        service.resolve(link.code.as_str()).await.unwrap().url,
         "https://example.com/first"
     );
     let (hits, misses) = cache.stats();
@@ -83,10 +83,10 @@ async fn a_cached_link_is_served_without_reading_the_store_until_a_write_invalid
         ..LinkChanges::default()
     };
     service
-        .update(&link.code, &changes, shortener::keys::Scope::All)
+        .update(link.code.as_str(), &changes, shortener::keys::Scope::All)
         .await
         .unwrap();
-    let resolved = service.resolve(&link.code).await.unwrap();
+    let resolved = service.resolve(link.code.as_str()).await.unwrap();
     assert_eq!(resolved.url, "https://example.com/behind");
     assert_eq!(resolved.redirect_type, RedirectType::TemporaryRedirect);
 }

@@ -185,6 +185,12 @@ impl TargetUrl {
         })
     }
 
+    /// A target as a store holds it, with its host: parsed once, when it
+    /// was set.
+    pub fn from_store(url: String, host: String) -> Self {
+        Self { url, host }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.url
     }
@@ -226,6 +232,12 @@ impl utoipa::PartialSchema for TargetUrl {
 }
 
 impl utoipa::ToSchema for TargetUrl {}
+
+impl PartialEq<&str> for TargetUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.url == *other
+    }
+}
 
 impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -56,8 +56,8 @@ impl LinkResponse {
         Self {
             short_url: format!("{public_url}/{}", link.code),
             id: link.id,
-            code: link.code,
-            url: link.url,
+            code: link.code.to_string(),
+            url: link.url.to_string(),
             created_at: link.created_at,
             updated_at: link.updated_at,
             expires_at: link.expires_at,

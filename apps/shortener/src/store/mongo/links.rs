@@ -11,6 +11,7 @@ use super::outbox::OutboxDocument;
 use super::{
     MongoStore, TxnError, is_duplicate_key, time_from_bson, time_to_bson, unavailable, uuid_to_bson,
 };
+use crate::domain::{ShortCode, TargetUrl};
 use crate::store::{
     Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError, stored_redirect_type,
 };
@@ -52,9 +53,9 @@ impl LinkDocument {
     fn from_link(link: &Link) -> Self {
         Self {
             id: uuid_to_bson(link.id),
-            code: link.code.clone(),
-            url: link.url.clone(),
-            target_host: link.target_host.clone(),
+            code: link.code.to_string(),
+            url: link.url.to_string(),
+            target_host: link.url.host().to_owned(),
             redirect_type: i32::from(link.redirect_type.status()),
             created_at: time_to_bson(link.created_at),
             updated_at: time_to_bson(link.updated_at),
@@ -74,9 +75,8 @@ impl LinkDocument {
         let redirect_type = stored_redirect_type(&self.code, self.redirect_type)?;
         Ok(Link {
             id: Uuid::from_bytes(self.id.bytes()),
-            code: self.code,
-            url: self.url,
-            target_host: self.target_host,
+            code: ShortCode::from_store(self.code),
+            url: TargetUrl::from_store(self.url, self.target_host),
             redirect_type,
             created_at: time_from_bson(self.created_at),
             updated_at: time_from_bson(self.updated_at),
@@ -123,7 +123,7 @@ impl Links for MongoStore {
     async fn insert(&self, link: &Link, event: &OutboxEvent) -> Result<(), StoreError> {
         let document = LinkDocument::from_link(link);
         let entry = OutboxDocument::from_event(event);
-        let code = link.code.clone();
+        let code = link.code.to_string();
         self.transaction(|session| {
             let (links, outbox) = (self.links.clone(), self.outbox.clone());
             let (document, entry, code) = (document.clone(), entry.clone(), code.clone());
@@ -146,7 +146,7 @@ impl Links for MongoStore {
         if links.is_empty() {
             return Ok(Vec::new());
         }
-        let codes: Vec<String> = links.iter().map(|(l, _)| l.code.clone()).collect();
+        let codes: Vec<String> = links.iter().map(|(l, _)| l.code.to_string()).collect();
         let documents: Vec<LinkDocument> = links
             .iter()
             .map(|(l, _)| LinkDocument::from_link(l))
@@ -285,7 +285,7 @@ impl Links for MongoStore {
         let document = LinkDocument::from_link(link);
         let entry = event.map(OutboxDocument::from_event);
         let expected_version = document.version - 1;
-        let code = link.code.clone();
+        let code = link.code.to_string();
         self.transaction(|session| {
             let (links, outbox) = (self.links.clone(), self.outbox.clone());
             let (document, entry, code) = (document.clone(), entry.clone(), code.clone());

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::entities::{links, outbox};
 use super::outbox::outbox_row;
 use super::{SqliteStore, to_i64, unavailable};
+use crate::domain::{ShortCode, TargetUrl};
 use crate::store::{
     Link, LinkOrder, LinkQuery, Links, OutboxEvent, StoreError, stored_redirect_type,
 };
@@ -27,9 +28,8 @@ fn to_link(model: links::Model) -> Result<Link, StoreError> {
     })?;
     Ok(Link {
         id: model.id,
-        code: model.code,
-        url: model.url,
-        target_host: model.target_host,
+        code: ShortCode::from_store(model.code),
+        url: TargetUrl::from_store(model.url, model.target_host),
         redirect_type,
         created_at: model.created_at,
         updated_at: model.updated_at,
@@ -48,9 +48,9 @@ fn to_link(model: links::Model) -> Result<Link, StoreError> {
 fn link_row(link: &Link) -> links::ActiveModel {
     links::ActiveModel {
         id: Set(link.id),
-        code: Set(link.code.clone()),
-        url: Set(link.url.clone()),
-        target_host: Set(link.target_host.clone()),
+        code: Set(link.code.to_string()),
+        url: Set(link.url.to_string()),
+        target_host: Set(link.url.host().to_owned()),
         redirect_type: Set(i32::from(link.redirect_type.status())),
         created_at: Set(link.created_at),
         updated_at: Set(link.updated_at),
@@ -107,7 +107,7 @@ impl Links for SqliteStore {
         {
             return Err(match error.sql_err() {
                 Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    StoreError::CodeTaken(link.code.clone())
+                    StoreError::CodeTaken(link.code.to_string())
                 }
                 _ => unavailable(error),
             });
@@ -233,7 +233,7 @@ impl Links for SqliteStore {
             .await
             .map_err(unavailable)?;
         if updated.rows_affected != 1 {
-            return Err(StoreError::Conflict(link.code.clone()));
+            return Err(StoreError::Conflict(link.code.to_string()));
         }
         if let Some(event) = event {
             outbox::Entity::insert(outbox_row(event))

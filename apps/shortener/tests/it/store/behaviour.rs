@@ -4,11 +4,17 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use contracts::{Envelope, RedirectType, UrlDeleted, UrlUpdated};
+use shortener::domain::{ShortCode, TargetUrl};
 use shortener::store::{
     Link, LinkCursor, LinkOrder, LinkQuery, OutboxEvent, SpoolState, SpooledClick, Store,
     StoreError,
 };
 use uuid::Uuid;
+
+/// A target the tests know to be valid.
+pub fn target(url: &str) -> TargetUrl {
+    TargetUrl::parse(url).unwrap()
+}
 
 /// A fresh link with this code. Times are whole milliseconds, the precision
 /// every store keeps.
@@ -16,9 +22,8 @@ pub fn link(code: &str) -> Link {
     let now = Utc::now().trunc_subsecs(3);
     Link {
         id: Uuid::now_v7(),
-        code: code.to_owned(),
-        url: format!("https://example.com/{code}"),
-        target_host: "example.com".into(),
+        code: ShortCode::parse(code).unwrap(),
+        url: target(&format!("https://example.com/{code}")),
         redirect_type: RedirectType::Found,
         created_at: now,
         updated_at: now,
@@ -62,8 +67,8 @@ pub fn created(link: &Link) -> OutboxEvent {
 fn updated(link: &Link) -> OutboxEvent {
     let data = UrlUpdated {
         url_id: link.id,
-        short_code: link.code.clone(),
-        original_url: Some(link.url.clone()),
+        short_code: link.code.to_string(),
+        original_url: Some(link.url.to_string()),
         expires_at: None,
         redirect_type: None,
         updated_at: link.updated_at,
@@ -74,7 +79,7 @@ fn updated(link: &Link) -> OutboxEvent {
 fn deleted(link: &Link) -> OutboxEvent {
     let data = UrlDeleted {
         url_id: link.id,
-        short_code: link.code.clone(),
+        short_code: link.code.to_string(),
         deleted_at: link.deleted_at.unwrap(),
     };
     OutboxEvent::new(&Envelope::new("shortener", link.updated_at, data)).unwrap()
@@ -146,8 +151,7 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl Store) {
     store.insert(&original, &created(&original)).await.unwrap();
 
     let mut changed = original.clone();
-    changed.url = "https://example.org/moved".into();
-    changed.target_host = "example.org".into();
+    changed.url = target("https://example.org/moved");
     changed.redirect_type = RedirectType::PermanentRedirect;
     changed.expires_at = None;
     changed.updated_at = original.updated_at + Duration::seconds(1);
@@ -163,7 +167,7 @@ pub async fn updates_are_compare_and_set_on_the_version(store: &impl Store) {
 
     // A writer that read version 1 too loses, and queues nothing.
     let mut stale = original.clone();
-    stale.url = "https://example.net/lost".into();
+    stale.url = target("https://example.net/lost");
     stale.version = 2;
     let error = store
         .update(&stale, Some(&updated(&stale)))
@@ -232,7 +236,7 @@ pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &i
         link.tags = tags.iter().map(|t| t.to_string()).collect();
         link.owner = Some(owner);
         if code == "blog-post" {
-            link.url = "https://blog.example.com/LAUNCH-recap".into();
+            link.url = target("https://blog.example.com/LAUNCH-recap");
         }
         store.insert(&link, &created(&link)).await.unwrap();
         store.add_clicks(&[(link.id, clicks)]).await.unwrap();
@@ -304,7 +308,7 @@ pub async fn listing_filters_by_text_tag_and_owner_and_sorts_by_clicks(store: &i
         if got.is_empty() {
             break;
         }
-        seen.extend(got.iter().map(|l| (l.code.clone(), l.click_count)));
+        seen.extend(got.iter().map(|l| (l.code.to_string(), l.click_count)));
         after = got.last().cloned();
     }
     let expected: Vec<(String, u64)> = [
@@ -363,7 +367,7 @@ pub fn spooled(link: &Link) -> SpooledClick {
         "shortener",
         contracts::ClickFacts {
             url_id: link.id,
-            short_code: &link.code,
+            short_code: link.code.as_str(),
             clicked_at: Utc::now(),
             ..contracts::ClickFacts::default()
         },
