@@ -4,10 +4,15 @@
 //! answer problem+json with `field` set. Rules that belong to a value live
 //! in its type (`serde(try_from)`); these functions only drive serde.
 
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
-use crate::problem::InvalidParam;
+use crate::problem::{InvalidParam, ProblemBody};
 
 /// Why a body was not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +46,38 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, Vec<InvalidParam>> {
             false => each,
         }
     })
+}
+
+/// The query string of a request read as `T`; when it does not read, 400
+/// problem+json (`invalid_query`) naming every parameter at fault.
+pub struct Query<T>(pub T);
+
+/// Why a query string was refused: its parameters at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("the query string has invalid parameters")]
+pub struct InvalidQuery(pub Vec<InvalidParam>);
+
+impl ResponseError for InvalidQuery {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        ProblemBody::of_error(self.status_code(), "invalid_query", self, self.0.clone()).response()
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = InvalidQuery;
+    type Future = Ready<Result<Self, InvalidQuery>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            query(request.query_string())
+                .map(Self)
+                .map_err(InvalidQuery),
+        )
+    }
 }
 
 fn read_query<T: DeserializeOwned>(query: &str) -> Result<T, InvalidParam> {

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{PageSize, Query, Store, cursor, json};
+use super::{PageSize, Store, cursor, json};
 use crate::problem::{ApiError, ProblemBody};
 use crate::stats::LinkInfo;
 use crate::store::LinkCursor;
+use service_kit::extract::Query;
 
 /// Most ids one `GET /api/v1/links?ids=` names.
 const MAX_IDS: usize = 100;

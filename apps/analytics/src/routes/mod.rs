@@ -8,13 +8,10 @@ mod links;
 mod reconciliation;
 mod stats;
 
-use std::future::{Ready, ready};
 use std::sync::{Arc, OnceLock};
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use service_kit::openapi::KeySecurity;
 use utoipa::OpenApi;
 
@@ -85,23 +82,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 pub type Store = web::Data<Arc<dyn AnalyticsStore>>;
-
-/// The query string read as `T`: 400 naming every parameter at fault.
-/// Parameters `T` does not name are ignored, as they always were here.
-pub struct Query<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest for Query<T> {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            service_kit::extract::query(request.query_string())
-                .map(Self)
-                .map_err(ApiError::InvalidQuery),
-        )
-    }
-}
 
 /// A page size, 1 to [`MAX_PAGE`].
 #[derive(Debug, Clone, Copy, serde::Deserialize)]

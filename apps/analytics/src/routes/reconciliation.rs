@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{PageSize, Query, Store, cursor, json};
+use super::{PageSize, Store, cursor, json};
 use crate::domain::LinkCopy;
 use crate::problem::{ApiError, ProblemBody};
 use crate::stats::{optional_rfc3339, rfc3339};
 use crate::store::{self, LinkList};
+use service_kit::extract::Query;
 
 /// Clicks with no created event for longer than this are orphans.
 const DEFAULT_GRACE_SECONDS: i64 = 300;

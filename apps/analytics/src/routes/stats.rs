@@ -5,10 +5,11 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Query, Store, json};
+use super::{Store, json};
 use crate::domain::LinkCopy;
 use crate::problem::{ApiError, ProblemBody};
 use crate::stats::{Stats, StatsParams, StatsQuery, known_by_code, stats};
+use service_kit::extract::Query;
 
 async fn stats_response(
     store: &Store,

@@ -33,6 +33,14 @@ impl SignedIn {
             client: client_ip(request).to_string(),
         })
     }
+
+    /// The same request, if an admin signed in (403 for an author).
+    fn of_admin(self) -> Result<Self, PageError> {
+        match self.session.data.role {
+            Role::Admin => Ok(self),
+            Role::Author => Err(PageError::Forbidden),
+        }
+    }
 }
 
 impl FromRequest for SignedIn {
@@ -53,10 +61,9 @@ impl FromRequest for Admin {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            SignedIn::of(request).and_then(|signed_in| match signed_in.session.data.role {
-                Role::Admin => Ok(Admin(signed_in)),
-                Role::Author => Err(PageError::Forbidden),
-            }),
+            SignedIn::of(request)
+                .and_then(SignedIn::of_admin)
+                .map(Admin),
         )
     }
 }
@@ -72,10 +79,10 @@ pub struct CsrfForm<T = HashMap<String, String>> {
 impl<T> CsrfForm<T> {
     /// The same form, if an admin sent it (403 for an author).
     pub fn of_admin(self) -> Result<Self, PageError> {
-        match self.signed_in.session.data.role {
-            Role::Admin => Ok(self),
-            Role::Author => Err(PageError::Forbidden),
-        }
+        Ok(Self {
+            signed_in: self.signed_in.of_admin()?,
+            fields: self.fields,
+        })
     }
 }
 

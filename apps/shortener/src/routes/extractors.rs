@@ -1,7 +1,7 @@
 //! The edges of the handlers: who is calling (`require_key`, then
 //! [`Caller`], [`Admin`], [`Creator`]), the code in the path, and the query
-//! string and bodies read into typed values ([`Query`], [`ValidJson`],
-//! [`Form`]); and the rate limits.
+//! bodies read into typed values ([`ValidJson`], [`Form`]; query strings
+//! are `service_kit::extract::Query`'s); and the rate limits.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -156,23 +156,6 @@ fn read_body<T: 'static>(
         headers.insert(header::CONTENT_TYPE, value.clone());
     }
     Box::pin(async move { Ok(read(&headers, &body.await?).map_err(ApiError::from)?) })
-}
-
-/// The query string read as `T` (which denies unknown parameters): 400
-/// naming every parameter at fault.
-pub(super) struct Query<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest for Query<T> {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            extract::query(request.query_string())
-                .map(Self)
-                .map_err(ApiError::InvalidQuery),
-        )
-    }
 }
 
 /// The client's address (see `client_addr`) and whether the TCP peer is

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ApiState;
-use super::extractors::Query;
 use crate::domain::ShortCode;
 use crate::keys::Caller;
 use crate::problem::{ApiError, ProblemBody};
+use service_kit::extract::Query;
 
 pub(super) const MIN_SIZE: u32 = 64;
 pub(super) const MAX_SIZE: u32 = 2_048;

@@ -11,8 +11,8 @@ use crate::domain::Tag;
 use crate::keys::Caller;
 use crate::problem::{ApiError, ProblemBody};
 use crate::routes::ApiState;
-use crate::routes::extractors::Query;
 use crate::store::{Link, LinkCursor, LinkOrder, LinkQuery};
+use service_kit::extract::Query;
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
